@@ -1,0 +1,59 @@
+"""
+The ``agentvault`` connection form: fields, labels and placeholders shown in the Airflow UI.
+
+Kept free of Airflow imports because Airflow reads it through ``get_provider_info`` while it is itself
+still starting up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+AUTH_TYPES = ("none", "api_key", "bearer", "oauth2")
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port"],
+    "relabeling": {
+        "host": "Agent URL (JSON-RPC endpoint, base URL or agent card URL)",
+        "login": "OAuth2 client id",
+        "password": "API key / bearer token / OAuth2 client secret",
+    },
+    "placeholders": {
+        "host": "http://127.0.0.1:8000/a2a/",
+        "login": "client id (OAuth2 only)",
+        "password": "secret (not needed for auth none)",
+        "extra": '{"auth_type": "api_key", "api_key_header": "X-Api-Key"}',
+    },
+}
+
+CONN_FIELDS: dict[str, Any] = {
+    "auth_type": {
+        "label": "Auth type",
+        "description": "none, api_key (password sent in a header), bearer (password as token) or oauth2",
+        "schema": {"type": ["string", "null"], "default": "none", "enum": list(AUTH_TYPES)},
+    },
+    "api_key_header": {
+        "label": "API key header",
+        "schema": {"type": ["string", "null"], "default": "X-Api-Key"},
+    },
+    "token_url": {
+        "label": "OAuth2 token URL",
+        "description": "Client-credentials token endpoint (absolute, or relative to the agent URL)",
+        "schema": {"type": ["string", "null"]},
+    },
+    "scope": {"label": "OAuth2 scope", "schema": {"type": ["string", "null"]}},
+    "verify_tls": {
+        "label": "Verify TLS certificates",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
+    "ca_bundle": {
+        "label": "CA bundle path",
+        "description": "PEM file of CAs to trust instead of the system store",
+        "schema": {"type": ["string", "null"]},
+    },
+    "dialect": {
+        "label": "Protocol dialect",
+        "schema": {"type": ["string", "null"], "default": "agentvault", "enum": ["agentvault"]},
+    },
+    "card_url": {"label": "Agent card URL (optional)", "schema": {"type": ["string", "null"]}},
+}

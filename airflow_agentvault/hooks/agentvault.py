@@ -1,0 +1,179 @@
+"""
+The ``agentvault`` connection type and its hook: where an agent lives and how to authenticate.
+
+The connection holds the agent URL (its JSON-RPC endpoint, its base URL or its card URL), the auth
+(``none``, API key, bearer token, OAuth2 client credentials) and TLS settings. Secrets are read only
+from the connection and registered with Airflow's secrets masker before any request is made. The hook
+builds protocol clients; it never builds HTTP requests itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+
+from airflow_agentvault.connection_form import AUTH_TYPES, UI_FIELD_BEHAVIOUR
+from airflow_agentvault.protocol.auth import NO_AUTH, ApiKeyAuth, Auth, BearerAuth, OAuth2ClientCredentials
+from airflow_agentvault.protocol.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, AgentVaultClient
+from airflow_agentvault.protocol.errors import AgentVaultError, redact_url
+
+DEFAULT_RPC_PATH = "/a2a/"
+DEFAULT_CARD_PATH = "/agent-card.json"
+
+
+class ConnectionConfigError(ValueError):
+    """The connection is incomplete or contradictory; the message says which field to fix."""
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Everything needed to talk to one agent, read from a connection."""
+
+    rpc_url: str | None
+    card_url: str
+    auth: Auth
+    verify: bool | str
+    connect_timeout: float
+    dialect: str
+
+
+def _truthy(value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def settings_from_connection(conn_id: str, host: str | None, login: str | None, password: str | None,
+                             extra: dict[str, Any]) -> AgentSettings:
+    """Map connection fields to :class:`AgentSettings`, with errors that name the field to fix."""
+    if not host:
+        raise ConnectionConfigError(f"connection '{conn_id}': 'host' must hold the agent URL")
+    url = host if "://" in host else f"https://{host}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConnectionConfigError(f"connection '{conn_id}': 'host' is not an http(s) URL: {redact_url(url)}")
+    origin = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+    if parts.path.endswith(".json"):
+        rpc_url, card_url = extra.get("rpc_url") or None, url
+    elif parts.path in ("", "/"):
+        rpc_url = urljoin(origin, extra.get("rpc_path") or DEFAULT_RPC_PATH)
+        card_url = extra.get("card_url") or urljoin(origin, DEFAULT_CARD_PATH)
+    else:
+        rpc_url, card_url = url, extra.get("card_url") or urljoin(origin, DEFAULT_CARD_PATH)
+
+    verify: bool | str = _truthy(extra.get("verify_tls"), True)
+    if extra.get("ca_bundle"):
+        verify = str(extra["ca_bundle"]) if verify else False
+
+    auth_type = (extra.get("auth_type") or ("api_key" if password else "none")).strip().lower()
+    if auth_type not in AUTH_TYPES:
+        raise ConnectionConfigError(
+            f"connection '{conn_id}': extra 'auth_type' must be one of {', '.join(AUTH_TYPES)}, got {auth_type!r}"
+        )
+    auth: Auth = NO_AUTH
+    if auth_type in ("api_key", "bearer") and not password:
+        raise ConnectionConfigError(f"connection '{conn_id}': auth_type {auth_type} needs the secret in 'password'")
+    if auth_type == "api_key":
+        auth = ApiKeyAuth(key=password, header=extra.get("api_key_header") or "X-Api-Key")
+    elif auth_type == "bearer":
+        auth = BearerAuth(token=password)
+    elif auth_type == "oauth2":
+        missing = [n for n, v in (("login (client id)", login), ("password (client secret)", password),
+                                  ("extra token_url", extra.get("token_url"))) if not v]
+        if missing:
+            raise ConnectionConfigError(f"connection '{conn_id}': auth_type oauth2 needs {', '.join(missing)}")
+        auth = OAuth2ClientCredentials(
+            token_url=urljoin(origin + "/", extra["token_url"]),
+            client_id=login,
+            client_secret=password,
+            scope=extra.get("scope") or None,
+            verify=verify,
+        )
+    return AgentSettings(
+        rpc_url=rpc_url,
+        card_url=card_url,
+        auth=auth,
+        verify=verify,
+        connect_timeout=float(extra.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT),
+        dialect=(extra.get("dialect") or "agentvault").lower(),
+    )
+
+
+class AgentVaultHook(BaseHook):
+    """
+    Interact with an AgentVault (A2A) agent described by an ``agentvault`` connection.
+
+    :param agentvault_conn_id: the connection id.
+    :param read_timeout: seconds to wait for a plain call's answer.
+    """
+
+    conn_name_attr = "agentvault_conn_id"
+    default_conn_name = "agentvault_default"
+    conn_type = "agentvault"
+    hook_name = "AgentVault Agent"
+
+    def __init__(self, agentvault_conn_id: str = default_conn_name, *, read_timeout: float = DEFAULT_READ_TIMEOUT,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.agentvault_conn_id = agentvault_conn_id
+        self.read_timeout = read_timeout
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return UI_FIELD_BEHAVIOUR
+
+    @cached_property
+    def settings(self) -> AgentSettings:
+        conn = self.get_connection(self.agentvault_conn_id)
+        for secret in (conn.password,):
+            if secret:
+                mask_secret(secret)
+        settings = settings_from_connection(
+            self.agentvault_conn_id, conn.host, conn.login, conn.password, conn.extra_dejson or {}
+        )
+        for secret in settings.auth.secrets():
+            mask_secret(secret)
+        return settings
+
+    @cached_property
+    def client(self) -> AgentVaultClient:
+        settings = self.settings
+        rpc_url = settings.rpc_url
+        if rpc_url is None:
+            probe = AgentVaultClient(settings.card_url, auth=settings.auth, verify=settings.verify,
+                                     connect_timeout=settings.connect_timeout, read_timeout=self.read_timeout)
+            rpc_url = probe.fetch_card(settings.card_url).url
+            self.log.info("Agent card at %s names the endpoint %s", redact_url(settings.card_url), redact_url(rpc_url))
+        return AgentVaultClient(rpc_url, auth=settings.auth, verify=settings.verify,
+                                connect_timeout=settings.connect_timeout, read_timeout=self.read_timeout)
+
+    def get_conn(self) -> AgentVaultClient:
+        return self.client
+
+    @property
+    def agent_url(self) -> str:
+        """The agent's JSON-RPC endpoint, safe to log and to push to XCom."""
+        return redact_url(self.client.rpc_url)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Fetch the agent card and say what was found."""
+        try:
+            settings = self.settings
+            card = AgentVaultClient(settings.card_url, auth=settings.auth, verify=settings.verify,
+                                    connect_timeout=settings.connect_timeout,
+                                    read_timeout=self.read_timeout).fetch_card(settings.card_url)
+        except (AgentVaultError, ConnectionConfigError) as exc:
+            return False, str(exc)
+        declared = {s.scheme.lower() for s in card.auth_schemes}
+        ours = settings.auth.scheme.lower()
+        note = ""
+        if declared and ours not in declared and not (ours == "bearer" and "oauth2" in declared):
+            note = f"; warning: the card declares auth {sorted(declared)} but the connection uses {ours}"
+        return True, f"Found agent {card.summary()}{note}"

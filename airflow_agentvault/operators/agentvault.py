@@ -1,0 +1,205 @@
+"""
+Operators that start an agent task and follow it to its result.
+
+``AgentVaultInitiateOperator`` sends ``tasks/send`` and hands the task id on through XCom, recording it
+in the task state store the moment it exists, so an Airflow retry reconnects instead of starting a
+second remote task. ``AgentVaultStreamOperator`` follows the task over SSE with retries, falls back to
+polling, logs every event live and returns the result assembled from ``tasks/get``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseOperator, ResumableJobMixin
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_agentvault.hooks.agentvault import AgentVaultHook
+from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.follow import TaskFollower
+from airflow_agentvault.protocol.models import DataPart, Message, TaskState, TextPart
+from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES, outcome_of
+from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
+
+#: Remote states in which an earlier attempt's task is still worth reconnecting to.
+_ALIVE = {s.value for s in TaskState if not s.is_terminal} | {"NOT_VISIBLE"}
+
+
+def build_message(text: str | None, data: Any, metadata: dict[str, Any] | None = None) -> Message:
+    """The user message from text and/or a JSON-serialisable dict; bad input fails before any request."""
+    parts: list[Any] = []
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"'text' must be a string, got {type(text).__name__}")
+    if text and text.strip():
+        parts.append(TextPart(content=text))
+    if data is not None:
+        if not isinstance(data, dict):
+            raise ValueError(f"'data' must be a dict, got {type(data).__name__}")
+        try:
+            json.dumps(data, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"'data' is not JSON-serialisable: {exc}") from None
+        if data:
+            parts.append(DataPart(content=data))
+    if not parts:
+        raise ValueError("the message is empty: give 'text' and/or a non-empty 'data' dict")
+    return Message(role="user", parts=parts, metadata=metadata or None)
+
+
+def parse_timing(timing: Timing | dict[str, Any] | None) -> Timing:
+    """Validate rendered timing values; bad ones fail the task at once with the param named."""
+    if isinstance(timing, Timing):
+        return timing
+    try:
+        return Timing.parse(timing)
+    except InvalidTimingError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+class AgentVaultInitiateOperator(ResumableJobMixin, BaseOperator):
+    """
+    Start a task on an agent and return its id (XCom ``return_value``); push ``agent_url`` too.
+
+    :param agentvault_conn_id: the ``agentvault`` connection of the agent.
+    :param text: message text (templated).
+    :param data: a JSON-serialisable dict sent as a data part (templated).
+    :param message_metadata: metadata of the message (templated).
+    :param durable: record the remote id in the task state store so a retry reconnects (default True).
+    """
+
+    template_fields: Sequence[str] = ("text", "data", "message_metadata")
+    template_fields_renderers = {"data": "json", "message_metadata": "json"}
+    ui_color = "#e8f4fd"
+    external_id_key = "agentvault_task_id"
+
+    def __init__(
+        self,
+        *,
+        agentvault_conn_id: str = AgentVaultHook.default_conn_name,
+        text: str | None = None,
+        data: dict[str, Any] | None = None,
+        message_metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.agentvault_conn_id = agentvault_conn_id
+        self.text = text
+        self.data = data
+        self.message_metadata = message_metadata
+
+    @cached_property
+    def hook(self) -> AgentVaultHook:
+        return AgentVaultHook(self.agentvault_conn_id)
+
+    def execute(self, context: Any) -> str:
+        try:
+            self._message = build_message(self.text, self.data, self.message_metadata)
+        except ValueError as exc:
+            raise AirflowFailException(f"{self.task_id}: {exc}") from None
+        agent_task_id = self.execute_resumable(context)
+        context["ti"].xcom_push(key="agent_url", value=self.hook.agent_url)
+        return agent_task_id
+
+    def submit_job(self, context: Any) -> str:
+        agent_task_id = self.hook.client.send(self._message)
+        self.log.info("Started task %s on agent %s", agent_task_id, self.hook.agent_url)
+        return agent_task_id
+
+    def get_job_status(self, external_id: Any, context: Any) -> str:
+        try:
+            return self.hook.client.get(str(external_id)).state.value
+        except errors.TaskNotFoundError:
+            # Delayed visibility looks like this too: starting a second task would be the worse mistake.
+            return "NOT_VISIBLE"
+
+    def is_job_active(self, status: str) -> bool:
+        return status in _ALIVE
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == TaskState.COMPLETED.value
+
+    def poll_until_complete(self, external_id: Any, context: Any) -> None:
+        """Nothing to wait for here: the sensor and the stream operator do the waiting."""
+
+    def get_job_result(self, external_id: Any, context: Any) -> str:
+        return str(external_id)
+
+
+class AgentVaultStreamOperator(BaseOperator):
+    """
+    Follow an agent task to its end and return its result (state, text, messages, artifacts, metadata).
+
+    Subscribes over SSE with bounded, backed-off retries, logs each event as it arrives, falls back to
+    polling on a disconnect or when the attempts are spent, and always takes the result from
+    ``tasks/get``. FAILED, CANCELED and INPUT_REQUIRED raise typed errors with the agent's own words.
+
+    :param agent_task_id: the agent's task id, usually the initiate operator's output (templated).
+    :param agentvault_conn_id: the ``agentvault`` connection of the agent.
+    :param timing: :class:`Timing` or a dict of its fields, e.g. from ``timing_from_params()`` (templated).
+    :param cancel_on_kill: cancel the remote task when this Airflow task is killed (default True).
+    :param max_result_bytes: XCom size limit of the result.
+    :param truncate_result: above the limit, drop artifact contents with a note instead of failing.
+    """
+
+    template_fields: Sequence[str] = ("agent_task_id", "timing")
+    ui_color = "#d8f0e0"
+
+    def __init__(
+        self,
+        *,
+        agent_task_id: str,
+        agentvault_conn_id: str = AgentVaultHook.default_conn_name,
+        timing: Timing | dict[str, Any] | None = None,
+        cancel_on_kill: bool = True,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        truncate_result: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.agent_task_id = agent_task_id
+        self.agentvault_conn_id = agentvault_conn_id
+        self.timing = timing
+        self.cancel_on_kill = cancel_on_kill
+        self.max_result_bytes = max_result_bytes
+        self.truncate_result = truncate_result
+        self._following: str | None = None
+
+    @cached_property
+    def hook(self) -> AgentVaultHook:
+        return AgentVaultHook(self.agentvault_conn_id)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        timing = parse_timing(self.timing)
+        agent_task_id = require_task_id(self.agent_task_id)
+        self._following = agent_task_id
+        follower = TaskFollower(self.hook.client, timing, logger=self.log)
+        outcome = follower.follow(agent_task_id)
+        return outcome_of(
+            outcome.task,
+            agent_url=self.hook.agent_url,
+            metadata=outcome.metadata(),
+            status_message=outcome.status_message,
+            max_result_bytes=self.max_result_bytes,
+            truncate=self.truncate_result,
+        )
+
+    def on_kill(self) -> None:
+        if not (self.cancel_on_kill and self._following):
+            return
+        try:
+            answer = self.hook.client.cancel(self._following)
+            self.log.info("Asked the agent to cancel task %s: success=%s", self._following, answer.success)
+        except errors.AgentVaultError as exc:
+            self.log.warning("Could not cancel task %s: %s", self._following, exc)
+
+
+def require_task_id(value: Any) -> str:
+    """The agent task id must be a non-empty string; anything else is a wiring mistake in the DAG."""
+    if not isinstance(value, str) or not value.strip() or value.strip() == "None":
+        raise AirflowFailException(
+            f"agent_task_id must be the agent's task id (usually the initiate task's output), got {value!r}"
+        )
+    return value.strip()

@@ -1,0 +1,225 @@
+"""
+Waiting for an agent task, synchronously: until it exists, and until it ends (stream, then poll).
+
+This is the seed orchestrator's recipe with every number taken from :class:`Timing`: subscribe over SSE
+with bounded, backed-off retries on "Task not found" and connection errors; on a disconnect or when
+the attempts are spent, poll ``tasks/get``; and in every case take the final task from ``tasks/get``,
+so the result is assembled once and nothing is lost or duplicated across resubscribes and fallbacks.
+Retries use tenacity; clock and sleep are injectable so tests never wait in real time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenacity import RetryError, Retrying, retry_if_exception, retry_if_result, stop_after_attempt, stop_after_delay
+
+from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.client import AgentVaultClient
+from airflow_agentvault.protocol.events import describe_event
+from airflow_agentvault.protocol.models import Task, TaskEvent, TaskStatusEvent
+from airflow_agentvault.protocol.timing import Timing
+
+log = logging.getLogger(__name__)
+
+#: How the result reached us; logged and kept in the result's metadata.
+PATH_ALREADY_FINISHED = "already-finished"
+PATH_STREAM = "stream"
+PATH_RESUBSCRIBE = "resubscribe"
+PATH_POLLING = "polling"
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, errors.AgentVaultError) and exc.retryable
+
+
+@dataclass
+class FollowOutcome:
+    """What following a task produced: the final task (from tasks/get) and how we got it."""
+
+    task: Task
+    path: str
+    waited_seconds: float
+    events_seen: int = 0
+    sse_attempts: int = 0
+    status_message: str | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "delivered_by": self.path,
+            "waited_seconds": round(self.waited_seconds, 3),
+            "events_seen": self.events_seen,
+            "sse_attempts": self.sse_attempts,
+        }
+
+
+@dataclass
+class TaskFollower:
+    """
+    Follows one task to its end with the given timing.
+
+    :param client: the agent client.
+    :param timing: the validated timing.
+    :param logger: where the story goes (the Airflow task log, in the operators).
+    :param on_event: called with every streamed event, after it is logged.
+    """
+
+    client: AgentVaultClient
+    timing: Timing
+    logger: Any = field(default_factory=lambda: log)
+    on_event: Callable[[TaskEvent], None] | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+    # -- existence -----------------------------------------------------------------------------
+
+    def check_exists(self, task_id: str) -> Task | None:
+        """One existence check: the task, or None if not (yet) visible; other errors propagate."""
+        try:
+            return self.client.get(task_id)
+        except errors.TaskNotFoundError:
+            return None
+
+    # -- following ----------------------------------------------------------------------------
+
+    def follow(self, task_id: str, *, deadline: float | None = None) -> FollowOutcome:
+        """Stream the task to its end (falling back to polling) and return the final task."""
+        started = self.clock()
+        deadline = deadline if deadline is not None else started + self.timing.overall_timeout
+        state = _StreamState()
+
+        current = self._peek(task_id)
+        if current is not None and current.state.ends_wait:
+            self.logger.info("Task %s is already %s; taking its result without streaming", task_id, current.state.value)
+            return FollowOutcome(current, PATH_ALREADY_FINISHED, self.clock() - started)
+
+        path = self._stream(task_id, deadline, state)
+        if path is None:
+            task = self._poll(task_id, deadline)
+            path = PATH_POLLING
+        else:
+            task = self._final_task(task_id, deadline)
+        waited = self.clock() - started
+        self.logger.info(
+            "Task %s ended %s; result delivered by %s after %.2f s (%d events, %d subscription attempts)",
+            task_id, task.state.value, path, waited, state.events, state.attempts,
+        )
+        return FollowOutcome(task, path, waited, state.events, state.attempts, state.status_message)
+
+    def _peek(self, task_id: str) -> Task | None:
+        try:
+            return self.client.get(task_id)
+        except errors.AgentVaultError as exc:
+            if not exc.retryable:
+                raise
+            self.logger.info("Task %s not readable yet (%s); subscribing anyway", task_id, exc.detail)
+            return None
+
+    def _stream(self, task_id: str, deadline: float, state: _StreamState) -> str | None:
+        """Try the subscription with bounded retries; the path on success, None to fall back to polling."""
+
+        def attempt() -> None:
+            state.attempts += 1
+            remaining = max(deadline - self.clock(), 0.001)
+            self.logger.info(
+                "Subscribing to task %s events (attempt %d of %d)", task_id, state.attempts, self.timing.sse_attempts
+            )
+            for event in self.client.subscribe(task_id, read_timeout=min(self.timing.read_timeout, remaining)):
+                state.events += 1
+                self.logger.info("[%s] %s", task_id, describe_event(event))
+                if isinstance(event, TaskStatusEvent) and event.message_text:
+                    state.status_message = event.message_text
+                if self.on_event:
+                    self.on_event(event)
+
+        def before_sleep(retry_state) -> None:
+            exc = retry_state.outcome.exception()
+            self.logger.warning(
+                "Subscription attempt %d failed: %s; retrying in %.2f s",
+                retry_state.attempt_number, exc.detail, retry_state.next_action.sleep,
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.timing.sse_attempts) | _stop_at(deadline, self.clock),
+            wait=lambda rs: min(self.timing.sse_delay_for(rs.attempt_number), max(deadline - self.clock(), 0)),
+            retry=retry_if_exception(lambda e: _retryable(e) and not isinstance(e, errors.StreamDisconnectedError)),
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            retrying(attempt)
+        except errors.StreamDisconnectedError as exc:
+            self.logger.warning("%s; falling back to polling every %.2f s", exc.detail, self.timing.poll_interval)
+            return None
+        except errors.AgentVaultError as exc:
+            if not exc.retryable:
+                raise
+            self.logger.warning(
+                "Subscription failed %d times (last: %s); falling back to polling every %.2f s",
+                state.attempts, exc.detail, self.timing.poll_interval,
+            )
+            return None
+        return PATH_STREAM if state.attempts == 1 else PATH_RESUBSCRIBE
+
+    def _poll(self, task_id: str, deadline: float) -> Task:
+        """Poll tasks/get until the task ends the wait, or the overall deadline passes."""
+        polls = 0
+
+        def poll() -> Task | None:
+            nonlocal polls
+            polls += 1
+            try:
+                task = self.client.get(task_id)
+            except errors.AgentVaultError as exc:
+                if not exc.retryable:
+                    raise
+                self.logger.info("Poll %d of task %s: %s", polls, task_id, exc.detail)
+                return None
+            self.logger.info("Poll %d: task %s is %s", polls, task_id, task.state.value)
+            return task
+
+        retrying = Retrying(
+            stop=_stop_at(deadline, self.clock),
+            wait=lambda rs: min(self.timing.poll_interval, max(deadline - self.clock(), 0)),
+            retry=retry_if_result(lambda t: t is None or not t.state.ends_wait),
+            sleep=self.sleep,
+        )
+        try:
+            return retrying(poll)
+        except RetryError:
+            raise errors.WaitTimeoutError(
+                f"task did not finish within the overall timeout of {self.timing.overall_timeout:g} s "
+                f"({polls} polls every {self.timing.poll_interval:g} s)",
+                agent_url=self.client.rpc_url,
+                method="tasks/get",
+                task_id=task_id,
+            ) from None
+
+    def _final_task(self, task_id: str, deadline: float) -> Task:
+        """The stream said the task ended: read the authoritative task (poll if it lags the stream)."""
+        task = self.client.get(task_id)
+        if task.state.ends_wait:
+            return task
+        self.logger.info("Stream ended but tasks/get still says %s; polling", task.state.value)
+        return self._poll(task_id, deadline)
+
+
+@dataclass
+class _StreamState:
+    attempts: int = 0
+    events: int = 0
+    status_message: str | None = None
+
+
+def _stop_at(deadline: float, clock: Callable[[], float]):
+    """A tenacity stop condition on an absolute deadline of our own clock."""
+
+    def stop(retry_state) -> bool:
+        return clock() >= deadline
+
+    return stop

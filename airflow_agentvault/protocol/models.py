@@ -1,0 +1,214 @@
+"""
+Typed models of AgentVault's wire format (PROTOCOLS.md section 1), used by both clients.
+
+Unknown extra fields are tolerated (``extra="allow"``) so a newer agent does not break us; a missing
+required field is a protocol violation that quotes the field (see :func:`parse_model`). Field names are
+snake_case in Python and camelCase on the wire.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from airflow_agentvault.protocol.errors import ProtocolViolationError
+
+
+class WireModel(BaseModel):
+    """Base: camelCase aliases, extra fields kept, populate by Python name too."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+class TaskState(str, enum.Enum):
+    """AgentVault states, plus the A2A-only ones other dialects normalise into."""
+
+    SUBMITTED = "SUBMITTED"
+    WORKING = "WORKING"
+    INPUT_REQUIRED = "INPUT_REQUIRED"
+    AUTH_REQUIRED = "AUTH_REQUIRED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    @property
+    def ends_wait(self) -> bool:
+        """Terminal, or stopped until someone outside answers: waiting longer cannot help."""
+        return self in TERMINAL_STATES or self in (TaskState.INPUT_REQUIRED, TaskState.AUTH_REQUIRED)
+
+
+TERMINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED})
+
+
+class TextPart(WireModel):
+    type: Literal["text"] = "text"
+    content: str
+
+
+class DataPart(WireModel):
+    type: Literal["data"] = "data"
+    content: dict[str, Any]
+    media_type: str | None = "application/json"
+
+
+class FilePart(WireModel):
+    type: Literal["file"] = "file"
+    url: str
+    media_type: str | None = None
+    filename: str | None = None
+
+
+Part = Annotated[Union[TextPart, DataPart, FilePart], Field(discriminator="type")]
+
+
+class Message(WireModel):
+    role: Literal["user", "assistant", "system", "tool"]
+    parts: list[Part] = Field(min_length=1)
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        """The message's text parts joined: what a person would read."""
+        return "".join(p.content for p in self.parts if isinstance(p, TextPart))
+
+    def fingerprint(self) -> str:
+        return json.dumps(self.to_wire(), sort_keys=True)
+
+
+class Artifact(WireModel):
+    id: str
+    type: str
+    content: Any = None
+    url: str | None = None
+    media_type: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def size(self) -> int:
+        """Size of the inline content in bytes as JSON (0 for by-reference artifacts)."""
+        if self.content is None:
+            return 0
+        if isinstance(self.content, str):
+            return len(self.content.encode())
+        return len(json.dumps(self.content, separators=(",", ":")).encode())
+
+
+class Task(WireModel):
+    id: str
+    state: TaskState
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    messages: list[Message] = Field(default_factory=list)
+    artifacts: list[Artifact] = Field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+
+    def failure_reason(self) -> str | None:
+        """Where an agent puts a failure reason varies (PROTOCOLS.md): metadata, then the last agent message."""
+        if self.metadata:
+            for key in ("error", "reason", "message"):
+                if isinstance(self.metadata.get(key), str) and self.metadata[key]:
+                    return self.metadata[key]
+        return self.last_agent_text()
+
+    def last_agent_text(self) -> str | None:
+        for message in reversed(self.messages):
+            if message.role != "user" and message.text:
+                return message.text
+        return None
+
+
+class TaskStatusEvent(WireModel):
+    task_id: str
+    state: TaskState
+    timestamp: datetime | None = None
+    message: str | Message | None = None
+
+    @property
+    def message_text(self) -> str | None:
+        if isinstance(self.message, Message):
+            return self.message.text or None
+        return self.message
+
+
+class TaskMessageEvent(WireModel):
+    task_id: str
+    message: Message
+    timestamp: datetime | None = None
+
+
+class TaskArtifactEvent(WireModel):
+    task_id: str
+    artifact: Artifact
+    timestamp: datetime | None = None
+
+
+TaskEvent = Union[TaskStatusEvent, TaskMessageEvent, TaskArtifactEvent]
+
+
+class AuthScheme(WireModel):
+    scheme: str
+    description: str | None = None
+    token_url: str | None = None
+    service_identifier: str | None = None
+
+
+class Provider(WireModel):
+    name: str | None = None
+    url: str | None = None
+
+
+class AgentCard(WireModel):
+    name: str
+    url: str
+    description: str | None = None
+    schema_version: str | None = None
+    human_readable_id: str | None = None
+    agent_version: str | None = None
+    provider: Provider | None = None
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+    auth_schemes: list[AuthScheme] = Field(default_factory=list)
+    skills: list[dict[str, Any]] | None = None
+    tags: list[str] | None = None
+
+    def summary(self) -> str:
+        schemes = ", ".join(s.scheme for s in self.auth_schemes) or "none declared"
+        version = f" v{self.agent_version}" if self.agent_version else ""
+        skills = len(self.skills or [])
+        return f"{self.name}{version} at {self.url} (auth: {schemes}; {skills} skills)"
+
+
+class SendResult(WireModel):
+    id: str
+
+
+class CancelResult(WireModel):
+    success: bool
+    message: str | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_model(model: type[M], data: Any, **where: Any) -> M:
+    """Validate ``data`` as ``model``; any mismatch becomes a ProtocolViolationError naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field '{'.'.join(str(p) for p in err['loc']) or '<root>'}': {err['msg']}" for err in exc.errors()[:5]
+        )
+        raise ProtocolViolationError(f"agent sent an invalid {model.__name__}: {problems}", **where) from None
