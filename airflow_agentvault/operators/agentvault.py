@@ -121,8 +121,9 @@ class AgentVaultInitiateOperator(ResumableJobMixin, BaseOperator):
     def is_job_succeeded(self, status: str) -> bool:
         return status == TaskState.COMPLETED.value
 
-    def poll_until_complete(self, external_id: Any, context: Any) -> None:
-        """Nothing to wait for here: the sensor and the stream operator do the waiting."""
+    def poll_until_complete(self, external_id: Any, context: Any) -> str:
+        """Nothing to wait for here (the sensor and stream operator wait); the mixin returns this on reconnect."""
+        return str(external_id)
 
     def get_job_result(self, external_id: Any, context: Any) -> str:
         return str(external_id)

@@ -1,0 +1,64 @@
+"""Small stand-ins for the Airflow run-time context, for calling execute() directly."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from unittest import mock
+
+
+class FakeTaskStateStore:
+    """The task state store's get/set contract, in memory."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any, **_: Any) -> None:
+        self.data[key] = value
+
+
+def make_context(store: FakeTaskStateStore | None = None, try_number: int = 1) -> dict[str, Any]:
+    ti = mock.MagicMock()
+    ti.try_number = try_number
+    ti.stats_tags = {}
+    return {"ti": ti, "task_state_store": store if store is not None else FakeTaskStateStore()}
+
+
+def set_connection(monkeypatch, conn_id: str, host: str, password: str | None = None, **extra: Any) -> None:
+    conn = {"conn_type": "agentvault", "host": host, "extra": extra}
+    if password:
+        conn["password"] = password
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+def rpc_result(result: Any) -> dict[str, Any]:
+    return {"json": {"jsonrpc": "2.0", "result": result, "id": "x"}, "headers": {"Content-Type": "application/json"}}
+
+
+def rpc_error(code: int, message: str) -> dict[str, Any]:
+    return {
+        "json": {"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": "x"},
+        "headers": {"Content-Type": "application/json"},
+    }
+
+
+def task_json(task_id: str, state: str, *, agent_text: str | None = None, artifacts: list | None = None,
+              metadata: dict | None = None) -> dict[str, Any]:
+    messages = [{"role": "user", "parts": [{"type": "text", "content": "hi"}], "metadata": None}]
+    if agent_text:
+        messages.append({"role": "assistant", "parts": [{"type": "text", "content": agent_text}], "metadata": None})
+    return {
+        "id": task_id, "state": state, "createdAt": "2026-11-24T06:12:52.562068Z",
+        "updatedAt": "2026-11-24T06:12:57.063833Z", "messages": messages, "artifacts": artifacts or [],
+        "metadata": metadata,
+    }
+
+
+def sse_body(*events: tuple[str, dict[str, Any]]) -> bytes:
+    return b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events)
+
+
+SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8"}
