@@ -1,0 +1,118 @@
+"""The task-exists sensor in poke and reschedule modes, HTTP mocked by requests-mock."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
+
+from airflow_agentvault.sensors.agentvault import AgentVaultTaskExistsSensor
+from fakes import FakeTaskStateStore, make_context, rpc_error, rpc_result, set_connection, task_json
+
+RPC = "http://agent.test/a2a/"
+NOT_FOUND = rpc_error(-32001, "Task not found: t-1")
+
+
+@pytest.fixture(autouse=True)
+def connection(monkeypatch):
+    set_connection(monkeypatch, "agentvault_default", RPC)
+
+
+def sensor(mode: str = "poke", **timing):
+    timing = {"verify_interval": 0.01, "verify_max_interval": 0.02, **timing}
+    return AgentVaultTaskExistsSensor(task_id="visible", agent_task_id="t-1", timing=timing, mode=mode)
+
+
+def context(store=None, try_number=1):
+    ctx = make_context(store, try_number)
+    ctx["ti"].get_first_reschedule_date.return_value = None
+    return ctx
+
+
+def test_returns_the_observed_state_once_visible(requests_mock):
+    requests_mock.post(RPC, [NOT_FOUND, NOT_FOUND, rpc_result(task_json("t-1", "WORKING"))])
+    assert sensor().execute(context()) == "WORKING"
+    assert requests_mock.call_count == 3
+
+
+def test_already_terminal_task_is_reported(requests_mock, capsys):
+    requests_mock.post(RPC, **rpc_result(task_json("t-1", "COMPLETED")))
+    assert sensor().execute(context()) == "COMPLETED"
+    assert "already COMPLETED; the stream step will take its result without streaming" in capsys.readouterr().out
+
+
+def test_connection_errors_are_retried_within_the_bound(requests_mock):
+    import requests
+
+    requests_mock.post(RPC, [{"exc": requests.ConnectionError("Connection refused")},
+                             rpc_result(task_json("t-1", "SUBMITTED"))])
+    assert sensor().execute(context()) == "SUBMITTED"
+
+
+def test_gives_up_after_the_attempts_with_a_message_that_explains(requests_mock):
+    requests_mock.post(RPC, **NOT_FOUND)
+    with pytest.raises(AirflowFailException) as info:
+        sensor(verify_attempts=4).execute(context())
+    message = str(info.value)
+    assert requests_mock.call_count == 4
+    assert "4 checks of tasks/get" in message and "last answer: agent answered: Task not found: t-1" in message
+    assert "Likely causes" in message and RPC in message
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"status_code": 401, "json": {"detail": "no"}, "headers": {"Content-Type": "application/json"}},
+     {"text": "<html>", "headers": {"Content-Type": "text/html"}}],
+)
+def test_auth_and_protocol_errors_fail_at_once(requests_mock, answer):
+    requests_mock.post(RPC, **answer)
+    with pytest.raises(AirflowFailException, match="Cannot verify task t-1"):
+        sensor(verify_attempts=10).execute(context())
+    assert requests_mock.call_count == 1
+
+
+def test_interval_grows_and_is_capped():
+    from airflow_agentvault.protocol.timing import Timing
+
+    op = sensor()
+    op._timing = Timing.parse({"verify_interval": 0.5, "verify_backoff": 2, "verify_max_interval": 3})
+    op._store, op._scope = None, "try1"
+    intervals = []
+    for attempt in range(1, 6):
+        op._attempts = attempt
+        intervals.append(op._get_next_poke_interval(None, None, attempt))
+    assert intervals == [0.5, 1.0, 2.0, 3, 3]
+
+
+def test_reschedule_mode_keeps_the_bound_across_reschedules(requests_mock):
+    requests_mock.post(RPC, **NOT_FOUND)
+    store = FakeTaskStateStore()
+    for _ in range(2):
+        with pytest.raises(AirflowRescheduleException):
+            sensor("reschedule", verify_attempts=3).execute(context(store))
+    with pytest.raises(AirflowFailException, match="3 checks"):
+        sensor("reschedule", verify_attempts=3).execute(context(store))
+    assert requests_mock.call_count == 3
+
+
+def test_an_airflow_retry_gets_a_fresh_bound(requests_mock):
+    requests_mock.post(RPC, **NOT_FOUND)
+    store = FakeTaskStateStore()
+    with pytest.raises(AirflowFailException):
+        sensor(verify_attempts=2).execute(context(store, try_number=1))
+    requests_mock.post(RPC, **rpc_result(task_json("t-1", "WORKING")))
+    assert sensor(verify_attempts=2).execute(context(store, try_number=2)) == "WORKING"
+
+
+def test_initial_delay_in_reschedule_mode_reschedules_first(requests_mock):
+    requests_mock.post(RPC, **rpc_result(task_json("t-1", "WORKING")))
+    store = FakeTaskStateStore()
+    with pytest.raises(AirflowRescheduleException):
+        sensor("reschedule", initial_delay=30).execute(context(store))
+    assert requests_mock.call_count == 0
+    assert sensor("reschedule", initial_delay=30).execute(context(store)) == "WORKING"
+
+
+def test_bad_timing_names_the_param(requests_mock):
+    with pytest.raises(AirflowFailException, match="param 'verify_attempts'"):
+        sensor(verify_attempts=0).execute(context())
+    assert requests_mock.call_count == 0
