@@ -1,0 +1,12 @@
+"""A reference AgentVault agent that speaks the SDK's A2A wire format, with switchable failure modes.
+
+Tests (and local DAG runs) need a real agent; the SDK cannot share an environment with Airflow, so
+this package re-implements its wire format on starlette + uvicorn. It imports nothing from Airflow
+or from the provider's client code, so tests against it check the client, not a shared model.
+"""
+
+from airflow_agentvault.agent.app import create_app
+from airflow_agentvault.agent.behaviour import OVERRIDE_KEY, AgentBehaviour
+from airflow_agentvault.agent.server import ReferenceAgentServer
+
+__all__ = ["OVERRIDE_KEY", "AgentBehaviour", "ReferenceAgentServer", "create_app"]

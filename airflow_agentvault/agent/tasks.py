@@ -1,0 +1,338 @@
+"""Task store and simulated work of the reference agent, in AgentVault's wire shapes.
+
+Why it exists: the operators need an agent whose task life cycle (states, messages, artifacts, SSE
+events) is byte-compatible with ``agentvault-server-sdk`` but whose failure modes can be switched on
+(:class:`~airflow_agentvault.agent.behaviour.AgentBehaviour`). Everything here runs on the server's
+event loop: no locks, and no ``await`` between checking a task's state and registering a stream
+subscriber, so a subscriber never misses an event emitted after it subscribed.
+
+What it does not do: replay. A subscriber gets only events emitted after it subscribed; a subscriber
+to a task already in a terminal state or in ``INPUT_REQUIRED`` gets that last ``task_status`` event
+once and the stream closes. (The real SDK sends nothing new in that case and leaves the client
+hanging; one status event lets a client end cleanly, and a client that ignores it loses nothing.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow_agentvault.agent.behaviour import AgentBehaviour
+
+SUBMITTED = "SUBMITTED"
+WORKING = "WORKING"
+INPUT_REQUIRED = "INPUT_REQUIRED"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+CANCELED = "CANCELED"
+
+TERMINAL_STATES = frozenset({COMPLETED, FAILED, CANCELED})
+#: States after which a stream has nothing more to say until the client acts.
+STREAM_END_STATES = TERMINAL_STATES | {INPUT_REQUIRED}
+
+FAILURE_REASON = "reference agent failed on purpose"
+PROGRESS_TEXT = "half way"
+ANSWER_PREFIX = "Reference answer:"
+
+_CLOSE = object()  # queue sentinel: close the stream without an event (server shutdown)
+
+
+def now_iso() -> str:
+    """UTC timestamp with microseconds and a ``Z``, as the SDK writes it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_task_id() -> str:
+    """Task ids shaped like the SDK examples' (``slow-a4beec8c``)."""
+    return f"ref-{secrets.token_hex(4)}"
+
+
+def assistant_message(text: str) -> dict[str, Any]:
+    """An assistant message with one text part, in wire form."""
+    return {"role": "assistant", "parts": [{"type": "text", "content": text}], "metadata": None}
+
+
+class TaskNotFound(LookupError):
+    """The task id is unknown, or the task is not visible yet (``visible_after_seconds``)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"Task not found: {task_id}")
+        self.task_id = task_id
+
+
+@dataclass(eq=False)
+class AgentTask:
+    """One task: its wire fields plus what the simulation and the streams need."""
+
+    id: str
+    behaviour: AgentBehaviour
+    messages: list[dict[str, Any]]
+    visible_at: float  # time.monotonic() from which lookups find the task
+    state: str = SUBMITTED
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    last_status: dict[str, Any] | None = None  # data of the last task_status event
+    asked: bool = False  # the INPUT_REQUIRED question was asked (ask once only)
+    subscribers: set[asyncio.Queue] = field(default_factory=set)
+    worker: asyncio.Task | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The Task object of ``tasks/get``, keys in the SDK's order (capture 04)."""
+        return {
+            "id": self.id,
+            "state": self.state,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "messages": self.messages,
+            "artifacts": self.artifacts,
+            "metadata": self.metadata,
+        }
+
+
+def answer_text(task: AgentTask) -> str:
+    """Deterministic answer echoing every user text part, so tests can check the round trip."""
+    texts = _user_parts(task, "text")
+    return f"{ANSWER_PREFIX} {' '.join(texts) if texts else '(no text)'}"
+
+
+def _user_parts(task: AgentTask, part_type: str) -> list[Any]:
+    return [
+        part["content"]
+        for message in task.messages
+        if message["role"] == "user"
+        for part in message["parts"]
+        if part["type"] == part_type
+    ]
+
+
+class TaskStore:
+    """All tasks of one agent, their simulated work, and their SSE subscribers."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, AgentTask] = {}
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def states(self) -> dict[str, int]:
+        """How many tasks are in each state (for ``/_control/stats``)."""
+        counts: dict[str, int] = {}
+        for task in self._tasks.values():
+            counts[task.state] = counts.get(task.state, 0) + 1
+        return counts
+
+    # -- JSON-RPC operations -------------------------------------------------------------
+
+    def create(self, message: dict[str, Any], behaviour: AgentBehaviour) -> AgentTask:
+        """Store a new SUBMITTED task and start its work; must run on the event loop."""
+        task_id = new_task_id()
+        while task_id in self._tasks:
+            task_id = new_task_id()
+        created = now_iso()
+        task = AgentTask(
+            id=task_id,
+            behaviour=behaviour,
+            messages=[message],
+            visible_at=time.monotonic() + behaviour.visible_after_seconds,
+            created_at=created,
+            updated_at=created,
+        )
+        self._tasks[task_id] = task
+        task.worker = asyncio.get_running_loop().create_task(self._work(task, resume=False))
+        return task
+
+    def get(self, task_id: str) -> AgentTask:
+        """The task, unless unknown or still invisible (:class:`TaskNotFound`)."""
+        task = self._tasks.get(task_id)
+        if task is None or time.monotonic() < task.visible_at:
+            raise TaskNotFound(task_id)
+        return task
+
+    def follow_up(
+        self, task_id: str, message: dict[str, Any], overrides: dict[str, Any] | None = None
+    ) -> AgentTask:
+        """Append a user message; a task waiting in INPUT_REQUIRED resumes and completes.
+
+        ``overrides`` (the follow-up's own ``reference_agent`` metadata) apply to the resumed work.
+        """
+        task = self.get(task_id)
+        task.behaviour = task.behaviour.with_overrides(overrides)
+        task.messages.append(message)
+        task.updated_at = now_iso()
+        if task.state == INPUT_REQUIRED:
+            self._set_state(task, WORKING)
+            task.worker = asyncio.get_running_loop().create_task(self._work(task, resume=True))
+        return task
+
+    def cancel(self, task_id: str) -> bool:
+        """Cancel a task that has not finished; ``False`` for a finished or canceled one."""
+        task = self.get(task_id)
+        if task.state in TERMINAL_STATES:
+            return False
+        if task.worker is not None and not task.worker.done():
+            task.worker.cancel()
+        self._set_state(task, CANCELED)
+        return True
+
+    def subscribe(self, task: AgentTask) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Events of ``task`` from now on, ending after a stream-ending status.
+
+        Registration happens here, synchronously, not when the iterator is first advanced, so
+        nothing emitted between this call and the response starting is lost.
+        """
+        limit = task.behaviour.drop_stream_after_events
+        if task.state in STREAM_END_STATES:
+            return self._replay_last_status(task, limit)
+        queue: asyncio.Queue = asyncio.Queue()
+        task.subscribers.add(queue)
+        return self._drain(task, queue, limit)
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def close_streams(self) -> None:
+        """End every open stream at once, so server shutdown does not wait on idle streams."""
+        for task in self._tasks.values():
+            for queue in task.subscribers:
+                queue.put_nowait(_CLOSE)
+            task.subscribers.clear()
+
+    async def shutdown(self) -> None:
+        """Close streams and stop all simulated work (server shutdown)."""
+        self.close_streams()
+        workers = [t.worker for t in self._tasks.values() if t.worker and not t.worker.done()]
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    # -- internals -----------------------------------------------------------------------
+
+    async def _replay_last_status(
+        self, task: AgentTask, limit: int | None
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        if limit == 0:
+            return
+        yield "task_status", task.last_status or self._status_data(task, None)
+
+    async def _drain(
+        self, task: AgentTask, queue: asyncio.Queue, limit: int | None
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        try:
+            sent = 0
+            while limit is None or sent < limit:
+                item = await queue.get()
+                if item is _CLOSE:
+                    return
+                yield item
+                sent += 1
+                name, data = item
+                if name == "task_status" and data["state"] in STREAM_END_STATES:
+                    return
+        finally:
+            task.subscribers.discard(queue)
+
+    def _emit(self, task: AgentTask, event: str, data: dict[str, Any]) -> None:
+        for queue in task.subscribers:
+            queue.put_nowait((event, data))
+
+    @staticmethod
+    def _status_data(task: AgentTask, message: str | None) -> dict[str, Any]:
+        return {"taskId": task.id, "state": task.state, "timestamp": task.updated_at, "message": message}
+
+    def _set_state(self, task: AgentTask, state: str, message: str | None = None) -> None:
+        task.state = state
+        task.updated_at = now_iso()
+        task.last_status = self._status_data(task, message)
+        self._emit(task, "task_status", task.last_status)
+        if state in STREAM_END_STATES:
+            # Every open stream ends on this event; forget the queues (their iterators hold them).
+            task.subscribers.clear()
+
+    def _add_message(self, task: AgentTask, message: dict[str, Any], *, emit: bool = True) -> None:
+        task.messages.append(message)
+        task.updated_at = now_iso()
+        if emit:
+            self._emit(
+                task, "task_message", {"taskId": task.id, "message": message, "timestamp": task.updated_at}
+            )
+
+    def _add_artifact(self, task: AgentTask, artifact: dict[str, Any]) -> None:
+        task.artifacts.append(artifact)
+        task.updated_at = now_iso()
+        self._emit(
+            task, "task_artifact", {"taskId": task.id, "artifact": artifact, "timestamp": task.updated_at}
+        )
+
+    async def _work(self, task: AgentTask, *, resume: bool) -> None:
+        """SUBMITTED -> WORKING -> [question] -> messages or tokens -> artifacts -> COMPLETED/FAILED.
+
+        Phases take 1/4, 1/4 and 1/2 of ``work_seconds``; with ``tokens_per_second`` the token
+        phase takes as long as the tokens need instead, which is the slow-LLM case.
+        """
+        try:
+            behaviour = task.behaviour
+            quarter = behaviour.work_seconds / 4
+            if not resume:
+                await asyncio.sleep(quarter)
+                self._set_state(task, WORKING)
+                if behaviour.input_required and not task.asked:
+                    await asyncio.sleep(quarter)
+                    task.asked = True
+                    self._add_message(task, assistant_message(behaviour.input_question))
+                    self._set_state(task, INPUT_REQUIRED, behaviour.input_question)
+                    return
+            await self._respond(task, behaviour, quarter)
+            await asyncio.sleep(2 * quarter)
+            if behaviour.fail:
+                # Capture 14/15: the reason is in the status event, a last assistant message
+                # (not streamed) and metadata.error.
+                self._add_message(task, assistant_message(FAILURE_REASON), emit=False)
+                task.metadata = {**(task.metadata or {}), "error": FAILURE_REASON}
+                self._set_state(task, FAILED, FAILURE_REASON)
+                return
+            for index in range(1, behaviour.artifact_count + 1):
+                self._add_artifact(task, self._artifact(task, index))
+            self._set_state(task, COMPLETED)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug here must still end the task and its streams
+            with contextlib.suppress(Exception):
+                self._set_state(task, FAILED, f"reference agent crashed: {exc!r}")
+
+    async def _respond(self, task: AgentTask, behaviour: AgentBehaviour, quarter: float) -> None:
+        """Token-by-token messages (slow LLM), else one message: the answer, or progress if failing."""
+        words = answer_text(task).split()
+        count = behaviour.tokens or (len(words) if behaviour.tokens_per_second else 0)
+        if not count:
+            await asyncio.sleep(quarter)
+            text = PROGRESS_TEXT if behaviour.fail else answer_text(task)
+            self._add_message(task, assistant_message(text))
+            return
+        interval = 1 / behaviour.tokens_per_second if behaviour.tokens_per_second else quarter / count
+        for index in range(count):
+            await asyncio.sleep(interval)
+            self._add_message(task, assistant_message(words[index % len(words)]))
+
+    @staticmethod
+    def _artifact(task: AgentTask, index: int) -> dict[str, Any]:
+        """Result artifact shaped like capture 03; content echoes the input for round-trip checks."""
+        suffix = "" if index == 1 else f"-{index}"
+        return {
+            "id": f"{task.id}-result{suffix}",
+            "type": "result",
+            "content": {
+                "answer": answer_text(task),
+                "echo": {"text": _user_parts(task, "text"), "data": _user_parts(task, "data")},
+                "index": index,
+            },
+            "url": None,
+            "mediaType": "application/json",
+            "metadata": None,
+        }

@@ -1,0 +1,539 @@
+"""The reference AgentVault agent answers as the raw captures in ``wire/agentvault/`` show.
+
+Uses plain ``requests`` (not the project's client) so these tests check the agent alone. Every wait
+is bounded: HTTP timeouts, and polling ``tasks/get`` against a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT = (2.0, 10.0)  # connect, read
+TASK_KEYS = ["id", "state", "createdAt", "updatedAt", "messages", "artifacts", "metadata"]
+STATUS_KEYS = ["taskId", "state", "timestamp", "message"]
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+SSE_BLOCK = re.compile(r"event: (task_status|task_message|task_artifact)\ndata: (\{.*\})")
+FAILURE_REASON = "reference agent failed on purpose"
+TEXT_MESSAGE = {"role": "user", "parts": [{"type": "text", "content": "x"}]}
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def rpc_raw(url: str, method: str, params: Any, headers: dict[str, str] | None = None) -> requests.Response:
+    body = {"jsonrpc": "2.0", "method": method, "params": params, "id": f"req-{method}"}
+    return requests.post(url, json=body, headers=headers, timeout=TIMEOUT)
+
+
+def rpc(server: ReferenceAgentServer, method: str, params: Any, **kwargs: Any) -> dict[str, Any]:
+    response = rpc_raw(server.rpc_url, method, params, **kwargs)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    return response.json()
+
+
+def send(
+    server: ReferenceAgentServer,
+    text: str = "hello",
+    *,
+    data: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    task_id: str | None = None,
+) -> str:
+    parts: list[dict[str, Any]] = [{"type": "text", "content": text}]
+    if data is not None:
+        parts.append({"type": "data", "content": data})
+    message: dict[str, Any] = {"role": "user", "parts": parts}
+    if overrides is not None:
+        message["metadata"] = {"reference_agent": overrides}
+    params: dict[str, Any] = {"message": message}
+    if task_id is not None:
+        params["id"] = task_id
+    reply = rpc(server, "tasks/send", params)
+    assert "error" not in reply, reply
+    return reply["result"]["id"]
+
+
+def get_task(server: ReferenceAgentServer, task_id: str) -> dict[str, Any]:
+    reply = rpc(server, "tasks/get", {"id": task_id})
+    assert "error" not in reply, reply
+    return reply["result"]
+
+
+def wait_for_state(
+    server: ReferenceAgentServer, task_id: str, *states: str, timeout: float = 5.0
+) -> dict[str, Any]:
+    """Poll tasks/get until the task is in one of ``states``; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = rpc(server, "tasks/get", {"id": task_id})
+        task = reply.get("result")
+        if task is not None and task["state"] in states:
+            return task
+        if time.monotonic() > deadline:
+            pytest.fail(f"task {task_id} not in {states} after {timeout}s: {reply}")
+        time.sleep(0.02)
+
+
+def subscribe(server: ReferenceAgentServer, task_id: str) -> requests.Response:
+    body = {"jsonrpc": "2.0", "method": "tasks/sendSubscribe", "params": {"id": task_id}, "id": "req-sub"}
+    return requests.post(
+        server.rpc_url, json=body, headers={"Accept": "text/event-stream"}, stream=True, timeout=TIMEOUT
+    )
+
+
+def read_events(response: requests.Response) -> list[tuple[str, dict[str, Any]]]:
+    """Read the whole stream (until the server closes it) and check its framing strictly."""
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.headers.get("transfer-encoding") == "chunked"
+    raw = b"".join(response.iter_content(chunk_size=None)).decode()
+    if not raw:
+        return []
+    assert raw.endswith("\n\n"), raw
+    events = []
+    for block in raw[:-2].split("\n\n"):
+        match = SSE_BLOCK.fullmatch(block)
+        assert match, f"bad SSE block: {block!r}"
+        events.append((match.group(1), json.loads(match.group(2))))
+    return events
+
+
+def states_of(events: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return [data["state"] for name, data in events if name == "task_status"]
+
+
+@pytest.fixture(scope="module")
+def agent() -> Iterator[ReferenceAgentServer]:
+    with ReferenceAgentServer(AgentBehaviour(work_seconds=0.2)) as server:
+        yield server
+
+
+# -- card and routing -----------------------------------------------------------------------
+
+
+def test_card_follows_host_header(agent: ReferenceAgentServer) -> None:
+    response = requests.get(agent.card_url, timeout=TIMEOUT)
+    assert response.status_code == 200
+    card = response.json()
+    required = ("schemaVersion", "humanReadableId", "agentVersion", "name", "description", "provider")
+    for key in (*required, "skills", "tags"):
+        assert card[key], key
+    assert card["url"] == agent.rpc_url
+    assert card["capabilities"]["a2aVersion"] == "1.0"
+    assert card["authSchemes"] == [{"scheme": "none"}]
+
+    # Fetched via localhost, the card URL is one the SDK's validator accepts.
+    as_localhost = requests.get(agent.card_url, headers={"Host": f"localhost:{agent.port}"}, timeout=TIMEOUT)
+    assert as_localhost.json()["url"] == f"http://localhost:{agent.port}/a2a/"
+
+
+def test_post_without_slash_redirects(agent: ReferenceAgentServer) -> None:
+    response = requests.post(
+        agent.url + "/a2a",
+        json={"jsonrpc": "2.0", "method": "tasks/get", "params": {"id": "nope"}, "id": "req-9"},
+        allow_redirects=False,
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 307
+    assert response.headers["location"] == agent.rpc_url
+    assert response.content == b""
+
+
+def test_parse_error(agent: ReferenceAgentServer) -> None:
+    response = requests.post(agent.rpc_url, data=b"not json", timeout=TIMEOUT)
+    assert response.status_code == 200
+    assert response.content == b'{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}'
+
+
+def test_unknown_method_and_resubscribe(agent: ReferenceAgentServer) -> None:
+    reply = rpc(agent, "tasks/resubscribe", {"id": "x"})
+    assert reply == {
+        "jsonrpc": "2.0",
+        "error": {"code": -32601, "message": "Method not found"},
+        "id": "req-tasks/resubscribe",
+    }
+
+
+def test_invalid_request_and_params(agent: ReferenceAgentServer) -> None:
+    response = requests.post(agent.rpc_url, json={"method": "tasks/get", "id": 7}, timeout=TIMEOUT)
+    assert response.json()["error"]["code"] == -32600
+    assert response.json()["id"] == 7
+    assert requests.post(agent.rpc_url, json=[1], timeout=TIMEOUT).json()["error"]["code"] == -32600
+
+    reply = rpc(agent, "tasks/get", {})
+    assert reply["error"]["code"] == -32602
+    message = reply["error"]["message"]
+    assert message.startswith("Invalid parameters: 1 validation error for TaskGetParams\nid\n")
+
+    no_parts = rpc(agent, "tasks/send", {"message": {"role": "user", "parts": []}})
+    assert no_parts["error"]["code"] == -32602
+
+    bad_override = rpc(
+        agent,
+        "tasks/send",
+        {"message": {**TEXT_MESSAGE, "metadata": {"reference_agent": {"nope": 1}}}},
+    )
+    assert bad_override["error"]["code"] == -32602
+    assert "nope" in bad_override["error"]["message"]
+
+
+def test_unknown_task(agent: ReferenceAgentServer) -> None:
+    expected = {"code": -32001, "message": "Task not found: nope"}
+    assert rpc(agent, "tasks/get", {"id": "nope"})["error"] == expected
+    assert rpc(agent, "tasks/cancel", {"id": "nope"})["error"] == expected
+    response = subscribe(agent, "nope")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"] == expected
+
+
+# -- send / get / stream --------------------------------------------------------------------
+
+
+def test_send_get_round_trip(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, "hello", data={"topic": "x"})
+    assert re.fullmatch(r"ref-[0-9a-f]{8}", task_id)
+
+    first = get_task(agent, task_id)
+    assert list(first) == TASK_KEYS
+    assert first["state"] in {"SUBMITTED", "WORKING"}
+    assert ISO_Z.match(first["createdAt"]) and ISO_Z.match(first["updatedAt"])
+    # Stored as the SDK stores it: data parts get their mediaType, messages their metadata (capture 02).
+    assert first["messages"][0] == {
+        "role": "user",
+        "parts": [
+            {"type": "text", "content": "hello"},
+            {"type": "data", "content": {"topic": "x"}, "mediaType": "application/json"},
+        ],
+        "metadata": None,
+    }
+
+    final = wait_for_state(agent, task_id, "COMPLETED")
+    assert list(final) == TASK_KEYS
+    assert final["metadata"] is None
+    assert final["messages"][1] == {
+        "role": "assistant",
+        "parts": [{"type": "text", "content": "Reference answer: hello"}],
+        "metadata": None,
+    }
+    assert final["artifacts"] == [
+        {
+            "id": f"{task_id}-result",
+            "type": "result",
+            "content": {
+                "answer": "Reference answer: hello",
+                "echo": {"text": ["hello"], "data": [{"topic": "x"}]},
+                "index": 1,
+            },
+            "url": None,
+            "mediaType": "application/json",
+            "metadata": None,
+        }
+    ]
+    assert list(final["artifacts"][0]) == ["id", "type", "content", "url", "mediaType", "metadata"]
+
+
+def test_artifact_count(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, overrides={"artifact_count": 3, "work_seconds": 0.05})
+    final = wait_for_state(agent, task_id, "COMPLETED")
+    ids = [artifact["id"] for artifact in final["artifacts"]]
+    assert ids == [f"{task_id}-result", f"{task_id}-result-2", f"{task_id}-result-3"]
+
+
+def test_sse_stream_shape_and_order(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, "stream me", overrides={"work_seconds": 1.0})
+    events = read_events(subscribe(agent, task_id))
+
+    assert [name for name, _ in events] == ["task_status", "task_message", "task_artifact", "task_status"]
+    assert states_of(events) == ["WORKING", "COMPLETED"]
+    for name, data in events:
+        assert data["taskId"] == task_id
+        assert ISO_Z.match(data["timestamp"])
+        if name == "task_status":
+            assert list(data) == STATUS_KEYS
+            assert data["message"] is None
+    assert list(events[1][1]) == ["taskId", "message", "timestamp"]
+    assert events[1][1]["message"]["parts"][0]["content"] == "Reference answer: stream me"
+    assert list(events[2][1]) == ["taskId", "artifact", "timestamp"]
+    assert events[2][1]["artifact"]["id"] == f"{task_id}-result"
+    # The stream ended because the server closed it after the terminal status.
+    assert get_task(agent, task_id)["state"] == "COMPLETED"
+
+
+def test_late_subscriber_gets_no_replay(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, overrides={"work_seconds": 1.0})
+    wait_for_state(agent, task_id, "WORKING")
+    events = read_events(subscribe(agent, task_id))
+    assert "WORKING" not in states_of(events)
+    assert states_of(events)[-1] == "COMPLETED"
+
+
+def test_subscriber_to_finished_task_gets_terminal_status_once(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, overrides={"work_seconds": 0.05})
+    final = wait_for_state(agent, task_id, "COMPLETED")
+    events = read_events(subscribe(agent, task_id))
+    assert events == [
+        (
+            "task_status",
+            {"taskId": task_id, "state": "COMPLETED", "timestamp": final["updatedAt"], "message": None},
+        )
+    ]
+
+
+# -- behaviour switches ---------------------------------------------------------------------
+
+
+def test_delayed_visibility(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, overrides={"visible_after_seconds": 0.6, "work_seconds": 0.1})
+    not_found = {"code": -32001, "message": f"Task not found: {task_id}"}
+    assert rpc(agent, "tasks/get", {"id": task_id})["error"] == not_found
+    assert rpc(agent, "tasks/cancel", {"id": task_id})["error"] == not_found
+    response = subscribe(agent, task_id)
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"] == not_found
+    # The task kept running meanwhile: once visible it is already done.
+    assert wait_for_state(agent, task_id, "COMPLETED")["artifacts"]
+
+
+def test_tokens_stream_one_word_each(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, "alpha beta", overrides={"tokens": 5, "tokens_per_second": 50, "work_seconds": 1.0})
+    events = read_events(subscribe(agent, task_id))
+    words = [data["message"]["parts"][0]["content"] for name, data in events if name == "task_message"]
+    assert words == ["Reference", "answer:", "alpha", "beta", "Reference"]
+    assert states_of(events)[-1] == "COMPLETED"
+    assert len(get_task(agent, task_id)["messages"]) == 1 + 5
+
+
+def test_tokens_per_second_alone_streams_the_whole_answer(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, "one two three", overrides={"tokens_per_second": 40, "work_seconds": 0.8})
+    events = read_events(subscribe(agent, task_id))
+    words = [data["message"]["parts"][0]["content"] for name, data in events if name == "task_message"]
+    assert " ".join(words) == "Reference answer: one two three"
+
+
+def test_failed_task_like_captures_14_and_15(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, "fail please", overrides={"fail": True, "work_seconds": 1.0})
+    events = read_events(subscribe(agent, task_id))
+    assert [name for name, _ in events] == ["task_status", "task_message", "task_status"]
+    assert states_of(events) == ["WORKING", "FAILED"]
+    assert events[-1][1]["message"] == FAILURE_REASON
+
+    task = get_task(agent, task_id)
+    assert task["state"] == "FAILED"
+    assert task["artifacts"] == []
+    assert task["metadata"] == {"error": FAILURE_REASON}
+    assert task["messages"][-1] == {
+        "role": "assistant",
+        "parts": [{"type": "text", "content": FAILURE_REASON}],
+        "metadata": None,
+    }
+
+
+def test_input_required_then_follow_up_resumes(agent: ReferenceAgentServer) -> None:
+    question = "Which time range should the research cover?"
+    task_id = send(agent, "research tides", overrides={"input_required": True, "work_seconds": 0.8})
+    events = read_events(subscribe(agent, task_id))
+    assert [name for name, _ in events] == ["task_status", "task_message", "task_status"]
+    assert states_of(events) == ["WORKING", "INPUT_REQUIRED"]
+    assert events[1][1]["message"]["parts"][0]["content"] == question
+    assert events[-1][1]["message"] == question
+
+    waiting = get_task(agent, task_id)
+    assert waiting["state"] == "INPUT_REQUIRED"
+    assert waiting["messages"][-1]["role"] == "assistant"
+
+    assert send(agent, "last week", task_id=task_id) == task_id
+    assert get_task(agent, task_id)["state"] == "WORKING"  # resumed at once, not after a delay
+    final = wait_for_state(agent, task_id, "COMPLETED")
+    assert final["messages"][2]["parts"][0]["content"] == "last week"
+    assert final["artifacts"][0]["content"]["answer"] == "Reference answer: research tides last week"
+
+
+def test_follow_up_to_unknown_task(agent: ReferenceAgentServer) -> None:
+    reply = rpc(agent, "tasks/send", {"id": "nope", "message": TEXT_MESSAGE})
+    assert reply["error"] == {"code": -32001, "message": "Task not found: nope"}
+
+
+def test_stream_dropped_after_n_events(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, overrides={"drop_stream_after_events": 2, "work_seconds": 0.6})
+    events = read_events(subscribe(agent, task_id))
+    assert len(events) == 2
+    assert "COMPLETED" not in states_of(events)
+    wait_for_state(agent, task_id, "COMPLETED")  # the task went on without the stream
+
+
+def test_subscribe_not_found_bug(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, overrides={"subscribe_not_found": True, "work_seconds": 0.1})
+    response = subscribe(agent, task_id)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"] == {"code": -32001, "message": f"Task not found: {task_id}"}
+    wait_for_state(agent, task_id, "COMPLETED")  # tasks/get works
+
+
+# -- cancel ---------------------------------------------------------------------------------
+
+
+def test_cancel_running_then_again(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, "long job", overrides={"work_seconds": 30})
+    stream = subscribe(agent, task_id)
+    wait_for_state(agent, task_id, "SUBMITTED", "WORKING")
+    assert rpc(agent, "tasks/cancel", {"id": task_id})["result"] == {"success": True, "message": None}
+
+    task = get_task(agent, task_id)
+    assert task["state"] == "CANCELED"
+    assert task["artifacts"] == [] and task["metadata"] is None
+    assert [m["role"] for m in task["messages"]] == ["user"]
+    assert states_of(read_events(stream))[-1] == "CANCELED"  # an open stream ends with it
+
+    assert rpc(agent, "tasks/cancel", {"id": task_id})["result"] == {"success": False, "message": None}
+
+
+def test_cancel_finished(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, overrides={"work_seconds": 0.05})
+    wait_for_state(agent, task_id, "COMPLETED")
+    reply = rpc(agent, "tasks/cancel", {"id": task_id})
+    assert reply == {
+        "jsonrpc": "2.0",
+        "result": {"success": False, "message": None},
+        "id": "req-tasks/cancel",
+    }
+    assert get_task(agent, task_id)["state"] == "COMPLETED"
+
+
+# -- authentication, control ----------------------------------------------------------------
+
+
+def test_api_key() -> None:
+    with ReferenceAgentServer(AgentBehaviour(api_key="s3cret", work_seconds=0.05)) as server:
+        card = requests.get(server.card_url, timeout=TIMEOUT).json()
+        assert [s["scheme"] for s in card["authSchemes"]] == ["apiKey"]
+
+        for headers in (None, {"X-Api-Key": "wrong"}):
+            denied = rpc_raw(server.rpc_url, "tasks/get", {"id": "nope"}, headers=headers)
+            assert denied.status_code == 401
+            assert denied.headers["content-type"] == "application/json"
+            assert denied.content == b'{"detail":"bad api key"}'
+
+        allowed = rpc_raw(server.rpc_url, "tasks/get", {"id": "nope"}, headers={"X-Api-Key": "s3cret"})
+        assert allowed.status_code == 200
+        assert allowed.json()["error"]["code"] == -32001
+        assert requests.get(server.url + "/_control/stats", timeout=TIMEOUT).json()["unauthorized"] == 2
+
+
+def test_static_bearer_token() -> None:
+    with ReferenceAgentServer(AgentBehaviour(bearer_token="tok")) as server:
+        assert rpc_raw(server.rpc_url, "tasks/get", {"id": "x"}).status_code == 401
+        ok = rpc_raw(server.rpc_url, "tasks/get", {"id": "x"}, headers={"Authorization": "Bearer tok"})
+        assert ok.status_code == 200
+
+
+def test_oauth_client_credentials() -> None:
+    behaviour = AgentBehaviour(
+        oauth_client_id="cid", oauth_client_secret="csecret", oauth_token_ttl_seconds=120
+    )
+    with ReferenceAgentServer(behaviour) as server:
+        card = requests.get(server.card_url, timeout=TIMEOUT).json()
+        assert card["authSchemes"][0]["scheme"] == "oauth2"
+        token_url = card["authSchemes"][0]["tokenUrl"]
+        assert token_url == server.url + "/oauth/token"
+
+        assert rpc_raw(server.rpc_url, "tasks/get", {"id": "x"}).status_code == 401
+        bad = requests.post(
+            token_url,
+            data={"grant_type": "client_credentials", "client_id": "cid", "client_secret": "nope"},
+            timeout=TIMEOUT,
+        )
+        assert bad.status_code == 401 and bad.json() == {"error": "invalid_client"}
+
+        issued = requests.post(
+            token_url,
+            data={"grant_type": "client_credentials", "client_id": "cid", "client_secret": "csecret"},
+            timeout=TIMEOUT,
+        ).json()
+        assert issued["token_type"] == "bearer" and issued["expires_in"] == 120
+        bearer = {"Authorization": f"Bearer {issued['access_token']}"}
+        for _ in range(2):
+            ok = rpc_raw(server.rpc_url, "tasks/get", {"id": "x"}, headers=bearer)
+            assert ok.status_code == 200 and ok.json()["error"]["code"] == -32001
+
+        stats = requests.get(server.url + "/_control/stats", timeout=TIMEOUT).json()
+        assert stats["tokens_issued"] == 1
+        assert stats["token_requests"] == 2
+        assert stats["requests"]["tasks/get"] == 2
+
+
+def test_control_behaviour_replaces_default() -> None:
+    with ReferenceAgentServer() as server:
+        control = server.url + "/_control/behaviour"
+        assert requests.post(control, json={"nope": True}, timeout=TIMEOUT).status_code == 422
+        replaced = requests.post(control, json={"fail": True, "work_seconds": 0.05}, timeout=TIMEOUT)
+        assert replaced.status_code == 200 and replaced.json()["fail"] is True
+        assert requests.get(control, timeout=TIMEOUT).json()["work_seconds"] == 0.05
+
+        task_id = send(server)
+        assert wait_for_state(server, task_id, "FAILED", "COMPLETED")["state"] == "FAILED"
+        stats = requests.get(server.url + "/_control/stats", timeout=TIMEOUT).json()
+        assert stats["requests"]["tasks/send"] == 1
+        assert stats["task_states"] == {"FAILED": 1}
+
+
+# -- server life cycle ----------------------------------------------------------------------
+
+
+def test_stop_is_fast_with_an_open_stream() -> None:
+    server = ReferenceAgentServer().start()
+    try:
+        task_id = send(server, overrides={"work_seconds": 60})
+        stream = subscribe(server, task_id)
+        assert stream.status_code == 200
+    finally:
+        started = time.monotonic()
+        server.stop()
+    assert time.monotonic() - started < 3.0
+    assert not server.running
+    assert read_events(stream) == []
+
+
+def test_cli_subprocess_prints_url_and_serves() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_agentvault.agent", "--port", "0", "--name", "CLI agent", "--fail"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            assert selector.select(timeout=30), "no AGENT_URL line within 30s"
+        line = process.stdout.readline().strip()
+        assert line.startswith("AGENT_URL=http://127.0.0.1:"), line
+        url = line.removeprefix("AGENT_URL=")
+
+        card = requests.get(url + "/agent-card.json", timeout=TIMEOUT).json()
+        assert card["name"] == "CLI agent"
+        assert requests.get(url + "/_control/behaviour", timeout=TIMEOUT).json()["fail"] is True
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    assert process.returncode == 0, process.stderr.read() if process.stderr else ""
