@@ -1,12 +1,15 @@
-"""Shared test setup: an isolated Airflow home per session and the wire captures."""
+"""Shared test setup: an isolated Airflow home (SQLite) per session, with this repo's dags folder."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
-_HOME = tempfile.mkdtemp(prefix="agentvault-tests-airflow-")
-os.environ.setdefault("AIRFLOW_HOME", _HOME)
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+REPO = Path(__file__).resolve().parent.parent
+
+# Must happen before anything imports airflow: its config is read at import time.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="agentvault-tests-airflow-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
-

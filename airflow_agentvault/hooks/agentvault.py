@@ -95,6 +95,7 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
             client_secret=password,
             scope=extra.get("scope") or None,
             verify=verify,
+            on_token=mask_secret,
         )
     return AgentSettings(
         rpc_url=rpc_url,
@@ -127,7 +128,8 @@ class AgentVaultHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return UI_FIELD_BEHAVIOUR
+        """The form behaviour in the hook-method shape (``hidden_fields``; provider info uses ``hidden-fields``)."""
+        return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
 
     @cached_property
     def settings(self) -> AgentSettings:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from airflow_agentvault.protocol import errors
@@ -40,7 +41,7 @@ NO_AUTH = Auth()
 
 @dataclass
 class ApiKeyAuth(Auth):
-    key: str
+    key: str = field(repr=False)
     header: str = "X-Api-Key"
     scheme = "apiKey"
 
@@ -53,7 +54,7 @@ class ApiKeyAuth(Auth):
 
 @dataclass
 class BearerAuth(Auth):
-    token: str
+    token: str = field(repr=False)
     scheme = "bearer"
 
     def headers(self) -> dict[str, str]:
@@ -69,10 +70,12 @@ class OAuth2ClientCredentials(Auth):
 
     token_url: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     scope: str | None = None
     verify: bool | str = True
     timeout: float = 10.0
+    #: Told each new access token, so the hook can register it with the secrets masker.
+    on_token: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
     scheme = "oauth2"
     _token: str | None = field(default=None, init=False, repr=False)
     _expires_at: float = field(default=0.0, init=False, repr=False)
@@ -100,8 +103,15 @@ class OAuth2ClientCredentials(Auth):
             raise errors.AgentUnreachableError(f"token endpoint answered HTTP {status}", **where)
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise errors.ProtocolViolationError("token endpoint answer lacks 'access_token'", **where)
-        expires_in = float(body.get("expires_in") or 3600)
+        try:
+            expires_in = float(body.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            raise errors.ProtocolViolationError(
+                "token endpoint answer has a non-numeric 'expires_in'", **where
+            ) from None
         self._token = body["access_token"]
+        if self.on_token:
+            self.on_token(self._token)
         self._expires_at = time.monotonic() + max(expires_in - TOKEN_EXPIRY_MARGIN, expires_in / 2)
         return self._token
 

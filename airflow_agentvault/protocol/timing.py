@@ -21,7 +21,7 @@ class InvalidTimingError(ValueError):
 class Timing(BaseModel):
     """How long and how often to wait for, subscribe to and poll an agent task (seconds)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     initial_delay: float = Field(0.0, ge=0, description="Wait this long after the task starts before the first check.")
     verify_attempts: int = Field(30, ge=1, description="How many times to check that the task exists before giving up.")
