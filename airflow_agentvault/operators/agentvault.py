@@ -10,6 +10,8 @@ polling, logs every event live and returns the result assembled from ``tasks/get
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -18,10 +20,12 @@ from airflow.sdk import BaseOperator, ResumableJobMixin
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook
+from airflow_agentvault.pipelines import storage
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import TaskFollower
 from airflow_agentvault.protocol.models import DataPart, Message, TaskState, TextPart
-from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES, outcome_of
+from airflow_agentvault.protocol.models import Task
+from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES, fit_result, outcome_of, result_size
 from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
 
 #: Remote states in which an earlier attempt's task is still worth reconnecting to.
@@ -96,7 +100,8 @@ class AgentVaultInitiateOperator(ResumableJobMixin, BaseOperator):
 
     def execute(self, context: Any) -> str:
         try:
-            self._message = build_message(self.text, self.data, self.message_metadata)
+            data = storage.resolve_references(self.data)
+            self._message = build_message(self.text, data, self.message_metadata)
         except ValueError as exc:
             raise AirflowFailException(f"{self.task_id}: {exc}") from None
         agent_task_id = self.execute_resumable(context)
@@ -142,7 +147,10 @@ class AgentVaultStreamOperator(BaseOperator):
     :param timing: :class:`Timing` or a dict of its fields, e.g. from ``timing_from_params()`` (templated).
     :param cancel_on_kill: cancel the remote task when this Airflow task is killed (default True).
     :param max_result_bytes: XCom size limit of the result.
-    :param truncate_result: above the limit, drop artifact contents with a note instead of failing.
+    :param truncate_result: above the limit, drop artifact contents with a note instead of storing them.
+    :param result_storage: object storage URL for results above the limit (passed on by reference);
+        default ``[agentvault] result_storage`` or ``$AIRFLOW_HOME/agentvault-results``; ``""`` turns it
+        off, and an oversized result then fails with a clear error.
     """
 
     template_fields: Sequence[str] = ("agent_task_id", "timing")
@@ -157,10 +165,12 @@ class AgentVaultStreamOperator(BaseOperator):
         cancel_on_kill: bool = True,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         truncate_result: bool = False,
+        result_storage: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.agent_task_id = agent_task_id
+        self.result_storage = storage.default_result_storage() if result_storage is None else result_storage
         self.agentvault_conn_id = agentvault_conn_id
         self.timing = timing
         self.cancel_on_kill = cancel_on_kill
@@ -178,14 +188,23 @@ class AgentVaultStreamOperator(BaseOperator):
         self._following = agent_task_id
         follower = TaskFollower(self.hook.client, timing, logger=self.log)
         outcome = follower.follow(agent_task_id)
-        return outcome_of(
-            outcome.task,
-            agent_url=self.hook.agent_url,
-            metadata=outcome.metadata(),
-            status_message=outcome.status_message,
-            max_result_bytes=self.max_result_bytes,
-            truncate=self.truncate_result,
+        return self.deliver(outcome.task, outcome.metadata(), outcome.status_message, context)
+
+    def deliver(self, task: Task, metadata: dict[str, Any], status_message: str | None, context: Any) -> dict[str, Any]:
+        """The final task -> result or typed error; a result too big for XCom goes to object storage."""
+        result = outcome_of(
+            task, agent_url=self.hook.agent_url, metadata=metadata, status_message=status_message,
+            max_result_bytes=sys.maxsize,
         )
+        size = result_size(result)
+        if size <= self.max_result_bytes or self.truncate_result or not self.result_storage:
+            return fit_result(result, max_result_bytes=self.max_result_bytes, truncate=self.truncate_result)
+        reference = storage.offload(result, self.result_storage, name=result_name(context, self.task_id))
+        self.log.info(
+            "Result is %d bytes, above the XCom limit of %d: stored at %s, passed on by reference",
+            size, self.max_result_bytes, reference[storage.REF_KEY],
+        )
+        return reference
 
     def on_kill(self) -> None:
         if not (self.cancel_on_kill and self._following):
@@ -204,3 +223,13 @@ def require_task_id(value: Any) -> str:
             f"agent_task_id must be the agent's task id (usually the initiate task's output), got {value!r}"
         )
     return value.strip()
+
+
+def result_name(context: Any, task_id: str) -> str:
+    """A file name unique to this task instance, safe on any object store."""
+    ti = context.get("ti")
+    run_id = getattr(context.get("dag_run"), "run_id", None) or getattr(ti, "run_id", "run")
+    dag_id = getattr(ti, "dag_id", "dag")
+    map_index = getattr(ti, "map_index", -1)
+    suffix = f"_{map_index}" if isinstance(map_index, int) and map_index >= 0 else ""
+    return "/".join(re.sub(r"[^A-Za-z0-9._-]", "_", str(part)) for part in (dag_id, run_id, f"{task_id}{suffix}"))

@@ -23,6 +23,7 @@ class FakeTaskStateStore:
 def make_context(store: FakeTaskStateStore | None = None, try_number: int = 1) -> dict[str, Any]:
     ti = mock.MagicMock()
     ti.try_number = try_number
+    ti.dag_id, ti.run_id, ti.map_index = "unit_dag", "manual__2026-11-24T06:00:00+00:00", -1
     ti.stats_tags = {}
     return {"ti": ti, "task_state_store": store if store is not None else FakeTaskStateStore()}
 

@@ -116,6 +116,8 @@ def stream_op(**kwargs):
 
 COMPLETED = task_json("t-1", "COMPLETED", agent_text="done",
                       artifacts=[{"id": "t-1-result", "type": "result", "content": {"answer": 42}}])
+BIG = task_json("t-1", "COMPLETED", agent_text="ok",
+                artifacts=[{"id": "a", "type": "result", "content": {"blob": "x" * 5000}}])
 EVENTS = sse_body(
     ("task_status", {"taskId": "t-1", "state": "WORKING", "timestamp": "2026-11-24T06:12:53Z", "message": None}),
     ("task_message", {"taskId": "t-1", "message": {"role": "assistant", "parts": [{"type": "text", "content": "done"}]}}),
@@ -248,14 +250,33 @@ def test_stream_rejects_missing_task_id(requests_mock, bad):
         AgentVaultStreamOperator(task_id="s", agent_task_id=bad).execute(make_context())
 
 
-def test_stream_result_above_limit_is_a_clear_error_or_truncated(requests_mock):
-    big = task_json("t-1", "COMPLETED", agent_text="ok",
-                    artifacts=[{"id": "a", "type": "result", "content": {"blob": "x" * 5000}}])
-    requests_mock.post(RPC, **rpc_result(big))
+def test_stream_result_above_limit_is_a_clear_error_when_storage_is_off(requests_mock):
+    requests_mock.post(RPC, **rpc_result(BIG))
     with pytest.raises(errors.ResultTooLargeError, match="above the limit of 2000 bytes"):
-        stream_op(max_result_bytes=2000).execute(make_context())
+        stream_op(max_result_bytes=2000, result_storage="").execute(make_context())
+
+
+def test_stream_result_above_limit_can_be_truncated(requests_mock):
+    requests_mock.post(RPC, **rpc_result(BIG))
     result = stream_op(max_result_bytes=2000, truncate_result=True).execute(make_context())
     assert result["metadata"]["truncated"] is True and result["artifacts"][0]["content_truncated"] is True
+
+
+def test_stream_result_above_limit_goes_to_object_storage_and_resolves_for_the_next_stage(requests_mock, tmp_path):
+    from airflow_agentvault.pipelines import storage
+
+    requests_mock.post(RPC, **rpc_result(BIG))
+    stand_in = stream_op(max_result_bytes=2000, result_storage=f"file://{tmp_path}").execute(make_context())
+    assert len(json.dumps(stand_in)) < 2000
+    stored = stand_in["result_ref"]
+    assert stored.startswith(f"file://{tmp_path}/unit_dag/manual__2026-11-24T06_00_00_00_00/stream")
+    full = storage.resolve_references({"previous": stand_in})["previous"]
+    assert full["artifacts"][0]["content"] == {"blob": "x" * 5000}
+
+    requests_mock.post(RPC, **rpc_result({"id": "t-2"}))
+    AgentVaultInitiateOperator(task_id="next", data={"previous": stand_in}).execute(make_context())
+    sent = requests_mock.last_request.json()["params"]["message"]["parts"][0]["content"]
+    assert sent["previous"]["artifacts"][0]["content"] == {"blob": "x" * 5000}
 
 
 def test_on_kill_cancels_the_remote_task_unless_switched_off(requests_mock):

@@ -1,0 +1,1 @@
+"""Research pipelines: composable agent stages, result passing by reference, declarative specs."""

@@ -1,0 +1,213 @@
+"""
+Asynchronous AgentVault client over httpx, with SSE framing by httpx-sse: the triggers' client.
+
+It is the sync :class:`~airflow_agentvault.protocol.client.AgentVaultClient` with awaited I/O and nothing
+else: the same methods and answers, the same JSON-RPC framing and error mapping (:mod:`jsonrpc`), the
+same event decoding (:mod:`events`) and model validation (:func:`models.parse_model`). Every call has
+explicit connect and read timeouts, the subscription's read timeout is a parameter, and httpx failures
+become :class:`AgentUnreachableError` whose message names neither credentials nor URL user-info.
+Use it as ``async with AsyncAgentVaultClient(...) as client:`` so its connections are closed.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from httpx_sse import EventSource
+
+from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.auth import NO_AUTH, Auth
+from airflow_agentvault.protocol.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, _reason
+from airflow_agentvault.protocol.events import decode_event
+from airflow_agentvault.protocol.jsonrpc import (
+    build_request,
+    decode_response,
+    is_event_stream,
+    is_json,
+    raise_for_http_status,
+)
+from airflow_agentvault.protocol.models import (
+    AgentCard,
+    CancelResult,
+    Message,
+    SendResult,
+    Task,
+    TaskEvent,
+    TaskStatusEvent,
+    parse_model,
+)
+
+
+def _ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx takes a CA bundle as an SSL context (a path string is deprecated there)."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return verify
+
+
+class AsyncAgentVaultClient:
+    """
+    Talks AgentVault's JSON-RPC to one agent endpoint without blocking the event loop.
+
+    :param rpc_url: the JSON-RPC endpoint (the card's ``url``, e.g. ``http://host/a2a/``).
+    :param auth: credentials as headers (see :mod:`auth`); fetched with ``await auth.aheaders()``.
+    :param verify: TLS verification: True, False, or a CA bundle path.
+    :param connect_timeout: seconds to establish a connection.
+    :param read_timeout: seconds to wait for bytes of a plain call's answer.
+    :param http: an ``httpx.AsyncClient`` to use (then the caller closes it); by default one of our own.
+    """
+
+    def __init__(
+        self,
+        rpc_url: str,
+        *,
+        auth: Auth = NO_AUTH,
+        verify: bool | str = True,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.rpc_url = rpc_url
+        self.auth = auth
+        self.verify = verify
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._owns_http = http is None
+        # requests follows redirects (AgentVault answers POST /a2a with 307 to /a2a/); so do we.
+        self.http = http or httpx.AsyncClient(verify=_ssl_verify(verify), follow_redirects=True)
+
+    async def __aenter__(self) -> AsyncAgentVaultClient:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self.http.aclose()
+
+    # -- plain calls -------------------------------------------------------------------------
+
+    async def send(self, message: Message, *, task_id: str | None = None) -> str:
+        """Start a task (or send a follow-up message to ``task_id``); return the task id."""
+        params: dict[str, Any] = {"message": message.to_wire()}
+        if task_id:
+            params["id"] = task_id
+        result = await self._call("tasks/send", params, task_id=task_id)
+        return parse_model(SendResult, result, agent_url=self.rpc_url, method="tasks/send", task_id=task_id).id
+
+    async def get(self, task_id: str) -> Task:
+        result = await self._call("tasks/get", {"id": task_id}, task_id=task_id)
+        return parse_model(Task, result, agent_url=self.rpc_url, method="tasks/get", task_id=task_id)
+
+    async def cancel(self, task_id: str) -> CancelResult:
+        result = await self._call("tasks/cancel", {"id": task_id}, task_id=task_id)
+        return parse_model(CancelResult, result, agent_url=self.rpc_url, method="tasks/cancel", task_id=task_id)
+
+    async def fetch_card(self, card_url: str) -> AgentCard:
+        where = {"agent_url": card_url, "method": "GET agent card"}
+        response = await self._request("GET", card_url, where=where)
+        raise_for_http_status(response.status_code, agent_url=card_url, method="GET agent card", task_id=None)
+        try:
+            data = response.json()
+        except ValueError:
+            raise errors.ProtocolViolationError("agent card is not valid JSON", **where) from None
+        return parse_model(AgentCard, data, **where)
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    async def subscribe(self, task_id: str, *, read_timeout: float | None = None) -> AsyncIterator[TaskEvent]:
+        """
+        Yield the task's events until a state that ends the wait (terminal or input-required).
+
+        A JSON answer to the subscription is an error (AgentVault answers "Task not found" as
+        ``200 application/json``), never an empty stream; a stream that ends early raises
+        :class:`StreamDisconnectedError`.
+        """
+        method = "tasks/sendSubscribe"
+        where = {"agent_url": self.rpc_url, "method": method, "task_id": task_id}
+        response = await self._request(
+            "POST",
+            self.rpc_url,
+            where=where,
+            json=build_request(method, {"id": task_id}),
+            headers={"Accept": "text/event-stream"},
+            stream=True,
+            read_timeout=read_timeout,
+        )
+        try:
+            content_type = response.headers.get("Content-Type")
+            if response.status_code >= 300 or is_json(content_type):
+                body = await self._read_body(response, where)
+                result = decode_response(response.status_code, content_type, body, **where)  # raises its error
+                raise errors.ProtocolViolationError(
+                    f"subscription answered a JSON result instead of a stream: {json.dumps(result)[:200]}", **where
+                )
+            if not is_event_stream(content_type):
+                raise errors.ProtocolViolationError(
+                    f"expected text/event-stream, got content type {content_type or 'none'!r}", **where
+                )
+            count = 0
+            try:
+                async for sse in EventSource(response).aiter_sse():
+                    if not sse.data:  # sseclient-py does not dispatch events without data either
+                        continue
+                    event = decode_event(sse.event, sse.data, **where)
+                    count += 1
+                    yield event
+                    if isinstance(event, TaskStatusEvent) and event.state.ends_wait:
+                        return
+            except (httpx.HTTPError, httpx.StreamError) as exc:
+                raise errors.StreamDisconnectedError(
+                    f"stream broke after {count} events ({type(exc).__name__})", **where
+                ) from None
+            raise errors.StreamDisconnectedError(f"stream ended after {count} events without a terminal state", **where)
+        finally:
+            await response.aclose()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _call(self, method: str, params: dict[str, Any], *, task_id: str | None) -> Any:
+        where = {"agent_url": self.rpc_url, "method": method, "task_id": task_id}
+        response = await self._request("POST", self.rpc_url, where=where, json=build_request(method, params))
+        return decode_response(response.status_code, response.headers.get("Content-Type"), response.content, **where)
+
+    def _timeout(self, read_timeout: float | None) -> httpx.Timeout:
+        read = read_timeout if read_timeout is not None else self.read_timeout
+        return httpx.Timeout(connect=self.connect_timeout, read=read, write=read, pool=self.connect_timeout)
+
+    async def _request(
+        self,
+        http_method: str,
+        url: str,
+        *,
+        where: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        read_timeout: float | None = None,
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        all_headers = {**(await self.auth.aheaders()), **(headers or {})}
+        timeout = self._timeout(read_timeout)
+        try:
+            request = self.http.build_request(http_method, url, headers=all_headers, timeout=timeout, **kwargs)
+            return await self.http.send(request, stream=stream)
+        except httpx.ConnectTimeout:
+            raise errors.AgentUnreachableError(f"cannot connect within {timeout.connect:g} s", **where) from None
+        except httpx.TimeoutException:
+            raise errors.AgentUnreachableError(f"no answer within {timeout.read:g} s", **where) from None
+        except httpx.ConnectError as exc:
+            raise errors.AgentUnreachableError(f"cannot connect ({_reason(exc)})", **where) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise errors.AgentUnreachableError(f"request failed ({type(exc).__name__})", **where) from None
+
+    @staticmethod
+    async def _read_body(response: httpx.Response, where: dict[str, Any]) -> bytes:
+        try:
+            return await response.aread()
+        except httpx.HTTPError as exc:
+            raise errors.AgentUnreachableError(f"answer broke off ({type(exc).__name__})", **where) from None
