@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, ResumableJobMixin
+from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook
@@ -27,9 +29,16 @@ from airflow_agentvault.protocol.models import DataPart, Message, TaskState, Tex
 from airflow_agentvault.protocol.models import Task
 from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES, fit_result, outcome_of, result_size
 from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
+from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger
+from airflow_agentvault.triggers.events import event_task
 
 #: Remote states in which an earlier attempt's task is still worth reconnecting to.
 _ALIVE = {s.value for s in TaskState if not s.is_terminal} | {"NOT_VISIBLE"}
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable``, as the official providers read it."""
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
 def build_message(text: str | None, data: Any, metadata: dict[str, Any] | None = None) -> Message:
@@ -151,6 +160,8 @@ class AgentVaultStreamOperator(BaseOperator):
     :param result_storage: object storage URL for results above the limit (passed on by reference);
         default ``[agentvault] result_storage`` or ``$AIRFLOW_HOME/agentvault-results``; ``""`` turns it
         off, and an oversized result then fails with a clear error.
+    :param deferrable: wait in the triggerer instead of a worker slot (default
+        ``[operators] default_deferrable``); the same result and log lines either way.
     """
 
     template_fields: Sequence[str] = ("agent_task_id", "timing")
@@ -166,9 +177,11 @@ class AgentVaultStreamOperator(BaseOperator):
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         truncate_result: bool = False,
         result_storage: str | None = None,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.agent_task_id = agent_task_id
         self.result_storage = storage.default_result_storage() if result_storage is None else result_storage
         self.agentvault_conn_id = agentvault_conn_id
@@ -187,8 +200,33 @@ class AgentVaultStreamOperator(BaseOperator):
         agent_task_id = require_task_id(self.agent_task_id)
         self._following = agent_task_id
         follower = TaskFollower(self.hook.client, timing, logger=self.log)
+        if self.deferrable:
+            return self._defer(follower, agent_task_id, timing, context)
         outcome = follower.follow(agent_task_id)
         return self.deliver(outcome.task, outcome.metadata(), outcome.status_message, context)
+
+    def _defer(self, follower: TaskFollower, agent_task_id: str, timing: Timing, context: Any) -> dict[str, Any]:
+        """Look once on the worker (a finished task costs no deferral), then follow in the triggerer."""
+        finished = follower.finished(agent_task_id)
+        if finished is not None:
+            return self.deliver(finished.task, finished.metadata(), None, context)
+        self.log.info("Deferring: task %s will be followed in the triggerer", agent_task_id)
+        self.defer(
+            trigger=AgentVaultStreamTrigger(
+                conn_id=self.agentvault_conn_id,
+                agent_task_id=agent_task_id,
+                timing=timing.model_dump(),
+                deadline=time.time() + timing.overall_timeout,
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Back from the triggerer: the same outcome table and result delivery as the synchronous path."""
+        task, metadata, status_message = event_task(event, agent_url=self.hook.agent_url)
+        self.log.info("Task %s ended %s in the triggerer (%s)", task.id, task.state.value, metadata)
+        return self.deliver(task, metadata or {}, status_message, context)
 
     def deliver(self, task: Task, metadata: dict[str, Any], status_message: str | None, context: Any) -> dict[str, Any]:
         """The final task -> result or typed error; a result too big for XCom goes to object storage."""

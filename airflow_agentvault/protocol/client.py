@@ -169,6 +169,8 @@ class AgentVaultClient:
             return self.session.request(
                 http_method, url, headers=all_headers, timeout=timeout, verify=self.verify, **kwargs
             )
+        except requests.ConnectTimeout:
+            raise errors.AgentUnreachableError(f"cannot connect within {timeout[0]:g} s", **where) from None
         except requests.Timeout:
             raise errors.AgentUnreachableError(f"no answer within {timeout[1]:g} s", **where) from None
         except requests.ConnectionError as exc:

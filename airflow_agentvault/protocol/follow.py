@@ -244,6 +244,10 @@ class TaskFollower(FollowRules):
             task = self._final_task(task_id, deadline)
         return self._finished(task_id, task, path, started, state)
 
+    def finished(self, task_id: str) -> FollowOutcome | None:
+        """One look: the outcome if the task already ended the wait, else None (also if not visible yet)."""
+        return self._already_finished(task_id, self._peek(task_id), self.clock())
+
     def _peek(self, task_id: str) -> Task | None:
         try:
             return self.client.get(task_id)

@@ -20,9 +20,11 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, timezone
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook
-from airflow_agentvault.operators.agentvault import parse_timing, require_task_id
+from airflow_agentvault.operators.agentvault import default_deferrable, parse_timing, require_task_id
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.timing import Timing
+from airflow_agentvault.triggers.agentvault import AgentVaultTaskExistsTrigger
+from airflow_agentvault.triggers.events import STATUS_EXISTS, STATUS_NOT_FOUND, raise_for_error
 
 LIKELY_CAUSES = (
     "the agent is slower to register tasks than the bound allows (raise verify_attempts or initial_delay), "
@@ -44,6 +46,9 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
     :param timing: :class:`Timing` or a dict of its fields (templated); ``initial_delay``,
         ``verify_attempts``, ``verify_interval``, ``verify_backoff``, ``verify_max_interval`` and
         ``overall_timeout`` apply here.
+    :param deferrable: wait in the triggerer instead of a worker slot (default
+        ``[operators] default_deferrable``); one check is made on the worker first, so a task that is
+        already visible costs no deferral.
     """
 
     template_fields: Sequence[str] = ("agent_task_id", "timing")
@@ -55,10 +60,12 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
         agent_task_id: str,
         agentvault_conn_id: str = AgentVaultHook.default_conn_name,
         timing: Timing | dict[str, Any] | None = None,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", Timing().verify_interval)
         super().__init__(**kwargs)
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.agent_task_id = agent_task_id
         self.agentvault_conn_id = agentvault_conn_id
         self.timing = timing
@@ -82,8 +89,50 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
         self.poke_interval = self._timing.verify_interval
         self.timeout = self._timing.overall_timeout
         self.exponential_backoff = False  # our own growth below: sub-second and capped
+        if self.deferrable:
+            return self._execute_deferrable()
         self._wait_initial_delay()
         return super().execute(context)
+
+    def _execute_deferrable(self) -> Any:
+        """Check once here unless an initial delay is asked for; otherwise wait in the triggerer."""
+        started = time.time()
+        attempts = 0
+        if self._timing.initial_delay <= 0:
+            result = self.poke({})
+            if result:
+                return result.xcom_value
+            attempts = self._attempts
+        self.log.info("Deferring: the triggerer will check task %s until it is visible", self._task)
+        self.defer(
+            trigger=AgentVaultTaskExistsTrigger(
+                conn_id=self.agentvault_conn_id,
+                agent_task_id=self._task,
+                timing=self._timing.model_dump(),
+                started_at=started,
+                deadline=started + self._timing.overall_timeout,
+                attempts_done=attempts,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> str:
+        """Back from the triggerer: the state it saw, or the same failures as the synchronous path."""
+        self._timing = parse_timing(self.timing)
+        self._task = require_task_id(self.agent_task_id)
+        try:
+            raise_for_error(event, agent_url=self.hook.agent_url)
+        except errors.AgentVaultError as exc:
+            raise AirflowFailException(f"Cannot verify task {self._task}: {exc}") from None
+        status = event.get("status") if isinstance(event, dict) else None
+        if status == STATUS_EXISTS:
+            self.log.info("Task %s is visible (state %s)", self._task, event.get("state"))
+            return str(event.get("state"))
+        if status == STATUS_NOT_FOUND:
+            self._last_answer = str(event.get("last_answer"))
+            raise AirflowFailException(self._give_up_message(int(event.get("attempts", 0)),
+                                                             float(event.get("elapsed", 0))))
+        raise AirflowFailException(f"Unexpected event from the task-exists trigger: {str(event)[:200]}")
 
     def _wait_initial_delay(self) -> None:
         delay = self._timing.initial_delay

@@ -67,6 +67,22 @@ def raise_for_error(event: dict[str, Any], *, agent_url: str) -> None:
     raise cls(detail, **where)
 
 
+def event_task(event: Any, *, agent_url: str) -> tuple[Task, dict[str, Any] | None, str | None]:
+    """Validate a stream trigger's event: the final task, its metadata and status message, or raise."""
+    if not isinstance(event, dict):
+        raise _malformed(event, "a trigger event must be a dict", agent_url)
+    status = event.get("status")
+    if status == STATUS_ERROR:
+        raise_for_error(event, agent_url=agent_url)
+    if status != STATUS_DONE:
+        raise _malformed(event, f"unexpected trigger event status {status!r}", agent_url)
+    if not isinstance(event.get("task"), dict):
+        raise _malformed(event, "a 'done' event must carry the final task", agent_url)
+    task = parse_model(Task, event["task"], agent_url=agent_url, method="tasks/get", task_id=event.get("task_id"))
+    metadata = event.get("metadata")
+    return task, metadata if isinstance(metadata, dict) else None, event.get("status_message") or None
+
+
 def event_to_outcome(
     event: Any,
     *,
@@ -81,23 +97,12 @@ def event_to_outcome(
     CANCELED, INPUT_REQUIRED... -> their typed errors with the agent's words). ``"error"``: the named
     error class is raised with its detail. Anything else is a :class:`ProtocolViolationError`.
     """
-    if not isinstance(event, dict):
-        raise _malformed(event, "a trigger event must be a dict", agent_url)
-    status = event.get("status")
-    if status == STATUS_ERROR:
-        raise_for_error(event, agent_url=agent_url)
-    if status != STATUS_DONE:
-        raise _malformed(event, f"unexpected trigger event status {status!r}", agent_url)
-    if not isinstance(event.get("task"), dict):
-        raise _malformed(event, "a 'done' event must carry the final task", agent_url)
-    task_id = event.get("task_id")
-    task = parse_model(Task, event["task"], agent_url=agent_url, method="tasks/get", task_id=task_id)
-    metadata = event.get("metadata")
+    task, metadata, status_message = event_task(event, agent_url=agent_url)
     return outcome_of(
         task,
         agent_url=agent_url,
-        metadata=metadata if isinstance(metadata, dict) else None,
-        status_message=event.get("status_message") or None,
+        metadata=metadata,
+        status_message=status_message,
         max_result_bytes=max_result_bytes,
         truncate=truncate,
     )
