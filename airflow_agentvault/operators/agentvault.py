@@ -72,6 +72,35 @@ def parse_timing(timing: Timing | dict[str, Any] | None) -> Timing:
         raise AirflowFailException(str(exc)) from None
 
 
+class CancelOnKillMixin:
+    """``on_kill`` cancels the remote task being followed (``tasks/cancel``), unless switched off."""
+
+    hook: AgentVaultHook
+    cancel_on_kill: bool
+    _following: str | None
+    log: Any
+
+    def on_kill(self) -> None:
+        if not (self.cancel_on_kill and self._following):
+            return
+        try:
+            answer = self.hook.client.cancel(self._following)
+            self.log.info("Asked the agent to cancel task %s: success=%s", self._following, answer.success)
+        except errors.AgentVaultError as exc:
+            self.log.warning("Could not cancel task %s: %s", self._following, exc)
+
+
+class ResultDeliveryMixin:
+    """Turns the final task into the XCom result: outcome table, size limit, object storage."""
+
+    hook: AgentVaultHook
+    max_result_bytes: int
+    truncate_result: bool
+    result_storage: str
+    task_id: str
+    log: Any
+
+
 class AgentVaultInitiateOperator(ResumableJobMixin, BaseOperator):
     """
     Start a task on an agent and return its id (XCom ``return_value``); push ``agent_url`` too.
@@ -143,7 +172,7 @@ class AgentVaultInitiateOperator(ResumableJobMixin, BaseOperator):
         return str(external_id)
 
 
-class AgentVaultStreamOperator(BaseOperator):
+class AgentVaultStreamOperator(CancelOnKillMixin, ResultDeliveryMixin, BaseOperator):
     """
     Follow an agent task to its end and return its result (state, text, messages, artifacts, metadata).
 
@@ -228,6 +257,29 @@ class AgentVaultStreamOperator(BaseOperator):
         self.log.info("Task %s ended %s in the triggerer (%s)", task.id, task.state.value, metadata)
         return self.deliver(task, metadata or {}, status_message, context)
 
+    def _defer(self, follower: TaskFollower, agent_task_id: str, timing: Timing, context: Any) -> dict[str, Any]:
+        """Look once on the worker (a finished task costs no deferral), then follow in the triggerer."""
+        finished = follower.finished(agent_task_id)
+        if finished is not None:
+            return self.deliver(finished.task, finished.metadata(), None, context)
+        self.log.info("Deferring: task %s will be followed in the triggerer", agent_task_id)
+        self.defer(
+            trigger=AgentVaultStreamTrigger(
+                conn_id=self.agentvault_conn_id,
+                agent_task_id=agent_task_id,
+                timing=timing.model_dump(),
+                deadline=time.time() + timing.overall_timeout,
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Back from the triggerer: the same outcome table and result delivery as the synchronous path."""
+        task, metadata, status_message = event_task(event, agent_url=self.hook.agent_url)
+        self.log.info("Task %s ended %s in the triggerer (%s)", task.id, task.state.value, metadata)
+        return self.deliver(task, metadata or {}, status_message, context)
+
     def deliver(self, task: Task, metadata: dict[str, Any], status_message: str | None, context: Any) -> dict[str, Any]:
         """The final task -> result or typed error; a result too big for XCom goes to object storage."""
         result = outcome_of(
@@ -243,15 +295,6 @@ class AgentVaultStreamOperator(BaseOperator):
             size, self.max_result_bytes, reference[storage.REF_KEY],
         )
         return reference
-
-    def on_kill(self) -> None:
-        if not (self.cancel_on_kill and self._following):
-            return
-        try:
-            answer = self.hook.client.cancel(self._following)
-            self.log.info("Asked the agent to cancel task %s: success=%s", self._following, answer.success)
-        except errors.AgentVaultError as exc:
-            self.log.warning("Could not cancel task %s: %s", self._following, exc)
 
 
 def require_task_id(value: Any) -> str:

@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 
 #: How the result reached us; logged and kept in the result's metadata.
 PATH_ALREADY_FINISHED = "already-finished"
+
+LIKELY_CAUSES = (
+    "the agent is slower to register tasks than the bound allows (raise verify_attempts or initial_delay), "
+    "the agent restarted and lost its tasks, or the agent's router uses a different task store than its "
+    "send handler (the seed's 'Task not found' bug)"
+)
 PATH_STREAM = "stream"
 PATH_RESUBSCRIBE = "resubscribe"
 PATH_POLLING = "polling"
@@ -243,6 +249,45 @@ class TaskFollower(FollowRules):
         else:
             task = self._final_task(task_id, deadline)
         return self._finished(task_id, task, path, started, state)
+
+    def wait_until_visible(self, task_id: str, *, deadline: float | None = None) -> Task:
+        """The sensor's recipe in-process (compact stages): initial delay, then bounded, growing checks."""
+        started = self.clock()
+        deadline = self._deadline(started, deadline)
+        if self.timing.initial_delay > 0:
+            self.logger.info("Waiting %.1f s (initial delay) before the first check of task %s",
+                             self.timing.initial_delay, task_id)
+            self.sleep(min(self.timing.initial_delay, max(deadline - self.clock(), 0)))
+        attempts, last_answer = 0, "no answer yet"
+
+        def check() -> Task | None:
+            nonlocal attempts, last_answer
+            attempts += 1
+            try:
+                task = self.client.get(task_id)
+            except errors.AgentVaultError as exc:
+                if not exc.retryable:
+                    raise
+                last_answer = exc.detail
+                self.logger.info("Check %d of %d: task %s not visible yet (%s)", attempts,
+                                 self.timing.verify_attempts, task_id, exc.detail)
+                return None
+            self.logger.info("Task %s exists (check %d): state %s", task_id, attempts, task.state.value)
+            return task
+
+        try:
+            return Retrying(
+                stop=stop_after_attempt(self.timing.verify_attempts) | stop_at(deadline, self.clock),
+                wait=lambda rs: min(self.timing.verify_interval_for(rs.attempt_number), max(deadline - self.clock(), 0)),
+                retry=retry_if_result(lambda task: task is None),
+                sleep=self.sleep,
+            )(check)
+        except RetryError:
+            raise errors.WaitTimeoutError(
+                f"task never became visible: {attempts} checks of tasks/get over {self.clock() - started:.1f} s; "
+                f"last answer: {last_answer}. Likely causes: {LIKELY_CAUSES}",
+                agent_url=self.client.rpc_url, method="tasks/get", task_id=task_id,
+            ) from None
 
     def finished(self, task_id: str) -> FollowOutcome | None:
         """One look: the outcome if the task already ended the wait, else None (also if not visible yet)."""

@@ -22,15 +22,11 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleExcept
 from airflow_agentvault.hooks.agentvault import AgentVaultHook
 from airflow_agentvault.operators.agentvault import default_deferrable, parse_timing, require_task_id
 from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.follow import LIKELY_CAUSES
 from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.triggers.agentvault import AgentVaultTaskExistsTrigger
 from airflow_agentvault.triggers.events import STATUS_EXISTS, STATUS_NOT_FOUND, raise_for_error
 
-LIKELY_CAUSES = (
-    "the agent is slower to register tasks than the bound allows (raise verify_attempts or initial_delay), "
-    "the agent restarted and lost its tasks, or the agent's router uses a different task store than its "
-    "send handler (the seed's 'Task not found' bug)"
-)
 
 
 class AgentVaultTaskExistsSensor(BaseSensorOperator):
