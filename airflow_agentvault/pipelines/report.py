@@ -1,0 +1,94 @@
+"""
+Publishing a pipeline's report: the Markdown report and the chart as files, announced as an Asset.
+
+The report stage returns a Markdown artifact and the chart stage an SVG (or PNG) artifact; this
+writes both under the reports location (``AGENTVAULT_REPORTS_DIR``, ``[agentvault] reports_dir``,
+or ``$AIRFLOW_HOME/reports``) and the DAG's publish task puts their locations into the asset event,
+so downstream DAGs scheduled on :data:`REPORT_ASSET` know where to look.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from typing import Any
+
+from airflow.sdk import Asset, ObjectStoragePath
+
+from airflow_agentvault.pipelines import storage
+
+REPORT_ASSET = Asset(name="agentvault_research_report", uri="agentvault://research/report")
+
+CHART_SUFFIXES = {"image/svg+xml": "svg", "image/png": "png"}
+
+
+def reports_base() -> str:
+    from airflow.configuration import conf
+
+    configured = os.environ.get("AGENTVAULT_REPORTS_DIR") or conf.get("agentvault", "reports_dir", fallback=None)
+    if configured:
+        return configured if "://" in configured else f"file://{os.path.abspath(configured)}"
+    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+    return f"file://{os.path.abspath(home)}/reports"
+
+
+def find_artifact(result: dict[str, Any], media_types: tuple[str, ...]) -> dict[str, Any] | None:
+    """The last artifact of ``result`` whose media type is one of ``media_types``."""
+    for artifact in reversed(result.get("artifacts") or []):
+        if (artifact.get("mediaType") or "").split(";")[0] in media_types:
+            return artifact
+    return None
+
+
+def publish_report(topic: str, report_result: dict[str, Any], chart_result: dict[str, Any] | None,
+                   *, run_id: str) -> dict[str, Any]:
+    """Write report and chart; return what the asset event should say (locations and metadata)."""
+    report_result = storage.resolve_references(report_result)
+    chart_result = storage.resolve_references(chart_result) if chart_result else None
+    report = find_artifact(report_result, ("text/markdown",))
+    if report is None or not isinstance(report.get("content"), str):
+        raise ValueError(f"the report stage returned no Markdown artifact (task {report_result.get('task_id')})")
+    folder = ObjectStoragePath(reports_base()) / re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    report_path = folder / "report.md"
+    report_path.write_text(report["content"])
+    info: dict[str, Any] = {
+        "topic": topic,
+        "run_id": run_id,
+        "report": str(report_path),
+        "report_bytes": len(report["content"].encode()),
+        "words": len(report["content"].split()),
+    }
+    chart = find_artifact(chart_result or {}, tuple(CHART_SUFFIXES))
+    if chart is not None and chart.get("content"):
+        suffix = CHART_SUFFIXES[chart["mediaType"].split(";")[0]]
+        chart_path = folder / f"chart.{suffix}"
+        if suffix == "png":
+            chart_path.write_bytes(base64.b64decode(chart["content"]))
+        else:
+            chart_path.write_text(chart["content"])
+        info["chart"] = str(chart_path)
+    return info
+
+
+def publish_task(report: Any, chart: Any = None, *, topic: Any = None, task_id: str = "publish_report"):
+    """
+    A TaskFlow task that publishes ``report`` (and ``chart``) and emits the :data:`REPORT_ASSET` event.
+
+    ``topic`` defaults to the DAG param ``topic``; mapped pipelines pass their mapped topic.
+    """
+    from airflow.sdk import task
+
+    @task(task_id=task_id, outlets=[REPORT_ASSET])
+    def publish(report_result: dict[str, Any], chart_result: dict[str, Any] | None = None,
+                topic_name: str | None = None, **context: Any):
+        topic_name = topic_name or str(context["params"].get("topic", ""))
+        ti = context["ti"]
+        run_name = context["run_id"] + (f"_{ti.map_index}" if getattr(ti, "map_index", -1) >= 0 else "")
+        info = publish_report(topic_name, report_result, chart_result, run_id=run_name)
+        context["outlet_events"][REPORT_ASSET].extra = info
+        print(f"Report: {info['report']}" + (f"\nChart: {info['chart']}" if "chart" in info else ""))
+        return info
+
+    return publish(report, chart, topic)

@@ -1,0 +1,57 @@
+"""
+The 7-stage research pipeline, written with the stage helper, in split and compact form.
+
+topic research -> crawling -> extraction -> fact verification -> synthesis -> editing -> visualisation;
+each stage is an agent task whose result feeds the next, and the report and chart are published as
+the ``agentvault_research_report`` asset.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, Param
+
+from airflow_agentvault.params import timing_params
+from airflow_agentvault.pipelines.report import publish_task
+from airflow_agentvault.pipelines.research import STAGES, connection_id
+from airflow_agentvault.pipelines.stage import agent_stage
+
+
+DOC = """
+### Research pipeline ({form} form)
+Seven AgentVault agents, one per stage ({stages}). Each stage gets the topic and the previous
+stage's result; results too large for XCom travel by reference through object storage. The edited
+report and the chart are written under `$AIRFLOW_HOME/reports/<run id>/` (or `AGENTVAULT_REPORTS_DIR`)
+and announced as the asset `agentvault_research_report`. Timing knobs are DAG params (fast defaults).
+"""
+
+
+def research_pipeline(dag_id: str, *, compact: bool) -> DAG:
+    with DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        tags=["agentvault", "research", "example"],
+        params={
+            "topic": Param("solar power adoption", type="string", description="What to research."),
+            **timing_params(),
+        },
+        doc_md=DOC.format(form="compact" if compact else "split", stages=", ".join(s for s, _ in STAGES)),
+    ) as dag:
+        results = {}
+        previous = None
+        for stage_id, text in STAGES:
+            data = {"topic": "{{ params.topic }}"}
+            if previous is not None:
+                data["previous"] = previous
+            previous = agent_stage(
+                stage_id, agentvault_conn_id=connection_id(stage_id), text=text, data=data, compact=compact
+            ).output
+            results[stage_id] = previous
+        publish_task(results["edit"], results["visualize"])
+    return dag
+
+
+research_pipeline("research_pipeline", compact=False)
+research_pipeline("research_pipeline_compact", compact=True)

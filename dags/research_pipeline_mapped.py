@@ -1,0 +1,72 @@
+"""The research pipeline mapped over a list of topics: one mapped stage group per topic."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, task, task_group
+
+from airflow_agentvault.params import timing_params
+from airflow_agentvault.pipelines.report import publish_task
+from airflow_agentvault.pipelines.research import STAGES, connection_id
+from airflow_agentvault.pipelines.stage import agent_stage
+
+#: Upper bound of topics researched at once (each stage task of the group honours it).
+MAX_PARALLEL_TOPICS = 4
+
+
+@dag(
+    dag_id="research_pipeline_mapped",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["agentvault", "research", "example", "mapped"],
+    max_active_tasks=3 * MAX_PARALLEL_TOPICS,
+    params={
+        "topics": Param(
+            ["solar power adoption", "coral reef bleaching"],
+            type="array",
+            items={"type": "string", "minLength": 1},
+            minItems=1,
+            description="One pipeline run per topic (dynamic task mapping).",
+        ),
+        "max_parallel_topics": Param(
+            MAX_PARALLEL_TOPICS, type="integer", minimum=1, maximum=MAX_PARALLEL_TOPICS,
+            description="How many topics may run at once (at most the DAG's parse-time bound).",
+        ),
+        **timing_params(),
+    },
+    doc_md="""
+    ### Research pipeline, one mapped group per topic
+    The `topics` param lists the topics; each gets the full 7-stage pipeline as one mapped task group
+    (`research`), and its own report and chart. At most `max_parallel_topics` topic groups start their
+    stages at once (each stage task has `max_active_tis_per_dagrun` set to the DAG's bound).
+    """,
+)
+def research_pipeline_mapped():
+    @task
+    def topics(**context) -> list[str]:
+        wanted = context["params"]["topics"]
+        print(f"Researching {len(wanted)} topics, at most {context['params']['max_parallel_topics']} at once")
+        return wanted
+
+    @task_group(group_id="research")
+    def research(topic: str):
+        previous = None
+        results = {}
+        for stage_id, text in STAGES:
+            data = {"topic": topic} if previous is None else {"topic": topic, "previous": previous}
+            previous = agent_stage(
+                stage_id,
+                agentvault_conn_id=connection_id(stage_id),
+                text=text.replace("{{ params.topic }}", "the topic in the data part"),
+                data=data,
+                compact=True,
+                max_active_tis_per_dagrun=MAX_PARALLEL_TOPICS,
+            ).output
+            results[stage_id] = previous
+        publish_task(results["edit"], results["visualize"], topic=topic)
+
+    research.expand(topic=topics())
+
+
+research_pipeline_mapped()
