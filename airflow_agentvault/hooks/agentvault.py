@@ -51,7 +51,7 @@ def _truthy(value: Any, default: bool) -> bool:
 
 
 def settings_from_connection(conn_id: str, host: str | None, login: str | None, password: str | None,
-                             extra: dict[str, Any]) -> AgentSettings:
+                             extra: dict[str, Any], *, on_token: Any = None) -> AgentSettings:
     """Map connection fields to :class:`AgentSettings`, with errors that name the field to fix."""
     if not host:
         raise ConnectionConfigError(f"connection '{conn_id}': 'host' must hold the agent URL")
@@ -95,7 +95,7 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
             client_secret=password,
             scope=extra.get("scope") or None,
             verify=verify,
-            on_token=mask_secret,
+            on_token=on_token,
         )
     return AgentSettings(
         rpc_url=rpc_url,
@@ -138,7 +138,8 @@ class AgentVaultHook(BaseHook):
             if secret:
                 mask_secret(secret)
         settings = settings_from_connection(
-            self.agentvault_conn_id, conn.host, conn.login, conn.password, conn.extra_dejson or {}
+            self.agentvault_conn_id, conn.host, conn.login, conn.password, conn.extra_dejson or {},
+            on_token=mask_secret,
         )
         for secret in settings.auth.secrets():
             mask_secret(secret)

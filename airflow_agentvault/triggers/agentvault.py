@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.sdk import BaseHook, Connection
+from airflow.sdk import BaseHook
 from airflow.sdk.log import amask_secret
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_attempt
@@ -50,18 +50,12 @@ async def async_client_for(conn_id: str, *, read_timeout: float = DEFAULT_READ_T
     """
     An async client for the ``agentvault`` connection, read without blocking the event loop.
 
-    Airflow 3.3.2+ reads connections with ``BaseHook.aget_connection`` and ``Connection.aextra_dejson``,
-    which mask secrets asynchronously; before that those calls mask synchronously and can deadlock a
-    triggerer, so the synchronous API runs in a worker thread instead.
+    ``BaseHook.aget_connection`` and ``Connection.aextra_dejson`` (Airflow 3.3.2+) mask secrets
+    asynchronously, which the triggerer's event loop needs. OAuth2 access tokens fetched here are not
+    registered with the masker (that call is synchronous); the triggers never log them.
     """
-    if hasattr(Connection, "aextra_dejson"):
-        conn = await BaseHook.aget_connection(conn_id)
-        extra = await conn.aextra_dejson()
-    else:  # pragma: no cover - Airflow < 3.3.2
-        from asgiref.sync import sync_to_async
-
-        conn = await sync_to_async(BaseHook.get_connection)(conn_id)
-        extra = await sync_to_async(lambda: conn.extra_dejson)()
+    conn = await BaseHook.aget_connection(conn_id)
+    extra = await conn.aextra_dejson()
     settings = settings_from_connection(conn_id, conn.host, conn.login, conn.password, extra or {})
     for secret in settings.auth.secrets():
         await amask_secret(secret)
