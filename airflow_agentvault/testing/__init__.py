@@ -1,5 +1,22 @@
-"""Test helpers for running this provider against a real Airflow."""
+"""Test helpers for running this provider against a real Airflow.
 
-from airflow_agentvault.testing.airflow_stack import AirflowStack, AirflowStackError
+Names are imported lazily, so ``python -m airflow_agentvault.testing.airflow_stack`` (the
+demo) does not import its own module twice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["AirflowStack", "AirflowStackError"]
+
+if TYPE_CHECKING:
+    from airflow_agentvault.testing.airflow_stack import AirflowStack, AirflowStackError
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from airflow_agentvault.testing import airflow_stack
+
+        return getattr(airflow_stack, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -62,7 +62,12 @@ _POLL = 0.25
 
 
 class AirflowStackError(RuntimeError):
-    """A component died, a wait timed out, or the REST API answered with an error."""
+    """A component died, a wait timed out, or the REST API answered with an error
+    (then ``status_code`` is the HTTP status)."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -126,8 +131,8 @@ class AirflowStack:
     :param parallelism: ``[core] parallelism`` - LocalExecutor forks this many workers up front.
     :param ready_timeout: seconds ``__enter__`` waits for :meth:`wait_ready`.
     :param stop_grace: seconds between SIGTERM and SIGKILL in :meth:`stop`.
-    :param stop_patience: seconds after the first SIGTERM before the second one, which tells
-        the scheduler and triggerer not to wait for running tasks / triggers.
+    :param stop_patience: seconds after the first SIGTERM before the scheduler gets a second
+        one ("don't wait for running tasks") and the triggerer a SIGKILL.
     :param pycache_dir: where components cache bytecode when the installed Airflow has no
         ``__pycache__`` (default: ``<tmp>/airflow-stack-pycache-<uid>``; False: leave alone).
     :param reuse_migrated_db: copy the DB migrated by an earlier stack of this process
@@ -273,7 +278,11 @@ class AirflowStack:
             return
         spec = importlib.util.find_spec("airflow")  # locates the package without importing it
         locations = list(spec.submodule_search_locations or []) if spec else []
-        if locations and (Path(locations[0]) / "__pycache__").is_dir():
+        compiled = locations and all(
+            (Path(locations[0]) / sub / "__pycache__").is_dir()
+            for sub in (".", "jobs", "api_fastapi/execution_api")
+        )
+        if compiled:
             return  # compiled install (e.g. `uv sync --compile-bytecode`): use it as is
         if self.pycache_dir is None or self.pycache_dir is True:
             cache = _default_pycache_dir()
@@ -303,7 +312,6 @@ class AirflowStack:
             raise AirflowStackError(f"dags_folder {self.dags_folder} is not a directory")
         self._migrate()
         self.timings["migrate"] = time.monotonic() - t0
-        self._start_watchdog()
         for name in COMPONENTS:
             comp = _Component(name=name, argv=self._argv(name), log_path=self.logs_dir / f"{name}.log")
             comp.log_file = open(comp.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -317,6 +325,7 @@ class AirflowStack:
                 start_new_session=True,  # own session and process group
             )
             self.components[name] = comp
+        self._start_watchdog()
         self._t_started = time.monotonic()
         self.timings["spawn"] = self._t_started - t0
         return self
@@ -326,11 +335,12 @@ class AirflowStack:
         (killed, os._exit, a hard timeout): no scheduler is left running after such a death."""
         code = (
             "import sys; from airflow_agentvault.testing.airflow_stack import _watchdog; "
-            "sys.exit(_watchdog(int(sys.argv[1]), sys.argv[2]))"
+            "sys.exit(_watchdog(int(sys.argv[1]), sys.argv[2], sys.argv[3]))"
         )
+        sids = ",".join(str(sid) for sid in self._session_ids())
         with open(self.logs_dir / "watchdog.log", "ab") as log:
             self._watchdog = subprocess.Popen(
-                [sys.executable, "-c", code, str(os.getpid()), self.stack_id],
+                [sys.executable, "-c", code, str(os.getpid()), self.stack_id, sids],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -344,11 +354,10 @@ class AirflowStack:
             return
         self._run_migrate(timeout)
         if self.reuse_migrated_db:
-            template_dir = Path(tempfile.mkdtemp(prefix="airflow-stack-db-"))
-            template = template_dir / "airflow.db"
+            # Kept in this stack's home: nothing to clean up, even if the process is killed.
+            template = self.home / "migrated-template.db"
             _sqlite_copy(self.db_path, template)
             self._migrated_templates[self.airflow_bin] = template
-            atexit.register(_rmtree_quiet, template_dir)
 
     def _run_migrate(self, timeout: float) -> None:
         log_path = self.logs_dir / "db-migrate.log"
@@ -475,7 +484,9 @@ class AirflowStack:
         headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json"}
         resp = self._http.request(method, url, json=json_body, params=params, headers=headers, timeout=timeout)
         if resp.status_code not in set(ok):
-            raise AirflowStackError(f"{method} {url} -> {resp.status_code}: {resp.text[:2000]}")
+            raise AirflowStackError(
+                f"{method} {url} -> {resp.status_code}: {resp.text[:2000]}", status_code=resp.status_code
+            )
         if not resp.content:
             return None
         try:
@@ -496,7 +507,7 @@ class AirflowStack:
         try:
             return self.api("GET", f"dags/{self._q(dag_id)}")
         except AirflowStackError as exc:
-            if "-> 404" in str(exc):
+            if exc.status_code == 404:
                 return None
             raise
 
@@ -714,9 +725,14 @@ class AirflowStack:
 
     # ------------------------------------------------------------------ stop
 
+    def _session_ids(self) -> set[int]:
+        return {c.popen.pid for c in self.components.values() if c.popen is not None}
+
     def stack_processes(self) -> list[psutil.Process]:
-        """Live (non-zombie) processes started by this stack, found by the marker variable."""
-        return _marked_processes(self.stack_id)
+        """Live (non-zombie) processes of this stack: members of a component's session
+        (each component is a session leader; task processes change process group, not
+        session) or carriers of the marker variable."""
+        return find_stack_processes(self.stack_id, self._session_ids())
 
     def stop(self, grace: float | None = None) -> None:
         """Stop everything; idempotent, bounded (about 2 x ``grace`` + 11 s).
@@ -785,7 +801,7 @@ class AirflowStack:
                 _signal_group(comp.popen.pid, signal.SIGKILL)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     comp.popen.wait(timeout=5)
-            _kill_marked(self.stack_id, grace=3.0)
+            _kill_stack(self.stack_id, self._session_ids(), grace=3.0)
             for comp in comps.values():
                 if comp.log_file is not None:
                     with contextlib.suppress(Exception):
@@ -797,8 +813,16 @@ class AirflowStack:
             self.timings["stop"] = time.monotonic() - t0
 
 
-def _marked_processes(stack_id: str) -> list[psutil.Process]:
-    """Live (non-zombie) processes whose environment carries ``MARKER_VAR=stack_id``."""
+def find_stack_processes(stack_id: str, session_ids: Iterable[int] = ()) -> list[psutil.Process]:
+    """Live (non-zombie) processes in one of ``session_ids`` or whose environment carries
+    ``MARKER_VAR=stack_id``.
+
+    The marker alone is not enough: setproctitle (api-server, LocalExecutor workers, task
+    supervisors) rewrites the memory /proc/<pid>/environ shows, so those lose it. Session
+    ids stay valid after the leader exits: Linux does not reuse a pid while a session or
+    process group still uses it as its id.
+    """
+    sids = set(session_ids)
     found = []
     me = os.getpid()
     for proc in psutil.process_iter(["pid"]):
@@ -807,15 +831,17 @@ def _marked_processes(stack_id: str) -> list[psutil.Process]:
         try:
             if proc.status() == psutil.STATUS_ZOMBIE:
                 continue
-            if proc.environ().get(MARKER_VAR) == stack_id:
+            if sids and os.getsid(proc.pid) in sids:
+                found.append(proc)
+            elif proc.environ().get(MARKER_VAR) == stack_id:
                 found.append(proc)
         except (psutil.Error, OSError):
             continue
     return found
 
 
-def _kill_marked(stack_id: str, grace: float) -> None:
-    procs = _marked_processes(stack_id)
+def _kill_stack(stack_id: str, session_ids: Iterable[int], grace: float) -> None:
+    procs = find_stack_processes(stack_id, session_ids)
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.terminate()
@@ -826,15 +852,19 @@ def _kill_marked(stack_id: str, grace: float) -> None:
     psutil.wait_procs(alive, timeout=grace)
 
 
-def _watchdog(parent_pid: int, stack_id: str, poll: float = 1.0) -> int:
+def _watchdog(parent_pid: int, stack_id: str, session_ids: str, poll: float = 1.0) -> int:
     """Wait for ``parent_pid`` to end, then terminate/kill every process of the stack."""
+    sids = [int(sid) for sid in session_ids.split(",") if sid]
     try:
         parent = psutil.Process(parent_pid)
         while parent.is_running() and parent.status() != psutil.STATUS_ZOMBIE:
             time.sleep(poll)
     except psutil.Error:
         pass
-    _kill_marked(stack_id, grace=3.0)
+    for sid in sids:  # leaders first, so they do not start new work
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(sid, signal.SIGKILL)
+    _kill_stack(stack_id, sids, grace=3.0)
     return 0
 
 
@@ -854,12 +884,6 @@ def _sqlite_copy(src: Path, dst: Path) -> None:
             target.close()
     finally:
         source.close()
-
-
-def _rmtree_quiet(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
