@@ -30,9 +30,9 @@ def airflow_db():
 def example_dag(airflow_db):
     sys.path.insert(0, str(REPO / "dags"))
     try:
-        from agentvault_single_stage import agentvault_single_stage
+        from agentvault_single_stage import single_stage
 
-        yield agentvault_single_stage()
+        yield single_stage("agentvault_single_stage", deferrable=False)
     finally:
         sys.path.remove(str(REPO / "dags"))
 

@@ -1,0 +1,115 @@
+"""
+The example stage, deferred, under a real scheduler + triggerer + dag-processor + API server on SQLite.
+
+``dag.test()`` runs triggers inline, so only this proves deferral works: the sensor and the stream
+operator must go through DEFERRED, their events must reach the task log from the triggerer, the
+result must equal the synchronous run's, and killing a deferred stream must cancel the remote task.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
+from airflow_agentvault.testing import AirflowStack
+
+pytestmark = pytest.mark.integration
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+DEFERRED, SYNC = "agentvault_single_stage_deferred", "agentvault_single_stage"
+
+
+@pytest.fixture(scope="module")
+def agent():
+    with ReferenceAgentServer(AgentBehaviour(work_seconds=1.0)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, agent):
+    home = tmp_path_factory.mktemp("deferred-stack")
+    conn = json.dumps({"conn_type": "agentvault", "host": agent.rpc_url})
+    with AirflowStack(home=home, dags_folder=DAGS, extra_env={"AIRFLOW_CONN_AGENTVAULT_DEFAULT": conn}) as running:
+        running.wait_for_dag(DEFERRED, timeout=90)
+        running.wait_for_dag(SYNC, timeout=90)
+        yield running
+
+
+def run(stack: AirflowStack, dag_id: str, conf: dict | None = None, timeout: float = 180) -> str:
+    run_id = stack.trigger(dag_id, {"topic": "tidal energy", **(conf or {})})
+    state = stack.wait_for_run(dag_id, run_id, timeout=timeout)
+    assert state == "success", (
+        f"{dag_id} ended {state}: {stack.task_states(dag_id, run_id)}\n"
+        f"{stack.task_log(dag_id, run_id, 'stream')}\n{stack.diagnostics()}"
+    )
+    return run_id
+
+
+def normalised(result: dict) -> dict:
+    """The result without what differs between two runs (task ids, timings)."""
+    text = json.dumps({k: v for k, v in result.items() if k != "metadata"})
+    return json.loads(re.sub(r"ref-[0-9a-f]{8}", "ref-<id>", text))
+
+
+@pytest.mark.parametrize(
+    "behaviour, conf, path",
+    [
+        # Work lasts longer than the ~3 s of scheduling before the stream task runs, so it streams.
+        (AgentBehaviour(work_seconds=6), {}, "stream"),
+        (AgentBehaviour(work_seconds=15, visible_after_seconds=8), {"verify_max_interval": 1}, "stream"),
+        (AgentBehaviour(work_seconds=8, tokens=10, drop_stream_after_events=3), {}, "polling"),
+        (AgentBehaviour(work_seconds=6, subscribe_not_found=True), {"sse_retry_delay": 0.1}, "polling"),
+    ],
+    ids=["visible-at-once", "visible-after-8s", "sse-cut-after-3-events", "subscribe-never-found"],
+)
+def test_deferred_stage_completes_in_each_mode(stack, agent, behaviour, conf, path):
+    agent.set_behaviour(behaviour)
+    run_id = run(stack, DEFERRED, conf)
+    result = stack.xcom(DEFERRED, run_id, "stream")
+    assert result["state"] == "COMPLETED" and result["metadata"]["delivered_by"] == path
+    assert "tidal energy" in result["artifacts"][0]["content"]["answer"]
+
+    evidence = stack.deferral_evidence(DEFERRED, run_id, "stream")
+    assert evidence["deferred"], evidence
+    log = stack.task_log(DEFERRED, run_id, "stream")
+    assert f"result delivered by {path}" in log
+    if behaviour.subscribe_not_found:  # no event ever streams: the log tells the polling story
+        assert "Subscription failed 3 times" in log and re.search(r"Poll \d+: task ref-\w+ is COMPLETED", log)
+    else:  # streamed events reach the task log live from the triggerer
+        assert re.search(r"\[ref-[0-9a-f]{8}\] (state -> |artifact |assistant says)", log), log[-3000:]
+    if behaviour.visible_after_seconds:
+        assert stack.deferral_evidence(DEFERRED, run_id, "wait_until_visible")["deferred"]
+        assert "not visible yet" in stack.task_log(DEFERRED, run_id, "wait_until_visible")
+
+
+def test_deferred_and_synchronous_runs_give_the_same_result(stack, agent):
+    agent.set_behaviour(AgentBehaviour(work_seconds=1.0))
+    deferred = stack.xcom(DEFERRED, run(stack, DEFERRED), "stream")
+    sync = stack.xcom(SYNC, run(stack, SYNC), "stream")
+    assert normalised(deferred) == normalised(sync)
+
+
+def test_marking_a_deferred_stream_failed_cancels_the_remote_task(stack, agent):
+    agent.set_behaviour(AgentBehaviour(work_seconds=300))
+    run_id = stack.trigger(DEFERRED, {"topic": "slow topic"})
+    deadline = time.monotonic() + 120
+    while stack.task_states(DEFERRED, run_id).get("stream") != "deferred":
+        assert time.monotonic() < deadline, stack.task_states(DEFERRED, run_id)
+        time.sleep(0.5)  # polling interval of a bounded wait for the deferred state
+    agent_task = stack.xcom(DEFERRED, run_id, "initiate")
+    stack.api("PATCH", f"dags/{DEFERRED}/dagRuns/{run_id}/taskInstances/stream", json_body={"new_state": "failed"})
+    deadline = time.monotonic() + 60
+    state = None
+    while state != "CANCELED":
+        assert time.monotonic() < deadline, f"remote task still {state}\n{stack.component_log('triggerer')[-3000:]}"
+        answer = requests.post(agent.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "tasks/get",
+                                                     "params": {"id": agent_task}}, timeout=5).json()
+        state = answer["result"]["state"]
+        time.sleep(0.5)  # polling interval of a bounded wait for the cancellation
+    assert state == "CANCELED"
