@@ -1,0 +1,183 @@
+"""
+The one-command demo: seven research agents, a real Airflow on SQLite, one research run, the report.
+
+It starts the reference research agents on loopback, an Airflow (scheduler, triggerer, dag-processor,
+API server; LocalExecutor on SQLite) with its home in the project's ``.airflow/demo`` folder, creates the
+agent connections, triggers the research pipeline for the topic given, shows each stage as it
+finishes, and prints where the report and chart are and the run's URL in the Airflow UI. Everything
+it started stops when the run ends or on Ctrl-C, unless ``--keep-running`` leaves the UI up.
+
+    bash scripts/demo.sh "coral reef bleaching"
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import json
+import shutil
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DONE_STATES = {"success", "failed", "upstream_failed", "skipped", "removed"}
+
+
+class DemoError(RuntimeError):
+    """A problem the user can fix; printed as a message, not a traceback."""
+
+
+def _check_port(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise DemoError(f"port {port} on 127.0.0.1 is taken: stop what uses it, or pass --port N") from None
+            raise
+
+
+def _check_setup() -> None:
+    if not (Path(sys.prefix) / "bin" / "airflow").exists() and shutil.which("airflow") is None:
+        raise DemoError("Airflow is not installed in this environment: run `bash scripts/setup.sh` first")
+
+
+def _connections(urls: dict[str, str]) -> dict[str, str]:
+    from airflow_agentvault.pipelines.research import connection_id
+
+    return {
+        f"AIRFLOW_CONN_{connection_id(stage).upper()}": json.dumps({"conn_type": "agentvault", "host": url})
+        for stage, url in urls.items()
+    }
+
+
+def _stage_of(task_id: str) -> str:
+    return task_id.split(".", 1)[0]
+
+
+class Progress:
+    """Prints each stage once when it finishes (and each failure), with the time since the trigger."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.reported: set[str] = set()
+
+    def update(self, states: dict[str, str | None]) -> None:
+        stages: dict[str, list[str | None]] = {}
+        for task_id, state in states.items():
+            stages.setdefault(_stage_of(task_id), []).append(state)
+        for stage, stage_states in stages.items():
+            if stage in self.reported:
+                continue
+            if any(s in ("failed", "upstream_failed") for s in stage_states):
+                mark = "FAILED"
+            elif all(s == "success" for s in stage_states):
+                mark = "done"
+            else:
+                continue
+            self.reported.add(stage)
+            print(f"  {time.monotonic() - self.started:6.1f} s  {stage:<16} {mark}", flush=True)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    _check_setup()
+    _check_port(args.port)
+    from airflow_agentvault.agent.research import start_research_agents
+    from airflow_agentvault.protocol.timing import PRESETS
+    from airflow_agentvault.testing import AirflowStack
+
+    home = Path(args.home).resolve()
+    shutil.rmtree(home, ignore_errors=True)
+    reports = Path(args.reports).resolve()
+    dag_id = "research_pipeline_compact" if args.compact else "research_pipeline"
+    conf: dict[str, Any] = {"topic": args.topic}
+    if args.preset != "fast":
+        conf.update(PRESETS[args.preset].model_dump())
+    tokens_per_second = args.tokens_per_second if args.tokens_per_second else None
+
+    t0 = time.monotonic()
+    print(f"Starting the research agents{f' ({tokens_per_second:g} tokens/s)' if tokens_per_second else ''}...",
+          flush=True)
+    with start_research_agents(base_port=0, tokens_per_second=tokens_per_second) as agents:
+        env = {**_connections(agents.urls), "AGENTVAULT_REPORTS_DIR": str(reports)}
+        print(f"Starting Airflow (scheduler, triggerer, dag-processor, API server) in {home} ...", flush=True)
+        with AirflowStack(home=home, dags_folder=REPO / "dags", extra_env=env, api_port=args.port) as stack:
+            print(f"Airflow is up after {time.monotonic() - t0:.1f} s: {stack.api_url}", flush=True)
+            stack.wait_for_dag(dag_id, timeout=120)
+            run_id = stack.trigger(dag_id, conf)
+            url = stack.run_ui_url(dag_id, run_id)
+            print(f"Triggered {dag_id} for {args.topic!r} ({args.preset} timing)\n  {url}", flush=True)
+            state = _follow_run(stack, dag_id, run_id, timeout=args.timeout)
+            if state != "success":
+                print(f"\nThe run ended {state}. Task states: {stack.task_states(dag_id, run_id)}\n"
+                      f"See the logs in the UI: {url}", flush=True)
+                return 1
+            info = stack.xcom(dag_id, run_id, "publish_report")
+            print(f"\nDone in {time.monotonic() - t0:.1f} s.\n  Report: {_local(info['report'])}")
+            if "chart" in info:
+                print(f"  Chart:  {_local(info['chart'])}")
+            print(f"  Run:    {url}", flush=True)
+            if args.keep_running:
+                print("\nThe Airflow UI stays up (log in as any user); Ctrl-C stops everything.", flush=True)
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        stack.check_alive()
+                        time.sleep(1)
+    return 0
+
+
+def _follow_run(stack: Any, dag_id: str, run_id: str, *, timeout: float) -> str:
+    progress = Progress(time.monotonic())
+    deadline = time.monotonic() + timeout
+    while True:
+        stack.check_alive()
+        progress.update(stack.task_states(dag_id, run_id))
+        state = stack.get_run(dag_id, run_id)["state"]
+        if state in ("success", "failed"):
+            progress.update(stack.task_states(dag_id, run_id))
+            return state
+        if time.monotonic() > deadline:
+            raise DemoError(f"the run did not finish within {timeout:g} s (raise --timeout)")
+        time.sleep(0.5)
+
+
+def _local(location: str) -> str:
+    return location[len("file://"):] if location.startswith("file://") else location
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops the demo the way Ctrl-C does: through the context managers that clean up."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the research pipeline once, end to end, on this machine.")
+    parser.add_argument("topic", nargs="?", default="solar power adoption", help="what to research")
+    parser.add_argument("--preset", choices=["fast", "slow_llm"], default="fast", help="timing preset of the run")
+    parser.add_argument("--compact", action="store_true", help="one task per stage instead of three")
+    parser.add_argument("--tokens-per-second", type=float, default=0,
+                        help="make the agents stream like a slow local LLM (0: as fast as they can)")
+    parser.add_argument("--port", type=int, default=8080, help="port of the Airflow UI on 127.0.0.1")
+    parser.add_argument("--home", default=str(REPO / ".airflow" / "demo"), help="AIRFLOW_HOME of the demo")
+    parser.add_argument("--reports", default=str(REPO / "reports"), help="where reports and charts go")
+    parser.add_argument("--timeout", type=float, default=900, help="give up on the run after this many seconds")
+    parser.add_argument("--keep-running", action="store_true", help="leave the UI up until Ctrl-C")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return run_demo(args)
+    except DemoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nStopped; every process the demo started has been stopped.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
