@@ -99,9 +99,11 @@ def test_marking_a_deferred_stream_failed_cancels_the_remote_task(stack, agent):
     agent.set_behaviour(AgentBehaviour(work_seconds=300))
     run_id = stack.trigger(DEFERRED, {"topic": "slow topic"})
     deadline = time.monotonic() + 120
-    while stack.task_states(DEFERRED, run_id).get("stream") != "deferred":
+    # on_kill reaches only a trigger the triggerer is running: wait until it is following the task
+    while "Subscribing to task" not in stack.task_log(DEFERRED, run_id, "stream"):
         assert time.monotonic() < deadline, stack.task_states(DEFERRED, run_id)
-        time.sleep(0.5)  # polling interval of a bounded wait for the deferred state
+        time.sleep(0.5)  # polling interval of a bounded wait for the running trigger
+    assert stack.task_states(DEFERRED, run_id)["stream"] == "deferred"
     agent_task = stack.xcom(DEFERRED, run_id, "initiate")
     stack.api("PATCH", f"dags/{DEFERRED}/dagRuns/{run_id}/taskInstances/stream", json_body={"new_state": "failed"})
     deadline = time.monotonic() + 60
