@@ -8,5 +8,15 @@ or from the provider's client code, so tests against it check the client, not a 
 from airflow_agentvault.agent.app import create_app
 from airflow_agentvault.agent.behaviour import OVERRIDE_KEY, AgentBehaviour
 from airflow_agentvault.agent.server import ReferenceAgentServer
+from airflow_agentvault.agent.skills import Skill, SkillRequest, SkillResult, get_skill
 
-__all__ = ["OVERRIDE_KEY", "AgentBehaviour", "ReferenceAgentServer", "create_app"]
+__all__ = [
+    "OVERRIDE_KEY",
+    "AgentBehaviour",
+    "ReferenceAgentServer",
+    "Skill",
+    "SkillRequest",
+    "SkillResult",
+    "create_app",
+    "get_skill",
+]

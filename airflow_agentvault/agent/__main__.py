@@ -2,7 +2,7 @@
 
 Prints ``AGENT_URL=http://<host>:<port>`` on one line once serving, so a parent process that
 passed ``--port 0`` learns the port. One flag per :class:`AgentBehaviour` field, generated from the
-model so the two never drift apart.
+model so the two never drift apart. ``--skill`` picks the work (see ``skills.py``; default ``echo``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Union, get_args, get_origin
 from airflow_agentvault.agent.app import DEFAULT_AGENT_ID, DEFAULT_NAME
 from airflow_agentvault.agent.behaviour import AgentBehaviour
 from airflow_agentvault.agent.server import ReferenceAgentServer
+from airflow_agentvault.agent.skills import get_skill
 
 
 def _flag(field_name: str) -> str:
@@ -41,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default=DEFAULT_NAME, help="Card name.")
     parser.add_argument("--id", dest="agent_id", default=DEFAULT_AGENT_ID, help="Card humanReadableId.")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning).")
+    parser.add_argument(
+        "--skill",
+        default="echo",
+        help="What the agent does: echo (default), a research stage (topic_research, crawl, extract, "
+        "verify, synthesize, edit, visualize) or module:attr.",
+    )
     behaviour = parser.add_argument_group("behaviour (defaults: a fast agent that succeeds)")
     for name, field in AgentBehaviour.model_fields.items():
         kind = _base_type(field.annotation)
@@ -56,6 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     values = {name: getattr(args, name) for name in AgentBehaviour.model_fields}
     behaviour = AgentBehaviour(**{k: v for k, v in values.items() if v is not None})
+    try:
+        skill = get_skill(args.skill)
+    except (ValueError, ImportError, AttributeError) as exc:
+        print(f"reference agent: {exc}", file=sys.stderr, flush=True)
+        return 2
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -68,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         name=args.name,
         agent_id=args.agent_id,
         log_level=args.log_level,
+        skill=skill,
     )
     server.start()
     print(f"AGENT_URL={server.url}", flush=True)

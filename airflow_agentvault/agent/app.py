@@ -41,6 +41,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from airflow_agentvault.agent.behaviour import OVERRIDE_KEY, AgentBehaviour
+from airflow_agentvault.agent.skills import Skill
 from airflow_agentvault.agent.tasks import TaskNotFound, TaskStore
 
 DEFAULT_NAME = "AgentVault Reference Agent"
@@ -158,11 +159,14 @@ def _overrides(message: Message) -> dict[str, Any] | None:
 class ReferenceAgent:
     """State behind the routes: behaviour, tasks, issued tokens and counters."""
 
-    def __init__(self, behaviour: AgentBehaviour, *, name: str, agent_id: str) -> None:
+    def __init__(
+        self, behaviour: AgentBehaviour, *, name: str, agent_id: str, skill: Skill | None = None
+    ) -> None:
         self.behaviour = behaviour
         self.name = name
         self.agent_id = agent_id
-        self.store = TaskStore()
+        self.store = TaskStore(skill)
+        self.skill = self.store.skill
         self.requests: collections.Counter[str] = collections.Counter()
         self.token_requests = 0
         self.tokens_issued = 0
@@ -202,8 +206,7 @@ class ReferenceAgent:
                 "humanReadableId": self.agent_id,
                 "agentVersion": AGENT_VERSION,
                 "name": self.name,
-                "description": "Reference AgentVault agent for airflow-agentvault tests: echoes its "
-                "input as a result artifact, with switchable failure modes.",
+                "description": self.skill.card_description,
                 "url": f"{base}/a2a/",
                 "provider": {"name": "airflow-agentvault"},
                 "capabilities": {
@@ -212,13 +215,7 @@ class ReferenceAgent:
                     "supportsPushNotifications": False,
                 },
                 "authSchemes": self._auth_schemes(base),
-                "skills": [
-                    {
-                        "id": "echo-research",
-                        "name": "Echo research",
-                        "description": "Answers with the text and data parts it was sent.",
-                    }
-                ],
+                "skills": [self.skill.card_entry()],
                 "tags": ["reference", "research", "testing"],
             }
         )
@@ -372,9 +369,13 @@ def create_app(
     *,
     name: str = DEFAULT_NAME,
     agent_id: str = DEFAULT_AGENT_ID,
+    skill: Skill | None = None,
 ) -> Starlette:
-    """The reference agent as an ASGI app; its :class:`ReferenceAgent` is ``app.state.agent``."""
-    agent = ReferenceAgent(behaviour or AgentBehaviour(), name=name, agent_id=agent_id)
+    """The reference agent as an ASGI app; its :class:`ReferenceAgent` is ``app.state.agent``.
+
+    ``skill`` does the work of each task (default: the echo skill, see ``skills.py``).
+    """
+    agent = ReferenceAgent(behaviour or AgentBehaviour(), name=name, agent_id=agent_id, skill=skill)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

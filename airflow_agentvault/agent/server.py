@@ -18,6 +18,7 @@ import uvicorn
 
 from airflow_agentvault.agent.app import DEFAULT_AGENT_ID, DEFAULT_NAME, ReferenceAgent, create_app
 from airflow_agentvault.agent.behaviour import AgentBehaviour
+from airflow_agentvault.agent.skills import Skill
 
 
 class ReferenceAgentServer:
@@ -37,9 +38,10 @@ class ReferenceAgentServer:
         startup_timeout: float = 10.0,
         shutdown_timeout: float = 5.0,
         log_level: str = "warning",
+        skill: Skill | None = None,
     ) -> None:
         self.host = host
-        self.app = create_app(behaviour, name=name, agent_id=agent_id)
+        self.app = create_app(behaviour, name=name, agent_id=agent_id, skill=skill)
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
         self._requested_port = port

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow_agentvault.agent.behaviour import AgentBehaviour
+from airflow_agentvault.agent.skills import ANSWER_PREFIX  # noqa: F401 - re-exported (moved to skills.py)
+from airflow_agentvault.agent.skills import ECHO_SKILL, Skill, SkillRequest, SkillResult
 
 SUBMITTED = "SUBMITTED"
 WORKING = "WORKING"
@@ -38,7 +41,6 @@ STREAM_END_STATES = TERMINAL_STATES | {INPUT_REQUIRED}
 
 FAILURE_REASON = "reference agent failed on purpose"
 PROGRESS_TEXT = "half way"
-ANSWER_PREFIX = "Reference answer:"
 
 _CLOSE = object()  # queue sentinel: close the stream without an event (server shutdown)
 
@@ -98,26 +100,45 @@ class AgentTask:
 
 
 def answer_text(task: AgentTask) -> str:
-    """Deterministic answer echoing every user text part, so tests can check the round trip."""
-    texts = _user_parts(task, "text")
-    return f"{ANSWER_PREFIX} {' '.join(texts) if texts else '(no text)'}"
+    """Deterministic answer echoing every user text part (the echo skill's answer)."""
+    return ECHO_SKILL.answer(SkillRequest.from_messages(task.messages, task.behaviour))
 
 
-def _user_parts(task: AgentTask, part_type: str) -> list[Any]:
-    return [
-        part["content"]
-        for message in task.messages
-        if message["role"] == "user"
-        for part in message["parts"]
-        if part["type"] == part_type
-    ]
+async def run_skill(skill: Skill, request: SkillRequest) -> SkillResult:
+    """Run ``skill``: inline if it does not block, else in a daemon thread (never joined at shutdown)."""
+    if not skill.blocking:
+        return skill.run(request)
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[SkillResult] = loop.create_future()
+
+    def settle(outcome: Any, failed: bool) -> None:
+        if future.done():  # the awaiting task was canceled
+            return
+        if failed:
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    def target() -> None:
+        try:
+            outcome, failed = skill.run(request), False
+        except Exception as exc:  # noqa: BLE001 - handed to the awaiting task
+            outcome, failed = exc, True
+        except BaseException as exc:  # noqa: BLE001 - SystemExit & co. must not escape a thread
+            outcome, failed = RuntimeError(repr(exc)), True
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (server shut down)
+            loop.call_soon_threadsafe(settle, outcome, failed)
+
+    threading.Thread(target=target, name=f"skill-{skill.id}", daemon=True).start()
+    return await future
 
 
 class TaskStore:
     """All tasks of one agent, their simulated work, and their SSE subscribers."""
 
-    def __init__(self) -> None:
+    def __init__(self, skill: Skill | None = None) -> None:
         self._tasks: dict[str, AgentTask] = {}
+        self.skill = skill or ECHO_SKILL
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -288,17 +309,18 @@ class TaskStore:
                     self._add_message(task, assistant_message(behaviour.input_question))
                     self._set_state(task, INPUT_REQUIRED, behaviour.input_question)
                     return
-            await self._respond(task, behaviour, quarter)
+            try:
+                result = await run_skill(self.skill, SkillRequest.from_messages(task.messages, behaviour))
+            except Exception as exc:  # the skill's own failure: end FAILED with its reason
+                self._fail(task, f"skill {self.skill.id} failed: {exc}")
+                return
+            await self._respond(task, behaviour, quarter, result.text)
             await asyncio.sleep(2 * quarter)
             if behaviour.fail:
-                # Capture 14/15: the reason is in the status event, a last assistant message
-                # (not streamed) and metadata.error.
-                self._add_message(task, assistant_message(FAILURE_REASON), emit=False)
-                task.metadata = {**(task.metadata or {}), "error": FAILURE_REASON}
-                self._set_state(task, FAILED, FAILURE_REASON)
+                self._fail(task, FAILURE_REASON)
                 return
-            for index in range(1, behaviour.artifact_count + 1):
-                self._add_artifact(task, self._artifact(task, index))
+            for artifact in result.artifacts:  # ids made unique per task, as the SDK's are
+                self._add_artifact(task, {**artifact, "id": f"{task.id}-{artifact['id']}"})
             self._set_state(task, COMPLETED)
         except asyncio.CancelledError:
             raise
@@ -306,33 +328,22 @@ class TaskStore:
             with contextlib.suppress(Exception):
                 self._set_state(task, FAILED, f"reference agent crashed: {exc!r}")
 
-    async def _respond(self, task: AgentTask, behaviour: AgentBehaviour, quarter: float) -> None:
+    def _fail(self, task: AgentTask, reason: str) -> None:
+        """End FAILED as capture 14/15: reason in the status event, a last (unstreamed) message, metadata."""
+        self._add_message(task, assistant_message(reason), emit=False)
+        task.metadata = {**(task.metadata or {}), "error": reason}
+        self._set_state(task, FAILED, reason)
+
+    async def _respond(self, task: AgentTask, behaviour: AgentBehaviour, quarter: float, answer: str) -> None:
         """Token-by-token messages (slow LLM), else one message: the answer, or progress if failing."""
-        words = answer_text(task).split()
+        words = answer.split() or [answer]
         count = behaviour.tokens or (len(words) if behaviour.tokens_per_second else 0)
         if not count:
             await asyncio.sleep(quarter)
-            text = PROGRESS_TEXT if behaviour.fail else answer_text(task)
+            text = PROGRESS_TEXT if behaviour.fail else answer
             self._add_message(task, assistant_message(text))
             return
         interval = 1 / behaviour.tokens_per_second if behaviour.tokens_per_second else quarter / count
         for index in range(count):
             await asyncio.sleep(interval)
             self._add_message(task, assistant_message(words[index % len(words)]))
-
-    @staticmethod
-    def _artifact(task: AgentTask, index: int) -> dict[str, Any]:
-        """Result artifact shaped like capture 03; content echoes the input for round-trip checks."""
-        suffix = "" if index == 1 else f"-{index}"
-        return {
-            "id": f"{task.id}-result{suffix}",
-            "type": "result",
-            "content": {
-                "answer": answer_text(task),
-                "echo": {"text": _user_parts(task, "text"), "data": _user_parts(task, "data")},
-                "index": index,
-            },
-            "url": None,
-            "mediaType": "application/json",
-            "metadata": None,
-        }

@@ -1,0 +1,38 @@
+"""Seven reference research agents that do real, deterministic work on a small shipped corpus.
+
+topic_research -> crawl -> extract -> verify -> synthesize -> edit -> visualize. Each is the reference
+agent (``airflow_agentvault.agent``) serving one skill from :mod:`.stages`; the stage contract (which
+artifacts each stage reads and writes) is documented there. Start them all with
+``python -m airflow_agentvault.agent.research`` or :func:`start_research_agents`::
+
+    with start_research_agents() as agents:
+        agents.urls["crawl"]  # http://127.0.0.1:<port>/a2a/
+
+An OpenAI-compatible LLM can write the questions, report and edit (see :mod:`.llm`); without one,
+everything is deterministic.
+"""
+
+from airflow_agentvault.agent.research.documents import Corpus, Document
+from airflow_agentvault.agent.research.runner import ResearchAgents, research_agents, start_research_agents
+from airflow_agentvault.agent.research.stages import (
+    ARTIFACT_TYPES,
+    STAGE_NAMES,
+    ResearchSkill,
+    find_input,
+    research_skill,
+    research_skills,
+)
+
+__all__ = [
+    "ARTIFACT_TYPES",
+    "STAGE_NAMES",
+    "Corpus",
+    "Document",
+    "ResearchAgents",
+    "ResearchSkill",
+    "find_input",
+    "research_agents",
+    "research_skill",
+    "research_skills",
+    "start_research_agents",
+]
