@@ -100,6 +100,22 @@ class ResultDeliveryMixin:
     task_id: str
     log: Any
 
+    def deliver(self, task: Task, metadata: dict[str, Any], status_message: str | None, context: Any) -> dict[str, Any]:
+        """The final task -> result or typed error; a result too big for XCom goes to object storage."""
+        result = outcome_of(
+            task, agent_url=self.hook.agent_url, metadata=metadata, status_message=status_message,
+            max_result_bytes=sys.maxsize,
+        )
+        size = result_size(result)
+        if size <= self.max_result_bytes or self.truncate_result or not self.result_storage:
+            return fit_result(result, max_result_bytes=self.max_result_bytes, truncate=self.truncate_result)
+        reference = storage.offload(result, self.result_storage, name=result_name(context, self.task_id))
+        self.log.info(
+            "Result is %d bytes, above the XCom limit of %d: stored at %s, passed on by reference",
+            size, self.max_result_bytes, reference[storage.REF_KEY],
+        )
+        return reference
+
 
 class AgentVaultInitiateOperator(ResumableJobMixin, BaseOperator):
     """
@@ -257,44 +273,6 @@ class AgentVaultStreamOperator(CancelOnKillMixin, ResultDeliveryMixin, BaseOpera
         self.log.info("Task %s ended %s in the triggerer (%s)", task.id, task.state.value, metadata)
         return self.deliver(task, metadata or {}, status_message, context)
 
-    def _defer(self, follower: TaskFollower, agent_task_id: str, timing: Timing, context: Any) -> dict[str, Any]:
-        """Look once on the worker (a finished task costs no deferral), then follow in the triggerer."""
-        finished = follower.finished(agent_task_id)
-        if finished is not None:
-            return self.deliver(finished.task, finished.metadata(), None, context)
-        self.log.info("Deferring: task %s will be followed in the triggerer", agent_task_id)
-        self.defer(
-            trigger=AgentVaultStreamTrigger(
-                conn_id=self.agentvault_conn_id,
-                agent_task_id=agent_task_id,
-                timing=timing.model_dump(),
-                deadline=time.time() + timing.overall_timeout,
-                cancel_on_kill=self.cancel_on_kill,
-            ),
-            method_name="execute_complete",
-        )
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        """Back from the triggerer: the same outcome table and result delivery as the synchronous path."""
-        task, metadata, status_message = event_task(event, agent_url=self.hook.agent_url)
-        self.log.info("Task %s ended %s in the triggerer (%s)", task.id, task.state.value, metadata)
-        return self.deliver(task, metadata or {}, status_message, context)
-
-    def deliver(self, task: Task, metadata: dict[str, Any], status_message: str | None, context: Any) -> dict[str, Any]:
-        """The final task -> result or typed error; a result too big for XCom goes to object storage."""
-        result = outcome_of(
-            task, agent_url=self.hook.agent_url, metadata=metadata, status_message=status_message,
-            max_result_bytes=sys.maxsize,
-        )
-        size = result_size(result)
-        if size <= self.max_result_bytes or self.truncate_result or not self.result_storage:
-            return fit_result(result, max_result_bytes=self.max_result_bytes, truncate=self.truncate_result)
-        reference = storage.offload(result, self.result_storage, name=result_name(context, self.task_id))
-        self.log.info(
-            "Result is %d bytes, above the XCom limit of %d: stored at %s, passed on by reference",
-            size, self.max_result_bytes, reference[storage.REF_KEY],
-        )
-        return reference
 
 
 def require_task_id(value: Any) -> str:
