@@ -1,0 +1,49 @@
+"""The demo's clear messages for the mistakes a user makes: a taken port, a skipped setup step."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from airflow_agentvault import demo
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_taken_port_is_a_message_not_a_traceback(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert demo.main(["some topic", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is taken" in err and "Traceback" not in err
+
+
+def test_setup_not_run_is_explained(tmp_path):
+    clone = tmp_path / "clone"
+    (clone / "scripts").mkdir(parents=True)
+    (clone / "scripts" / "demo.sh").write_text((REPO / "scripts" / "demo.sh").read_text())
+    out = subprocess.run(["bash", str(clone / "scripts" / "demo.sh"), "topic"], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 2 and "run 'bash scripts/setup.sh' first" in out.stderr
+
+
+def test_progress_reports_each_stage_once(capsys):
+    progress = demo.Progress(started=0.0)
+    progress.update({"crawl.initiate": "success", "crawl.wait_until_visible": "success", "crawl.stream": "running"})
+    progress.update({"crawl.initiate": "success", "crawl.wait_until_visible": "success", "crawl.stream": "success",
+                     "extract.initiate": "failed"})
+    progress.update({"crawl.stream": "success", "extract.initiate": "failed"})
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "crawl" in lines[0] and "done" in lines[0] and "extract" in lines[1] and "FAILED" in lines[1]
+
+
+@pytest.mark.integration
+def test_airflow_lists_the_provider():
+    airflow = Path(__import__("sys").executable).parent / "airflow"
+    out = subprocess.run([str(airflow), "providers", "list"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "airflow-agentvault" in out.stdout
