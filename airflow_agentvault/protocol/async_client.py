@@ -11,11 +11,13 @@ Use it as ``async with AsyncAgentVaultClient(...) as client:`` so its connection
 
 from __future__ import annotations
 
+import functools
 import json
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
+import certifi
 import httpx
 from httpx_sse import EventSource
 
@@ -42,11 +44,21 @@ from airflow_agentvault.protocol.models import (
 )
 
 
-def _ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:
-    """httpx takes a CA bundle as an SSL context (a path string is deprecated there)."""
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    return verify
+@functools.lru_cache(maxsize=16)
+def ssl_context(verify: bool | str) -> ssl.SSLContext:
+    """
+    One SSL context per TLS setting, shared by every async client of the process.
+
+    Building one loads the whole CA store (about a megabyte and milliseconds each); a triggerer
+    following a thousand streams would otherwise hold a thousand copies. ``True`` trusts certifi's
+    bundle (httpx's default), a string is a CA bundle path, ``False`` turns verification off.
+    """
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else certifi.where())
 
 
 class AsyncAgentVaultClient:
@@ -78,7 +90,7 @@ class AsyncAgentVaultClient:
         self.read_timeout = read_timeout
         self._owns_http = http is None
         # requests follows redirects (AgentVault answers POST /a2a with 307 to /a2a/); so do we.
-        self.http = http or httpx.AsyncClient(verify=_ssl_verify(verify), follow_redirects=True)
+        self.http = http or httpx.AsyncClient(verify=ssl_context(verify), follow_redirects=True)
 
     async def __aenter__(self) -> AsyncAgentVaultClient:
         return self

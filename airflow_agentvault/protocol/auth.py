@@ -137,10 +137,12 @@ class OAuth2ClientCredentials(Auth):
     async def aheaders(self) -> dict[str, str]:
         import httpx
 
+        from airflow_agentvault.protocol.async_client import ssl_context
+
         token = self._valid_token()
         if token is None:
             try:
-                async with httpx.AsyncClient(verify=self.verify, timeout=self.timeout) as client:
+                async with httpx.AsyncClient(verify=ssl_context(self.verify), timeout=self.timeout) as client:
                     response = await client.post(self.token_url, data=self._form())
             except httpx.HTTPError as exc:
                 raise errors.AgentUnreachableError(

@@ -274,3 +274,11 @@ async def test_a_given_http_client_is_left_open(respx_mock):
         async with AsyncAgentVaultClient(RPC, http=http) as client:
             await client.cancel("t")
         assert not http.is_closed
+
+
+def test_clients_share_one_ssl_context_per_setting():
+    from airflow_agentvault.protocol.async_client import ssl_context
+
+    assert ssl_context(True) is ssl_context(True)
+    assert ssl_context(False) is not ssl_context(True)
+    assert ssl_context(False).verify_mode.name == "CERT_NONE" and ssl_context(True).check_hostname
