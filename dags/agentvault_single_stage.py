@@ -50,5 +50,8 @@ def single_stage(dag_id: str, *, deferrable: bool) -> DAG:
     return dag
 
 
-single_stage("agentvault_single_stage", deferrable=False)
-single_stage("agentvault_single_stage_deferred", deferrable=True)
+sync_stage = single_stage("agentvault_single_stage", deferrable=False)
+deferred_stage = single_stage("agentvault_single_stage_deferred", deferrable=True)
+
+if __name__ == "__main__":  # `python dags/agentvault_single_stage.py`: one run in-process, logs on stdout
+    sync_stage.test()
