@@ -11,6 +11,10 @@ from typing import Any
 
 AUTH_TYPES = ("none", "api_key", "bearer", "oauth2")
 
+#: The connection's ``dialect`` choices: the names of ``protocol.dialects.DIALECTS`` plus ``auto``
+#: (kept literal here, like AUTH_TYPES, so the form needs no protocol import; a unit test keeps them equal).
+DIALECT_CHOICES = ("agentvault", "a2a-0.3", "a2a-1.0", "a2a-rest", "auto")
+
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema", "port"],
     "relabeling": {
@@ -53,7 +57,9 @@ CONN_FIELDS: dict[str, Any] = {
     },
     "dialect": {
         "label": "Protocol dialect",
-        "schema": {"type": ["string", "null"], "default": "agentvault", "enum": ["agentvault"]},
+        "description": "agentvault (tasks/send ...), a2a-0.3 (message/send ...), a2a-1.0 (SendMessage ...), "
+        "a2a-rest (A2A 1.0 HTTP+JSON; the URL is the binding's base) or auto (read the agent card)",
+        "schema": {"type": ["string", "null"], "default": "agentvault", "enum": list(DIALECT_CHOICES)},
     },
     "card_url": {"label": "Agent card URL (optional)", "schema": {"type": ["string", "null"]}},
 }

@@ -17,9 +17,10 @@ from urllib.parse import urljoin, urlsplit
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
-from airflow_agentvault.connection_form import AUTH_TYPES, UI_FIELD_BEHAVIOUR
+from airflow_agentvault.connection_form import AUTH_TYPES, DIALECT_CHOICES, UI_FIELD_BEHAVIOUR
 from airflow_agentvault.protocol.auth import NO_AUTH, ApiKeyAuth, Auth, BearerAuth, OAuth2ClientCredentials
 from airflow_agentvault.protocol.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, AgentVaultClient
+from airflow_agentvault.protocol.dialects import AGENTVAULT, AUTO, client_for, discover, resolve
 from airflow_agentvault.protocol.errors import AgentVaultError, redact_url
 
 DEFAULT_RPC_PATH = "/a2a/"
@@ -97,13 +98,18 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
             verify=verify,
             on_token=on_token,
         )
+    dialect = str(extra.get("dialect") or AGENTVAULT).strip().lower()
+    if dialect not in DIALECT_CHOICES:
+        raise ConnectionConfigError(
+            f"connection '{conn_id}': extra 'dialect' must be one of {', '.join(DIALECT_CHOICES)}, got {dialect!r}"
+        )
     return AgentSettings(
         rpc_url=rpc_url,
         card_url=card_url,
         auth=auth,
         verify=verify,
         connect_timeout=float(extra.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT),
-        dialect=(extra.get("dialect") or "agentvault").lower(),
+        dialect=dialect,
     )
 
 
@@ -147,15 +153,19 @@ class AgentVaultHook(BaseHook):
 
     @cached_property
     def client(self) -> AgentVaultClient:
+        """The client of the connection's dialect (``auto``: the one the agent card names), logged once."""
         settings = self.settings
-        rpc_url = settings.rpc_url
-        if rpc_url is None:
-            probe = AgentVaultClient(settings.card_url, auth=settings.auth, verify=settings.verify,
-                                     connect_timeout=settings.connect_timeout, read_timeout=self.read_timeout)
-            rpc_url = probe.fetch_card(settings.card_url).url
-            self.log.info("Agent card at %s names the endpoint %s", redact_url(settings.card_url), redact_url(rpc_url))
-        return AgentVaultClient(rpc_url, auth=settings.auth, verify=settings.verify,
-                                connect_timeout=settings.connect_timeout, read_timeout=self.read_timeout)
+        common = {"auth": settings.auth, "verify": settings.verify, "connect_timeout": settings.connect_timeout,
+                  "read_timeout": self.read_timeout}
+        found = resolve(settings.dialect, settings.rpc_url, settings.card_url, **common)
+        if found.card is not None:
+            self.log.info("Agent card at %s names the endpoint %s", redact_url(found.card.url),
+                          redact_url(found.rpc_url))
+            for warning in found.card.warnings:
+                self.log.warning("Agent card at %s: %s", redact_url(found.card.url), warning)
+        self.log.info("Talking to agent %s in the %s dialect%s", redact_url(found.rpc_url), found.dialect,
+                      " (chosen from its card)" if settings.dialect == AUTO else "")
+        return client_for(found.dialect, found.rpc_url, **common)
 
     def get_conn(self) -> AgentVaultClient:
         return self.client
@@ -169,6 +179,14 @@ class AgentVaultHook(BaseHook):
         """Fetch the agent card and say what was found."""
         try:
             settings = self.settings
+            if settings.dialect != AGENTVAULT:
+                found = discover(settings.card_url, auth=settings.auth, verify=settings.verify,
+                                 connect_timeout=settings.connect_timeout, read_timeout=self.read_timeout,
+                                 dialect=None if settings.dialect == AUTO else settings.dialect,
+                                 endpoint_hint=settings.rpc_url if settings.dialect == AUTO else None)
+                notes = "".join(f"; warning: {w}" for w in found.card.warnings)
+                return True, (f"Found agent {found.card.agent_card.summary()}; using {found.dialect} at "
+                              f"{redact_url(found.rpc_url)}{notes}")
             card = AgentVaultClient(settings.card_url, auth=settings.auth, verify=settings.verify,
                                     connect_timeout=settings.connect_timeout,
                                     read_timeout=self.read_timeout).fetch_card(settings.card_url)

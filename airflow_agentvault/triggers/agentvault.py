@@ -20,6 +20,7 @@ it also runs when the trigger merely moves.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,6 +35,7 @@ from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.async_client import AsyncAgentVaultClient
 from airflow_agentvault.protocol.async_follow import AsyncTaskFollower
 from airflow_agentvault.protocol.client import DEFAULT_READ_TIMEOUT
+from airflow_agentvault.protocol.dialects import AUTO, aresolve, async_client_for_dialect
 from airflow_agentvault.protocol.errors import redact_url
 from airflow_agentvault.protocol.follow import stop_at
 from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
@@ -41,6 +43,8 @@ from airflow_agentvault.triggers.events import STATUS_DONE, STATUS_EXISTS, STATU
 
 #: Seconds the agent gets to answer tasks/cancel when a user kills the deferred task.
 CANCEL_READ_TIMEOUT = 30.0
+
+log = logging.getLogger(__name__)
 
 #: What a trigger turns into an "error" event; anything else is a bug and fails the trigger loudly.
 _TRANSPORTED = (errors.AgentVaultError, ConnectionConfigError, InvalidTimingError)
@@ -52,19 +56,24 @@ async def async_client_for(conn_id: str, *, read_timeout: float = DEFAULT_READ_T
 
     ``BaseHook.aget_connection`` and ``Connection.aextra_dejson`` (Airflow 3.3.2+) mask secrets
     asynchronously, which the triggerer's event loop needs. OAuth2 access tokens fetched here are not
-    registered with the masker (that call is synchronous); the triggers never log them.
+    registered with the masker (that call is synchronous); the triggers never log them. The client is
+    of the connection's dialect; ``auto`` reads the agent card here (once per trigger run) and logs the
+    dialect it chose.
     """
     conn = await BaseHook.aget_connection(conn_id)
     extra = await conn.aextra_dejson()
     settings = settings_from_connection(conn_id, conn.host, conn.login, conn.password, extra or {})
     for secret in settings.auth.secrets():
         await amask_secret(secret)
-    common = {"auth": settings.auth, "verify": settings.verify, "connect_timeout": settings.connect_timeout}
-    rpc_url = settings.rpc_url
-    if rpc_url is None:
-        async with AsyncAgentVaultClient(settings.card_url, read_timeout=read_timeout, **common) as probe:
-            rpc_url = (await probe.fetch_card(settings.card_url)).url
-    return AsyncAgentVaultClient(rpc_url, read_timeout=read_timeout, **common)
+    common = {"auth": settings.auth, "verify": settings.verify, "connect_timeout": settings.connect_timeout,
+              "read_timeout": read_timeout}
+    found = await aresolve(settings.dialect, settings.rpc_url, settings.card_url, **common)
+    if found.card is not None:
+        for warning in found.card.warnings:
+            log.warning("Agent card at %s: %s", redact_url(found.card.url), warning)
+    if settings.dialect == AUTO:
+        log.info("Agent %s speaks the %s dialect (chosen from its card)", redact_url(found.rpc_url), found.dialect)
+    return async_client_for_dialect(found.dialect, found.rpc_url, **common)
 
 
 def _timing_dict(timing: Timing | dict[str, Any] | None) -> dict[str, Any]:

@@ -1,0 +1,281 @@
+"""
+The official A2A protocol 1.0 over JSON-RPC: dialect ``a2a-1.0``.
+
+Methods ``SendMessage`` (with ``configuration.returnImmediately: true``; without it the call blocks
+until the task ends), ``GetTask``, ``CancelTask`` and ``SubscribeToTask``, every call with the header
+``A2A-Version: 1.0`` (a 1.x server answers -32009 VersionNotSupported without it). Objects have no
+``kind``: results and stream events are wrapped as ``{"task"}``, ``{"message"}``, ``{"statusUpdate"}``
+or ``{"artifactUpdate"}``; parts are ``{"text"}``, ``{"data"}``, ``{"url"}`` or ``{"raw"}`` with optional
+``mediaType`` / ``filename``; roles ``ROLE_USER`` / ``ROLE_AGENT``; states ``TASK_STATE_*``. Stream events
+are bare ``data:`` lines with JSON-RPC envelopes and no ``final`` flag. Subscription errors come back as
+plain ``application/json`` (-32001 unknown task, -32004 finished task: see :mod:`base`).
+
+The payload decoding here (:func:`task_from_wire`, :class:`V10StreamDecoder`) is shared with the
+HTTP+JSON binding (:mod:`a2a_rest`), which carries the same objects without the JSON-RPC envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.dialects.base import (
+    VERSION_HEADER,
+    A2AClient,
+    ArtifactAssembler,
+    AsyncA2AClient,
+    Call,
+    Codec,
+    StreamDecoder,
+    artifact_from_parts,
+    data_part,
+    decode_jsonrpc,
+    file_part,
+    jsonrpc_error,
+    require_dict,
+    require_str,
+    state_from,
+    status_event,
+    task_from,
+)
+from airflow_agentvault.protocol.jsonrpc import build_request
+from airflow_agentvault.protocol.models import (
+    DataPart,
+    FilePart,
+    Message,
+    Task,
+    TaskArtifactEvent,
+    TaskEvent,
+    TaskMessageEvent,
+    TaskState,
+    TextPart,
+)
+
+DIALECT = "a2a-1.0"
+PROTOCOL_VERSION = "1.0"
+HEADERS = {VERSION_HEADER: PROTOCOL_VERSION}
+
+STATES: dict[str, TaskState] = {
+    "TASK_STATE_SUBMITTED": TaskState.SUBMITTED,
+    "TASK_STATE_WORKING": TaskState.WORKING,
+    "TASK_STATE_INPUT_REQUIRED": TaskState.INPUT_REQUIRED,
+    "TASK_STATE_AUTH_REQUIRED": TaskState.AUTH_REQUIRED,
+    "TASK_STATE_COMPLETED": TaskState.COMPLETED,
+    "TASK_STATE_FAILED": TaskState.FAILED,
+    "TASK_STATE_CANCELED": TaskState.CANCELED,
+    "TASK_STATE_REJECTED": TaskState.REJECTED,
+    "TASK_STATE_UNSPECIFIED": TaskState.UNKNOWN,
+}
+
+METHODS = {"send": "SendMessage", "get": "GetTask", "cancel": "CancelTask", "subscribe": "SubscribeToTask"}
+
+
+# -- our models -> the wire ------------------------------------------------------------------------------
+
+
+def part_to_wire(part: Any) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        wire: dict[str, Any] = {"text": part.content}
+    elif isinstance(part, DataPart):
+        wire = {"data": part.content, "mediaType": part.media_type}
+    elif isinstance(part, FilePart):
+        wire = {"url": part.url, "mediaType": part.media_type, "filename": part.filename}
+    else:
+        raise TypeError(f"cannot send a part of type {type(part).__name__}")
+    return {k: v for k, v in wire.items() if v is not None}
+
+
+def message_to_wire(message: Message, task_id: str | None = None) -> dict[str, Any]:
+    wire: dict[str, Any] = {
+        "messageId": uuid.uuid4().hex,
+        "role": "ROLE_AGENT" if message.role == "assistant" else "ROLE_USER",
+        "parts": [part_to_wire(p) for p in message.parts],
+    }
+    if task_id:
+        wire["taskId"] = task_id
+    if message.metadata:
+        wire["metadata"] = message.metadata
+    return wire
+
+
+def send_params(message: Message, task_id: str | None) -> dict[str, Any]:
+    """``SendMessageRequest`` without blocking: the answer comes as soon as the task exists."""
+    return {"message": message_to_wire(message, task_id), "configuration": {"returnImmediately": True}}
+
+
+# -- the wire -> our models ------------------------------------------------------------------------------
+
+
+def part_from_wire(part: Any, **where: Any) -> Any:
+    part = require_dict(part, "a message part", **where)
+    metadata = part.get("metadata")
+    if "text" in part:
+        return TextPart(content=str(part["text"]), metadata=metadata)
+    if "data" in part:
+        return data_part(part["data"], part.get("mediaType"), metadata)
+    if "url" in part or "raw" in part:
+        return file_part(part.get("url"), part.get("raw"), part.get("mediaType"), part.get("filename"), metadata)
+    raise errors.ProtocolViolationError(f"agent sent a part with no known content: {sorted(part)!r:.120}", **where)
+
+
+def message_from_wire(message: Any, **where: Any) -> tuple[str | None, Message | None]:
+    """(messageId, Message); the Message is None when the agent sent no parts."""
+    if message is None:
+        return None, None
+    message = require_dict(message, "a message", **where)
+    parts = [part_from_wire(p, **where) for p in message.get("parts") or []]
+    role = "user" if message.get("role") == "ROLE_USER" else "assistant"
+    normalised = Message(role=role, parts=parts, metadata=message.get("metadata")) if parts else None
+    return message.get("messageId"), normalised
+
+
+def artifact_parts(artifact: dict[str, Any], **where: Any) -> list[Any]:
+    return [part_from_wire(p, **where) for p in artifact.get("parts") or []]
+
+
+def task_from_wire(task: Any, **where: Any) -> Task:
+    task = require_dict(task, "a task", **where)
+    task_id = require_str(task, "id", "a task", **where)
+    status = require_dict(task.get("status"), "a task status", **where)
+    artifacts = []
+    for artifact in task.get("artifacts") or []:
+        artifact = require_dict(artifact, "an artifact", **where)
+        artifacts.append(artifact_from_parts(require_str(artifact, "artifactId", "an artifact", **where),
+                                             artifact.get("name"), artifact_parts(artifact, **where),
+                                             artifact.get("metadata"), artifact.get("description")))
+    return task_from(
+        task_id,
+        state_from(status.get("state"), STATES, **where),
+        timestamp=status.get("timestamp"),
+        history=[message_from_wire(m, **where) for m in task.get("history") or []],
+        status_message=message_from_wire(status.get("message"), **where),
+        artifacts=artifacts,
+        metadata=task.get("metadata"),
+        where=where,
+    )
+
+
+def send_result(payload: Any, **where: Any) -> str:
+    """The task id from a ``SendMessageResponse`` (``{"task"}``, or ``{"message"}`` naming its task)."""
+    result = require_dict(payload, "a SendMessage result", **where)
+    if isinstance(result.get("task"), dict):
+        return require_str(result["task"], "id", "a task", **where)
+    message = result.get("message")
+    if isinstance(message, dict):
+        if isinstance(message.get("taskId"), str) and message["taskId"]:
+            return message["taskId"]
+        raise errors.ProtocolViolationError(
+            "agent answered with a message and no task: this operator follows tasks, and the agent "
+            "completed the exchange without one", **where)
+    raise errors.ProtocolViolationError("SendMessage result holds neither 'task' nor 'message'", **where)
+
+
+class V10StreamDecoder(StreamDecoder):
+    """One 1.0 stream. ``enveloped``: JSON-RPC envelopes (this dialect) or bare objects (HTTP+JSON)."""
+
+    def __init__(self, call: Call, *, enveloped: bool = True, error=None) -> None:
+        self.call = call
+        self.enveloped = enveloped
+        self.error = error or (lambda obj, **where: jsonrpc_error(obj, subscribing=True, **where))
+        self.artifacts = ArtifactAssembler()
+
+    def feed(self, data: str) -> list[TaskEvent]:
+        where = self.call.where
+        try:
+            payload = json.loads(data)
+        except ValueError as exc:
+            raise errors.ProtocolViolationError(f"stream event carries malformed JSON ({exc})", **where) from None
+        payload = require_dict(payload, "a stream event", **where)
+        if payload.get("error") is not None:
+            raise self.error(payload["error"], **where)
+        if self.enveloped:
+            if "result" not in payload:
+                raise errors.ProtocolViolationError("stream event has neither 'result' nor 'error'", **where)
+            payload = require_dict(payload["result"], "a stream result", **where)
+        return self.events_of(payload)
+
+    def events_of(self, response: dict[str, Any]) -> list[TaskEvent]:
+        """A ``StreamResponse`` -> our events (a task snapshot reads as its artifacts, then its status)."""
+        where = self.call.where
+        if isinstance(response.get("task"), dict):
+            raw = response["task"]
+            task = task_from_wire(raw, **where)
+            events: list[TaskEvent] = [self._artifact(task.id, a, append=False) for a in raw.get("artifacts") or []]
+            status = require_dict(raw.get("status"), "a task status", **where)
+            _, message = message_from_wire(status.get("message"), **where)
+            events.append(status_event(task.id, task.state, status.get("timestamp"), message))
+            return events
+        if isinstance(response.get("statusUpdate"), dict):
+            update = response["statusUpdate"]
+            status = require_dict(update.get("status"), "a task status", **where)
+            _, message = message_from_wire(status.get("message"), **where)
+            return [status_event(update.get("taskId") or self.call.task_id,
+                                 state_from(status.get("state"), STATES, **where), status.get("timestamp"), message)]
+        if isinstance(response.get("artifactUpdate"), dict):
+            update = response["artifactUpdate"]
+            return [self._artifact(update.get("taskId") or self.call.task_id, update.get("artifact"),
+                                   append=bool(update.get("append")))]
+        if isinstance(response.get("message"), dict):
+            _, message = message_from_wire(response["message"], **where)
+            task_id = response["message"].get("taskId") or self.call.task_id
+            return [TaskMessageEvent(task_id=task_id, message=message)] if message is not None else []
+        raise errors.ProtocolViolationError(f"stream event of unknown shape: {sorted(response)!r:.120}", **where)
+
+    def _artifact(self, task_id: str, artifact: Any, *, append: bool) -> TaskArtifactEvent:
+        where = self.call.where
+        artifact = require_dict(artifact, "an artifact", **where)
+        assembled = self.artifacts.add(
+            require_str(artifact, "artifactId", "an artifact", **where), artifact.get("name"),
+            artifact_parts(artifact, **where), append=append, metadata=artifact.get("metadata"),
+            description=artifact.get("description"),
+        )
+        return TaskArtifactEvent(task_id=task_id, artifact=assembled)
+
+
+class V10Codec(Codec):
+    """A2A 1.0 JSON-RPC framing and decoding."""
+
+    dialect = DIALECT
+
+    def _call(self, op: str, endpoint: str, params: dict[str, Any], task_id: str | None) -> Call:
+        method = METHODS[op]
+        return Call(method, "POST", endpoint, endpoint, build_request(method, params), dict(HEADERS), task_id)
+
+    def send_call(self, endpoint: str, message: Message, task_id: str | None) -> Call:
+        return self._call("send", endpoint, send_params(message, task_id), task_id)
+
+    def get_call(self, endpoint: str, task_id: str) -> Call:
+        return self._call("get", endpoint, {"id": task_id}, task_id)
+
+    def cancel_call(self, endpoint: str, task_id: str) -> Call:
+        return self._call("cancel", endpoint, {"id": task_id}, task_id)
+
+    def subscribe_call(self, endpoint: str, task_id: str) -> Call:
+        return self._call("subscribe", endpoint, {"id": task_id}, task_id)
+
+    def answer(self, call: Call, status: int, content_type: str | None, body: bytes, *,
+               subscribing: bool = False) -> Any:
+        return decode_jsonrpc(status, content_type, body, subscribing=subscribing, **call.where)
+
+    def send_result(self, call: Call, payload: Any) -> str:
+        return send_result(payload, **call.where)
+
+    def task_result(self, call: Call, payload: Any) -> Task:
+        return task_from_wire(payload, **call.where)
+
+    def stream_decoder(self, call: Call) -> V10StreamDecoder:
+        return V10StreamDecoder(call)
+
+
+class A2AV10Client(A2AClient):
+    """Synchronous client of the ``a2a-1.0`` dialect."""
+
+    codec = V10Codec()
+
+
+class AsyncA2AV10Client(AsyncA2AClient):
+    """Asynchronous client of the ``a2a-1.0`` dialect."""
+
+    codec = V10Codec()

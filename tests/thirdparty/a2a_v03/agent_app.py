@@ -1,0 +1,147 @@
+"""A real A2A 0.3 agent, built on ``a2a-sdk`` 0.3.26 (the last 0.3 release), for the interop matrix.
+
+It runs in its own virtual environment (see ``requirements.txt`` next to this file and
+``tests/thirdparty/sdk_venv.py``)::
+
+    python agent_app.py --port 8767
+
+Endpoints (the SDK's ``A2AStarletteApplication``): ``POST /`` (JSON-RPC 0.3: ``message/send``,
+``tasks/get``, ``tasks/cancel``, ``tasks/resubscribe`` ...), ``GET /.well-known/agent-card.json`` and the
+0.2 path ``/.well-known/agent.json``.
+
+The text of the user message steers each task, with the same words as ``tests/interop/a2a_v1_agent.py``
+and the AgentVault SDK test agent:
+
+=====================  ========================================================================
+``delay=<seconds>``    time in SUBMITTED before WORKING (default 0.05)
+``sleep=<seconds>``    time WORKING (default 0.4); the status message is "working on it"
+``chunks=<n>``         the artifact ``result`` comes in n chunks ``chunk-1 `` ... (default 1)
+``fail``               FAILED half way, reason in the status message
+``input_required``     INPUT_REQUIRED (``final: true``) half way, question in the status message;
+                       a follow-up message to the task completes it, echoing the follow-up text
+=====================  ========================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import re
+from typing import Optional
+
+import uvicorn
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.apps import A2AStarletteApplication
+from a2a.server.events import EventQueue
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
+from a2a.types import AgentCapabilities, AgentCard, AgentSkill, Part, TextPart
+from a2a.utils import new_agent_text_message, new_task
+
+logger = logging.getLogger("a2a_v03_test_agent")
+
+DEFAULT_DELAY = 0.05
+DEFAULT_SLEEP = 0.4
+FAIL_REASON = "a2a agent failed on purpose"
+INPUT_PROMPT = "need more input: send a follow-up message to this task"
+WORKING_TEXT = "working on it"
+_NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
+
+
+@dataclasses.dataclass
+class JobOptions:
+    delay: float = DEFAULT_DELAY
+    sleep: float = DEFAULT_SLEEP
+    chunks: int = 1
+    fail: bool = False
+    input_required: bool = False
+
+    @classmethod
+    def from_text(cls, text: str) -> "JobOptions":
+        opts = cls()
+        if m := re.search(r"\bdelay=" + _NUMBER, text):
+            opts.delay = float(m.group(1))
+        if m := re.search(r"\bsleep=" + _NUMBER, text):
+            opts.sleep = float(m.group(1))
+        if m := re.search(r"\bchunks=([0-9]+)", text):
+            opts.chunks = max(1, int(m.group(1)))
+        opts.fail = re.search(r"\bfail\b", text) is not None
+        opts.input_required = re.search(r"\binput_required\b", text) is not None
+        return opts
+
+
+def _text(text: str) -> Part:
+    return Part(root=TextPart(text=text))
+
+
+class SteeredExecutor(AgentExecutor):
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        task = context.current_task
+        resumed = task is not None
+        if task is None:  # a new task: make it exist first, so a non-blocking send answers at once
+            task = new_task(context.message)
+            await event_queue.enqueue_event(task)
+        updater = TaskUpdater(event_queue, task.id, task.context_id)
+        text = context.get_user_input()
+        if resumed:  # the follow-up to an INPUT_REQUIRED task
+            await updater.start_work(new_agent_text_message(WORKING_TEXT, task.context_id, task.id))
+            await updater.add_artifact([_text(f"answer: {text}")], artifact_id="result", name="result")
+            await updater.complete()
+            return
+        opts = JobOptions.from_text(text)
+        await asyncio.sleep(opts.delay)
+        await updater.start_work(new_agent_text_message(WORKING_TEXT, task.context_id, task.id))
+        await asyncio.sleep(opts.sleep / 2)
+        if opts.input_required:
+            await updater.requires_input(new_agent_text_message(INPUT_PROMPT, task.context_id, task.id), final=True)
+            return
+        if opts.fail:
+            await updater.failed(new_agent_text_message(FAIL_REASON, task.context_id, task.id))
+            return
+        for i in range(1, opts.chunks + 1):
+            await updater.add_artifact(
+                [_text(f"chunk-{i} ")], artifact_id="result", name="result" if i == 1 else None,
+                append=i > 1, last_chunk=i == opts.chunks,
+            )
+            await asyncio.sleep(opts.sleep / 2 / opts.chunks)
+        await updater.complete()
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        task = context.current_task
+        await TaskUpdater(event_queue, context.task_id, task.context_id if task else context.context_id).cancel()
+
+
+def build_card(base_url: str) -> AgentCard:
+    return AgentCard(
+        name="a2a-sdk 0.3.26 interop agent",
+        description="Steered by its input text (sleep=, delay=, chunks=, fail, input_required).",
+        url=f"{base_url}/",
+        version="0.1.0",
+        capabilities=AgentCapabilities(streaming=True),
+        default_input_modes=["text/plain"],
+        default_output_modes=["text/plain"],
+        skills=[AgentSkill(id="echo", name="echo", description="steered echo", tags=["test"])],
+    )
+
+
+def create_app(port: int):
+    card = build_card(f"http://127.0.0.1:{port}")
+    handler = DefaultRequestHandler(agent_executor=SteeredExecutor(), task_store=InMemoryTaskStore())
+    return A2AStarletteApplication(agent_card=card, http_handler=handler).build()
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Loopback only; a short graceful-shutdown bound so open streams cannot hold up SIGTERM.
+    uvicorn.run(create_app(args.port), host="127.0.0.1", port=args.port, log_level=args.log_level,
+                timeout_graceful_shutdown=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""The connection's ``dialect`` through the hook, the triggers' async_client_for and test_connection."""
+
+from __future__ import annotations
+
+import json
+from unittest import mock
+
+import httpx
+import pytest
+
+from a2a_wire import body
+from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError, settings_from_connection
+from airflow_agentvault.protocol.client import AgentVaultClient
+from airflow_agentvault.protocol.dialects.a2a_rest import A2ARestClient, AsyncA2ARestClient
+from airflow_agentvault.protocol.dialects.a2a_v03 import A2AV03Client
+from airflow_agentvault.protocol.dialects.a2a_v10 import A2AV10Client, AsyncA2AV10Client
+from airflow_agentvault.triggers.agentvault import async_client_for
+from fakes import set_connection
+
+pytestmark = pytest.mark.respx(assert_all_called=False)
+
+BASE = "http://agent.test:8000"
+V10_CARD = json.loads(body("01-agent-card.txt"))
+AV_CARD = {"name": "AV", "url": "http://localhost:8000/a2a/", "capabilities": {"a2aVersion": "1.0"},
+           "authSchemes": [{"scheme": "apiKey"}]}
+CONN = "dialect_test"
+
+
+def hook_for(monkeypatch, host, password=None, **extra) -> AgentVaultHook:
+    set_connection(monkeypatch, CONN, host, password=password, **extra)
+    hook = AgentVaultHook(CONN, read_timeout=7)
+    hook._log = mock.MagicMock()
+    return hook
+
+
+def logged(hook, level: str) -> list[str]:
+    return [call.args[0] % call.args[1:] for call in getattr(hook._log, level).call_args_list]
+
+
+@pytest.mark.parametrize("given, expected", [(None, "agentvault"), ("", "agentvault"), (" A2A-1.0 ", "a2a-1.0"),
+                                             ("auto", "auto"), ("a2a-rest", "a2a-rest")])
+def test_settings_read_the_dialect(given, expected):
+    extra = {} if given is None else {"dialect": given}
+    assert settings_from_connection("c", f"{BASE}/a2a/", None, None, extra).dialect == expected
+
+
+def test_an_unknown_dialect_names_the_field_and_the_choices():
+    with pytest.raises(ConnectionConfigError, match="extra 'dialect' must be one of agentvault, a2a-0.3, a2a-1.0, "
+                                                    "a2a-rest, auto, got 'a2a-2'"):
+        settings_from_connection("c", f"{BASE}/a2a/", None, None, {"dialect": "a2a-2"})
+
+
+@pytest.mark.parametrize("dialect, host, cls", [
+    ("a2a-1.0", f"{BASE}/", A2AV10Client), ("a2a-0.3", f"{BASE}/rpc", A2AV03Client),
+    ("a2a-rest", f"{BASE}/rest", A2ARestClient), ("agentvault", f"{BASE}/a2a/", AgentVaultClient),
+])
+def test_a_fixed_dialect_with_an_endpoint_reads_no_card(monkeypatch, requests_mock, dialect, host, cls):
+    hook = hook_for(monkeypatch, host, dialect=dialect)
+    client = hook.client
+    assert type(client) is cls and client.read_timeout == 7 and requests_mock.call_count == 0
+    expected_url = host if host != f"{BASE}/" else f"{BASE}/a2a/"  # a base URL gets the default endpoint path
+    assert client.rpc_url == expected_url
+    assert logged(hook, "info") == [f"Talking to agent {expected_url} in the {dialect} dialect"]
+    assert hook.client is client  # chosen and logged once
+
+
+def test_auto_reads_the_card_and_logs_the_choice_once(monkeypatch, requests_mock):
+    requests_mock.get(f"{BASE}/agent-card.json", status_code=404)
+    requests_mock.get(f"{BASE}/.well-known/agent-card.json", json=V10_CARD)
+    hook = hook_for(monkeypatch, f"{BASE}/rest", password="k", auth_type="api_key", dialect="auto")
+    client = hook.client
+    assert type(client) is A2ARestClient and client.rpc_url == f"{BASE}/rest"
+    assert client.auth.headers() == {"X-Api-Key": "k"}
+    assert hook.client is client
+    assert logged(hook, "info") == [
+        f"Agent card at {BASE}/.well-known/agent-card.json names the endpoint {BASE}/rest",
+        f"Talking to agent {BASE}/rest in the a2a-rest dialect (chosen from its card)",
+    ]
+    assert logged(hook, "warning") == []
+    assert requests_mock.call_count == 2
+
+
+def test_auto_warns_when_the_card_wants_other_auth(monkeypatch, requests_mock):
+    requests_mock.get(f"{BASE}/.well-known/agent-card.json", status_code=404)
+    requests_mock.get(f"{BASE}/.well-known/agent.json", status_code=404)
+    requests_mock.get(f"{BASE}/agent-card.json", json=AV_CARD)
+    hook = hook_for(monkeypatch, f"{BASE}/", dialect="auto")
+    assert type(hook.client) is AgentVaultClient and hook.client.rpc_url == f"{BASE}/a2a/"
+    (warning,) = logged(hook, "warning")
+    assert "declares auth ['apiKey'] but the connection uses none" in warning
+
+
+def test_a_fixed_a2a_dialect_with_a_card_url_takes_that_dialects_endpoint(monkeypatch, requests_mock):
+    requests_mock.get(f"{BASE}/card.json", json=V10_CARD)
+    hook = hook_for(monkeypatch, f"{BASE}/card.json", dialect="a2a-rest")
+    assert type(hook.client) is A2ARestClient and hook.client.rpc_url == "http://127.0.0.1:56151/rest"
+
+
+def test_test_connection_for_an_a2a_dialect(monkeypatch, requests_mock):
+    requests_mock.get(f"{BASE}/agent-card.json", status_code=404)
+    requests_mock.get(f"{BASE}/.well-known/agent-card.json", json=V10_CARD)
+    ok, message = hook_for(monkeypatch, f"{BASE}/", password="k", dialect="auto").test_connection()
+    assert ok and "slow-test-agent" in message and "using a2a-1.0 at http://127.0.0.1:56151/" in message
+    assert "warning" not in message
+    ok, message = hook_for(monkeypatch, f"{BASE}/", dialect="a2a-0.3").test_connection()
+    assert not ok and "a2a-0.3 endpoint nowhere" in message
+
+
+async def test_async_client_for_auto(monkeypatch, respx_mock):
+    set_connection(monkeypatch, CONN, f"{BASE}/", dialect="auto")
+    respx_mock.get(f"{BASE}/agent-card.json").mock(return_value=httpx.Response(404))
+    respx_mock.get(f"{BASE}/.well-known/agent-card.json").mock(return_value=httpx.Response(200, json=V10_CARD))
+    async with await async_client_for(CONN, read_timeout=9) as client:
+        assert type(client) is AsyncA2AV10Client and client.rpc_url == "http://127.0.0.1:56151/"
+        assert client.read_timeout == 9
+
+
+async def test_async_client_for_a_fixed_dialect_reads_nothing(monkeypatch, respx_mock):
+    set_connection(monkeypatch, CONN, f"{BASE}/rest", dialect="a2a-rest")
+    async with await async_client_for(CONN) as client:
+        assert type(client) is AsyncA2ARestClient and client.rpc_url == f"{BASE}/rest"
+    assert respx_mock.calls.call_count == 0
