@@ -61,9 +61,12 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConnectionConfigError(f"connection '{conn_id}': 'host' is not an http(s) URL: {redact_url(url)}")
     origin = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+    dialect = str(extra.get("dialect") or AGENTVAULT).strip().lower()
     if parts.path.endswith(".json"):
         rpc_url, card_url = extra.get("rpc_url") or None, url
-    elif parts.path in ("", "/"):
+    elif parts.path in ("", "/") and dialect in (AGENTVAULT, AUTO):
+        # AgentVault agents mount JSON-RPC below the base URL (the SDK examples use /a2a/); for `auto`
+        # that is only the hint the card is checked against. A2A agents may serve at the base URL.
         rpc_url = urljoin(origin, extra.get("rpc_path") or DEFAULT_RPC_PATH)
         card_url = extra.get("card_url") or urljoin(origin, DEFAULT_CARD_PATH)
     else:
@@ -98,7 +101,6 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
             verify=verify,
             on_token=on_token,
         )
-    dialect = str(extra.get("dialect") or AGENTVAULT).strip().lower()
     if dialect not in DIALECT_CHOICES:
         raise ConnectionConfigError(
             f"connection '{conn_id}': extra 'dialect' must be one of {', '.join(DIALECT_CHOICES)}, got {dialect!r}"

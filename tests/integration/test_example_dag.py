@@ -3,53 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
+from dagtest import load_example_dag, stream_xcom
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def airflow_db():
-    """Create the SQLite metadata database of this session's AIRFLOW_HOME (bounded)."""
-    subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        check=True, env=os.environ.copy(), capture_output=True, timeout=180,
-    )
-
-
 @pytest.fixture(scope="module")
 def example_dag(airflow_db):
-    sys.path.insert(0, str(REPO / "dags"))
-    try:
-        from agentvault_single_stage import single_stage
-
-        yield single_stage("agentvault_single_stage", deferrable=False)
-    finally:
-        sys.path.remove(str(REPO / "dags"))
-
-
-def stream_result(run) -> dict:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        row = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id,
-                XComModel.task_id == "stream", XComModel.key == "return_value",
-            )
-        ).one()
-        return XComModel.deserialize_value(row)
+    return load_example_dag("agentvault_single_stage")
 
 
 def run_against(monkeypatch, dag, behaviour: AgentBehaviour, **conf):
@@ -59,7 +23,7 @@ def run_against(monkeypatch, dag, behaviour: AgentBehaviour, **conf):
         )
         run = dag.test(run_conf={"topic": "tidal energy", **conf})
         assert run.state == "success"
-        result = stream_result(run)
+        result = stream_xcom(run)
         remote = agent.agent
         return result, remote
 

@@ -58,7 +58,7 @@ def test_a_fixed_dialect_with_an_endpoint_reads_no_card(monkeypatch, requests_mo
     hook = hook_for(monkeypatch, host, dialect=dialect)
     client = hook.client
     assert type(client) is cls and client.read_timeout == 7 and requests_mock.call_count == 0
-    expected_url = host if host != f"{BASE}/" else f"{BASE}/a2a/"  # a base URL gets the default endpoint path
+    expected_url = host  # an A2A agent may serve at its base URL: it is taken as the endpoint
     assert client.rpc_url == expected_url
     assert logged(hook, "info") == [f"Talking to agent {expected_url} in the {dialect} dialect"]
     assert hook.client is client  # chosen and logged once
