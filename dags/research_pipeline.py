@@ -16,7 +16,6 @@ from airflow_agentvault.pipelines.report import publish_task
 from airflow_agentvault.pipelines.research import STAGES, connection_id
 from airflow_agentvault.pipelines.stage import agent_stage
 
-
 DOC = """
 ### Research pipeline ({form} form)
 Seven AgentVault agents, one per stage ({stages}). Each stage gets the topic and the previous

@@ -25,8 +25,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow_agentvault.agent.behaviour import AgentBehaviour
-from airflow_agentvault.agent.skills import ANSWER_PREFIX  # noqa: F401 - re-exported (moved to skills.py)
-from airflow_agentvault.agent.skills import ECHO_SKILL, Skill, SkillRequest, SkillResult
+from airflow_agentvault.agent.skills import (
+    ANSWER_PREFIX,  # noqa: F401 - re-exported (moved to skills.py)
+    ECHO_SKILL,
+    Skill,
+    SkillRequest,
+    SkillResult,
+)
 
 SUBMITTED = "SUBMITTED"
 WORKING = "WORKING"

@@ -25,8 +25,7 @@ from airflow_agentvault.hooks.agentvault import AgentVaultHook
 from airflow_agentvault.pipelines import storage
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import TaskFollower
-from airflow_agentvault.protocol.models import DataPart, Message, TaskState, TextPart
-from airflow_agentvault.protocol.models import Task
+from airflow_agentvault.protocol.models import DataPart, Message, Task, TaskState, TextPart
 from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES, fit_result, outcome_of, result_size
 from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger

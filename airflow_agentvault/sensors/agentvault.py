@@ -28,7 +28,6 @@ from airflow_agentvault.triggers.agentvault import AgentVaultTaskExistsTrigger
 from airflow_agentvault.triggers.events import STATUS_EXISTS, STATUS_NOT_FOUND, raise_for_error
 
 
-
 class AgentVaultTaskExistsSensor(BaseSensorOperator):
     """
     Wait until ``tasks/get`` sees the agent task; return its observed state (XCom).

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 import pytest
-
 from interop import compat_table, servers
 from interop.matrix_scenarios import SCENARIOS, Server
 

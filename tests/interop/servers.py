@@ -27,7 +27,6 @@ if str(_THIRDPARTY) not in sys.path:
     sys.path.insert(0, str(_THIRDPARTY))
 
 import sdk_venv  # noqa: E402  (tests/thirdparty/sdk_venv.py)
-
 from interop.matrix_scenarios import Server  # noqa: E402
 
 VENV_BUILD_TIMEOUT = 240.0

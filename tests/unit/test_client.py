@@ -6,12 +6,12 @@ import json
 
 import pytest
 import requests
+from wire import capture_body
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.auth import ApiKeyAuth
 from airflow_agentvault.protocol.client import AgentVaultClient
 from airflow_agentvault.protocol.models import Message, TaskArtifactEvent, TaskMessageEvent, TaskState, TaskStatusEvent
-from wire import capture_body
 
 RPC = "http://agent.test/a2a/"
 JSON = {"Content-Type": "application/json"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from a2a_wire import JSON, SSE, Wire, body, http, sections
+
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.dialects import StreamUnavailableError
 from airflow_agentvault.protocol.models import Message, TaskState, TextPart

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from a2a_wire import JSON, SSE, Wire, event_stream, http, json_line, raw, sections
+
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.dialects import StreamUnavailableError
 from airflow_agentvault.protocol.dialects.a2a_v03 import V03Codec, V03StreamDecoder, task_from_wire

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from a2a_wire import JSON, SSE, Wire, body, event_stream, http, json_line, raw, sections
+
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.async_follow import AsyncTaskFollower
 from airflow_agentvault.protocol.dialects import StreamUnavailableError

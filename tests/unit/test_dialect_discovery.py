@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 import requests
-
 from a2a_wire import body, json_line, sections
+
 from airflow_agentvault.connection_form import DIALECT_CHOICES
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.async_client import AsyncAgentVaultClient

@@ -7,15 +7,15 @@ from unittest import mock
 
 import httpx
 import pytest
-
 from a2a_wire import body
+from fakes import set_connection
+
 from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError, settings_from_connection
 from airflow_agentvault.protocol.client import AgentVaultClient
 from airflow_agentvault.protocol.dialects.a2a_rest import A2ARestClient, AsyncA2ARestClient
 from airflow_agentvault.protocol.dialects.a2a_v03 import A2AV03Client
 from airflow_agentvault.protocol.dialects.a2a_v10 import A2AV10Client, AsyncA2AV10Client
 from airflow_agentvault.triggers.agentvault import async_client_for
-from fakes import set_connection
 
 pytestmark = pytest.mark.respx(assert_all_called=False)
 

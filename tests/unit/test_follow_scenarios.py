@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from scenarios import RPC, SCENARIOS, TIMING, FakeClock, RecordingLogger, Scenario, Script
 
 from airflow_agentvault.protocol.async_client import AsyncAgentVaultClient
 from airflow_agentvault.protocol.async_follow import AsyncTaskFollower
 from airflow_agentvault.protocol.client import AgentVaultClient
 from airflow_agentvault.protocol.follow import FollowOutcome, TaskFollower
 from airflow_agentvault.protocol.timing import Timing
-from scenarios import RPC, SCENARIOS, TIMING, FakeClock, RecordingLogger, Scenario, Script
 
 WAIT_BOUND = 10.0  # seconds of real time any async scenario may take (they take milliseconds)
 

@@ -6,10 +6,19 @@ import json
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from fakes import (
+    SSE_HEADERS,
+    FakeTaskStateStore,
+    make_context,
+    rpc_error,
+    rpc_result,
+    set_connection,
+    sse_body,
+    task_json,
+)
 
 from airflow_agentvault.operators.agentvault import AgentVaultInitiateOperator, AgentVaultStreamOperator
 from airflow_agentvault.protocol import errors
-from fakes import SSE_HEADERS, FakeTaskStateStore, make_context, rpc_error, rpc_result, set_connection, sse_body, task_json
 
 RPC = "http://agent.test/a2a/"
 FAST = {"sse_retry_delay": 0.01, "poll_interval": 0.01, "verify_interval": 0.01, "overall_timeout": 5}

@@ -13,8 +13,7 @@ import pytest
 import respx
 
 from airflow_agentvault.agent import AgentBehaviour
-from airflow_agentvault.agent.research import STAGE_NAMES, Corpus, Document, find_input, research_skills
-from airflow_agentvault.agent.research import llm
+from airflow_agentvault.agent.research import STAGE_NAMES, Corpus, Document, find_input, llm, research_skills
 from airflow_agentvault.agent.research.report import edit_report, split_references, title_case
 from airflow_agentvault.agent.research.stages import extract_claims, plan_research, verify_claims
 from airflow_agentvault.agent.research.text import numbers, sentences

@@ -6,10 +6,10 @@ import json
 
 import pytest
 from airflow.sdk import DAG
+from fakes import FakeTaskStateStore, make_context, rpc_error, rpc_result, set_connection, task_json
 
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
 from airflow_agentvault.pipelines.stage import agent_stage
-from fakes import FakeTaskStateStore, make_context, rpc_error, rpc_result, set_connection, task_json
 
 RPC = "http://agent.test/a2a/"
 FAST = {"verify_interval": 0.01, "sse_retry_delay": 0.01, "poll_interval": 0.01}
@@ -79,7 +79,7 @@ def test_compact_stage_gives_up_when_the_task_never_appears(requests_mock):
 def test_agent_stage_builds_the_split_and_compact_forms():
     with DAG("split_dag", schedule=None) as split:
         first = agent_stage("first", text="a")
-        second = agent_stage("second", data={"previous": first.output}, timing_overrides={"poll_interval": 7})
+        agent_stage("second", data={"previous": first.output}, timing_overrides={"poll_interval": 7})
     assert sorted(t.task_id for t in split.tasks) == sorted(
         f"{s}.{t}" for s in ("first", "second") for t in ("initiate", "wait_until_visible", "stream")
     )

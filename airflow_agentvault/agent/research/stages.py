@@ -46,8 +46,8 @@ from airflow_agentvault.agent.research.documents import Corpus, Document
 from airflow_agentvault.agent.research.report import (
     LABELS,
     cite_findings,
-    finding_line,
     edit_report,
+    finding_line,
     split_references,
     with_references,
     word_count,

@@ -26,7 +26,7 @@ from airflow_agentvault.protocol.dialects.base import (
     Call,
     Codec,
     StreamDecoder,
-    artifact_from_parts,
+    WireShape,
     data_part,
     decode_jsonrpc,
     file_part,
@@ -35,7 +35,6 @@ from airflow_agentvault.protocol.dialects.base import (
     require_str,
     state_from,
     status_event,
-    task_from,
 )
 from airflow_agentvault.protocol.jsonrpc import build_request
 from airflow_agentvault.protocol.models import (
@@ -112,41 +111,10 @@ def part_from_wire(part: Any, **where: Any) -> Any:
     raise errors.ProtocolViolationError(f"agent sent a part of unknown kind {kind!r:.40}", **where)
 
 
-def message_from_wire(message: Any, **where: Any) -> tuple[str | None, Message | None]:
-    """(messageId, Message); the Message is None when the agent sent no parts."""
-    if message is None:
-        return None, None
-    message = require_dict(message, "a message", **where)
-    parts = [part_from_wire(p, **where) for p in message.get("parts") or []]
-    role = "user" if message.get("role") == "user" else "assistant"
-    normalised = Message(role=role, parts=parts, metadata=message.get("metadata")) if parts else None
-    return message.get("messageId"), normalised
-
-
-def artifact_parts(artifact: dict[str, Any], **where: Any) -> list[Any]:
-    return [part_from_wire(p, **where) for p in artifact.get("parts") or []]
-
-
-def task_from_wire(task: Any, **where: Any) -> Task:
-    task = require_dict(task, "a task", **where)
-    task_id = require_str(task, "id", "a task", **where)
-    status = require_dict(task.get("status"), "a task status", **where)
-    artifacts = []
-    for artifact in task.get("artifacts") or []:
-        artifact = require_dict(artifact, "an artifact", **where)
-        artifacts.append(artifact_from_parts(require_str(artifact, "artifactId", "an artifact", **where),
-                                             artifact.get("name"), artifact_parts(artifact, **where),
-                                             artifact.get("metadata"), artifact.get("description")))
-    return task_from(
-        task_id,
-        state_from(status.get("state"), STATES, **where),
-        timestamp=status.get("timestamp"),
-        history=[message_from_wire(m, **where) for m in task.get("history") or []],
-        status_message=message_from_wire(status.get("message"), **where),
-        artifacts=artifacts,
-        metadata=task.get("metadata"),
-        where=where,
-    )
+SHAPE = WireShape(part_from_wire, "user", STATES)
+message_from_wire = SHAPE.message
+artifact_parts = SHAPE.artifact_parts
+task_from_wire = SHAPE.task
 
 
 class V03StreamDecoder(StreamDecoder):

@@ -40,7 +40,7 @@ Decisions that hold for every A2A dialect:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,6 +310,50 @@ def task_from(identifier: str, state: TaskState, *, timestamp: Any,
     except ValueError as exc:
         raise errors.ProtocolViolationError(f"agent sent an invalid task ({exc.__class__.__name__}: "
                                             f"{str(exc).splitlines()[0]})", **where) from None
+
+
+
+@dataclass(frozen=True)
+class WireShape:
+    """How one A2A version spells parts, roles and states; the rest of a task's shape is common."""
+
+    part_from_wire: Callable[..., Any]
+    user_role: str
+    states: dict[str, TaskState]
+
+    def message(self, message: Any, **where: Any) -> tuple[str | None, Message | None]:
+        """(messageId, Message); the Message is None when the agent sent no parts."""
+        if message is None:
+            return None, None
+        message = require_dict(message, "a message", **where)
+        parts = [self.part_from_wire(p, **where) for p in message.get("parts") or []]
+        role = "user" if message.get("role") == self.user_role else "assistant"
+        normalised = Message(role=role, parts=parts, metadata=message.get("metadata")) if parts else None
+        return message.get("messageId"), normalised
+
+    def artifact_parts(self, artifact: dict[str, Any], **where: Any) -> list[Any]:
+        return [self.part_from_wire(p, **where) for p in artifact.get("parts") or []]
+
+    def task(self, task: Any, **where: Any) -> Task:
+        task = require_dict(task, "a task", **where)
+        task_id = require_str(task, "id", "a task", **where)
+        status = require_dict(task.get("status"), "a task status", **where)
+        artifacts = []
+        for artifact in task.get("artifacts") or []:
+            artifact = require_dict(artifact, "an artifact", **where)
+            artifacts.append(artifact_from_parts(require_str(artifact, "artifactId", "an artifact", **where),
+                                                 artifact.get("name"), self.artifact_parts(artifact, **where),
+                                                 artifact.get("metadata"), artifact.get("description")))
+        return task_from(
+            task_id,
+            state_from(status.get("state"), self.states, **where),
+            timestamp=status.get("timestamp"),
+            history=[self.message(m, **where) for m in task.get("history") or []],
+            status_message=self.message(status.get("message"), **where),
+            artifacts=artifacts,
+            metadata=task.get("metadata"),
+            where=where,
+        )
 
 
 def status_event(task_id: str, state: TaskState, timestamp: Any, message: Message | None) -> TaskStatusEvent:
