@@ -12,7 +12,6 @@ Use it as ``async with AsyncAgentVaultClient(...) as client:`` so its connection
 from __future__ import annotations
 
 import functools
-import json
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,26 +20,20 @@ import certifi
 import httpx
 from httpx_sse import EventSource
 
-from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol import calls, errors
 from airflow_agentvault.protocol.auth import NO_AUTH, Auth
 from airflow_agentvault.protocol.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, _reason
 from airflow_agentvault.protocol.events import decode_event
 from airflow_agentvault.protocol.jsonrpc import (
     build_request,
     decode_response,
-    is_event_stream,
-    is_json,
-    raise_for_http_status,
 )
 from airflow_agentvault.protocol.models import (
     AgentCard,
     CancelResult,
     Message,
-    SendResult,
     Task,
     TaskEvent,
-    TaskStatusEvent,
-    parse_model,
 )
 
 
@@ -106,29 +99,21 @@ class AsyncAgentVaultClient:
 
     async def send(self, message: Message, *, task_id: str | None = None) -> str:
         """Start a task (or send a follow-up message to ``task_id``); return the task id."""
-        params: dict[str, Any] = {"message": message.to_wire()}
-        if task_id:
-            params["id"] = task_id
-        result = await self._call("tasks/send", params, task_id=task_id)
-        return parse_model(SendResult, result, agent_url=self.rpc_url, method="tasks/send", task_id=task_id).id
+        result = await self._call(calls.SEND, calls.send_params(message, task_id), task_id=task_id)
+        return calls.read_send(result, **calls.where(self.rpc_url, calls.SEND, task_id))
 
     async def get(self, task_id: str) -> Task:
-        result = await self._call("tasks/get", {"id": task_id}, task_id=task_id)
-        return parse_model(Task, result, agent_url=self.rpc_url, method="tasks/get", task_id=task_id)
+        result = await self._call(calls.GET, {"id": task_id}, task_id=task_id)
+        return calls.read_task(result, **calls.where(self.rpc_url, calls.GET, task_id))
 
     async def cancel(self, task_id: str) -> CancelResult:
-        result = await self._call("tasks/cancel", {"id": task_id}, task_id=task_id)
-        return parse_model(CancelResult, result, agent_url=self.rpc_url, method="tasks/cancel", task_id=task_id)
+        result = await self._call(calls.CANCEL, {"id": task_id}, task_id=task_id)
+        return calls.read_cancel(result, **calls.where(self.rpc_url, calls.CANCEL, task_id))
 
     async def fetch_card(self, card_url: str) -> AgentCard:
-        where = {"agent_url": card_url, "method": "GET agent card"}
-        response = await self._request("GET", card_url, where=where)
-        raise_for_http_status(response.status_code, agent_url=card_url, method="GET agent card", task_id=None)
-        try:
-            data = response.json()
-        except ValueError:
-            raise errors.ProtocolViolationError("agent card is not valid JSON", **where) from None
-        return parse_model(AgentCard, data, **where)
+        at = calls.where(card_url, calls.CARD)
+        response = await self._request("GET", card_url, where=at)
+        return calls.read_card(response.status_code, response.json, **at)
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -140,44 +125,29 @@ class AsyncAgentVaultClient:
         ``200 application/json``), never an empty stream; a stream that ends early raises
         :class:`StreamDisconnectedError`.
         """
-        method = "tasks/sendSubscribe"
-        where = {"agent_url": self.rpc_url, "method": method, "task_id": task_id}
+        at = calls.where(self.rpc_url, calls.SUBSCRIBE, task_id)
         response = await self._request(
-            "POST",
-            self.rpc_url,
-            where=where,
-            json=build_request(method, {"id": task_id}),
-            headers={"Accept": "text/event-stream"},
-            stream=True,
-            read_timeout=read_timeout,
+            "POST", self.rpc_url, where=at, json=build_request(calls.SUBSCRIBE, {"id": task_id}),
+            headers=calls.STREAM_HEADERS, stream=True, read_timeout=read_timeout,
         )
         try:
             content_type = response.headers.get("Content-Type")
-            if response.status_code >= 300 or is_json(content_type):
-                body = await self._read_body(response, where)
-                result = decode_response(response.status_code, content_type, body, **where)  # raises its error
-                raise errors.ProtocolViolationError(
-                    f"subscription answered a JSON result instead of a stream: {json.dumps(result)[:200]}", **where
-                )
-            if not is_event_stream(content_type):
-                raise errors.ProtocolViolationError(
-                    f"expected text/event-stream, got content type {content_type or 'none'!r}", **where
-                )
-            count = 0
+            if calls.is_error_answer(response.status_code, content_type):
+                body = await self._read_body(response, at)
+                calls.refuse_answer(response.status_code, content_type, body, **at)
+            calls.require_stream(content_type, **at)
+            tally = calls.StreamTally(**at)
             try:
                 async for sse in EventSource(response).aiter_sse():
                     if not sse.data:  # sseclient-py does not dispatch events without data either
                         continue
-                    event = decode_event(sse.event, sse.data, **where)
-                    count += 1
+                    event = decode_event(sse.event, sse.data, **at)
                     yield event
-                    if isinstance(event, TaskStatusEvent) and event.state.ends_wait:
+                    if tally.finished_by(event):
                         return
             except (httpx.HTTPError, httpx.StreamError) as exc:
-                raise errors.StreamDisconnectedError(
-                    f"stream broke after {count} events ({type(exc).__name__})", **where
-                ) from None
-            raise errors.StreamDisconnectedError(f"stream ended after {count} events without a terminal state", **where)
+                raise tally.broke(exc) from None
+            raise tally.ended()
         finally:
             await response.aclose()
 

@@ -8,32 +8,25 @@ error mapping, event decoding) live in :mod:`jsonrpc` and :mod:`events`, shared 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import requests
 import sseclient
 
-from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol import calls, errors
 from airflow_agentvault.protocol.auth import NO_AUTH, Auth
 from airflow_agentvault.protocol.events import decode_event
 from airflow_agentvault.protocol.jsonrpc import (
     build_request,
     decode_response,
-    is_event_stream,
-    is_json,
-    raise_for_http_status,
 )
 from airflow_agentvault.protocol.models import (
     AgentCard,
     CancelResult,
     Message,
-    SendResult,
     Task,
     TaskEvent,
-    TaskStatusEvent,
-    parse_model,
 )
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -72,29 +65,21 @@ class AgentVaultClient:
 
     def send(self, message: Message, *, task_id: str | None = None) -> str:
         """Start a task (or send a follow-up message to ``task_id``); return the task id."""
-        params: dict[str, Any] = {"message": message.to_wire()}
-        if task_id:
-            params["id"] = task_id
-        result = self._call("tasks/send", params, task_id=task_id)
-        return parse_model(SendResult, result, agent_url=self.rpc_url, method="tasks/send", task_id=task_id).id
+        result = self._call(calls.SEND, calls.send_params(message, task_id), task_id=task_id)
+        return calls.read_send(result, **calls.where(self.rpc_url, calls.SEND, task_id))
 
     def get(self, task_id: str) -> Task:
-        result = self._call("tasks/get", {"id": task_id}, task_id=task_id)
-        return parse_model(Task, result, agent_url=self.rpc_url, method="tasks/get", task_id=task_id)
+        result = self._call(calls.GET, {"id": task_id}, task_id=task_id)
+        return calls.read_task(result, **calls.where(self.rpc_url, calls.GET, task_id))
 
     def cancel(self, task_id: str) -> CancelResult:
-        result = self._call("tasks/cancel", {"id": task_id}, task_id=task_id)
-        return parse_model(CancelResult, result, agent_url=self.rpc_url, method="tasks/cancel", task_id=task_id)
+        result = self._call(calls.CANCEL, {"id": task_id}, task_id=task_id)
+        return calls.read_cancel(result, **calls.where(self.rpc_url, calls.CANCEL, task_id))
 
     def fetch_card(self, card_url: str) -> AgentCard:
-        where = {"agent_url": card_url, "method": "GET agent card"}
-        response = self._request("GET", card_url, where=where)
-        raise_for_http_status(response.status_code, agent_url=card_url, method="GET agent card", task_id=None)
-        try:
-            data = response.json()
-        except ValueError:
-            raise errors.ProtocolViolationError("agent card is not valid JSON", **where) from None
-        return parse_model(AgentCard, data, **where)
+        at = calls.where(card_url, calls.CARD)
+        response = self._request("GET", card_url, where=at)
+        return calls.read_card(response.status_code, response.json, **at)
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -106,45 +91,28 @@ class AgentVaultClient:
         ``200 application/json``), never an empty stream; a stream that ends early raises
         :class:`StreamDisconnectedError`.
         """
-        method = "tasks/sendSubscribe"
-        where = {"agent_url": self.rpc_url, "method": method, "task_id": task_id}
+        at = calls.where(self.rpc_url, calls.SUBSCRIBE, task_id)
         response = self._request(
-            "POST",
-            self.rpc_url,
-            where=where,
-            json=build_request(method, {"id": task_id}),
-            headers={"Accept": "text/event-stream"},
-            stream=True,
-            read_timeout=read_timeout,
+            "POST", self.rpc_url, where=at, json=build_request(calls.SUBSCRIBE, {"id": task_id}),
+            headers=calls.STREAM_HEADERS, stream=True, read_timeout=read_timeout,
         )
         with response:
             content_type = response.headers.get("Content-Type")
-            if response.status_code >= 300 or is_json(content_type):
-                result = decode_response(
-                    response.status_code, content_type, response.content, **where
-                )  # raises the error the body carries
-                raise errors.ProtocolViolationError(
-                    f"subscription answered a JSON result instead of a stream: {json.dumps(result)[:200]}", **where
-                )
-            if not is_event_stream(content_type):
-                raise errors.ProtocolViolationError(
-                    f"expected text/event-stream, got content type {content_type or 'none'!r}", **where
-                )
-            count = 0
+            if calls.is_error_answer(response.status_code, content_type):
+                calls.refuse_answer(response.status_code, content_type, response.content, **at)
+            calls.require_stream(content_type, **at)
+            tally = calls.StreamTally(**at)
             try:
                 for sse in sseclient.SSEClient(response).events():
                     if not sse.data and not sse.event:
                         continue
-                    event = decode_event(sse.event, sse.data, **where)
-                    count += 1
+                    event = decode_event(sse.event, sse.data, **at)
                     yield event
-                    if isinstance(event, TaskStatusEvent) and event.state.ends_wait:
+                    if tally.finished_by(event):
                         return
             except requests.RequestException as exc:
-                raise errors.StreamDisconnectedError(
-                    f"stream broke after {count} events ({type(exc).__name__})", **where
-                ) from None
-            raise errors.StreamDisconnectedError(f"stream ended after {count} events without a terminal state", **where)
+                raise tally.broke(exc) from None
+            raise tally.ended()
 
     # -- plumbing ----------------------------------------------------------------------------
 
