@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests, integration tests against real servers on 127.0.0.1, example DAG runs.
+# The whole test suite: unit, integration against real servers on 127.0.0.1, end-to-end under a real Airflow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  echo "error: no .venv here: run 'bash scripts/setup.sh' first" >&2
+  exit 2
+fi
 export PATH="$PWD/.venv/bin:$PATH"
+# Third-party agents run in their own uv-built venvs (tests/thirdparty/sdk_venv.py reads UV).
+export UV="${UV:-$(command -v uv || python3 -c 'import uv; print(uv.find_uv_bin())')}"
 exec .venv/bin/python -m pytest "$@"
