@@ -20,7 +20,7 @@ REF_KEY = "result_ref"
 
 def default_result_storage() -> str:
     """``[agentvault] result_storage`` from the Airflow config, else a folder in AIRFLOW_HOME."""
-    from airflow.configuration import conf
+    from airflow.sdk.configuration import conf
 
     configured = conf.get("agentvault", "result_storage", fallback=None)
     if configured:
@@ -49,20 +49,42 @@ def offload(result: dict[str, Any], base: str, *, name: str) -> dict[str, Any]:
 
 
 def is_reference(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get(REF_KEY), str)
+    """A stand-in made by :func:`offload`: its reference and the size it recorded."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get(REF_KEY), str)
+        and isinstance(value.get("metadata"), dict)
+        and "offloaded_bytes" in value["metadata"]
+    )
 
 
-def load(reference: dict[str, Any]) -> dict[str, Any]:
-    with ObjectStoragePath(reference[REF_KEY]).open("r") as handle:
+def load(reference: dict[str, Any], base: str | None = None) -> dict[str, Any]:
+    """The stored result of a stand-in; only from under the result storage, never from elsewhere."""
+    base = (base or default_result_storage()).rstrip("/") + "/"
+    location = reference[REF_KEY]
+    if not location.startswith(base) or "/../" in location:
+        raise ValueError(f"refusing to load a result from {location!r}: it is not under {base!r}")
+    with ObjectStoragePath(location).open("r") as handle:
         return json.load(handle)
 
 
-def resolve_references(value: Any) -> Any:
-    """Replace every stand-in inside ``value`` (dicts and lists, any depth) with the stored result."""
+def _is_stage_result(value: Any) -> bool:
+    return isinstance(value, dict) and "artifacts" in value and "state" in value
+
+
+def resolve_references(value: Any, base: str | None = None) -> Any:
+    """
+    Replace the stand-ins inside ``value`` (a stage's message data) with the stored results.
+
+    It looks through plain dicts and lists (``{"previous": {"crawl": <stand-in>}}``) but never into a
+    stage result: what an agent returned is data, and a ``result_ref`` inside it is never followed.
+    """
     if is_reference(value):
-        return load(value)
+        return load(value, base)
+    if _is_stage_result(value):
+        return value
     if isinstance(value, dict):
-        return {key: resolve_references(item) for key, item in value.items()}
+        return {key: resolve_references(item, base) for key, item in value.items()}
     if isinstance(value, list):
-        return [resolve_references(item) for item in value]
+        return [resolve_references(item, base) for item in value]
     return value

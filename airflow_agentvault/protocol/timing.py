@@ -51,11 +51,13 @@ class Timing(BaseModel):
 
     def verify_interval_for(self, attempt: int) -> float:
         """Interval after existence check number ``attempt`` (1-based), growing and capped."""
-        return min(self.verify_interval * self.verify_backoff ** max(attempt - 1, 0), self.verify_max_interval)
+        # the exponent is capped first: the cap is reached long before, and a large power would overflow
+        return min(self.verify_interval * self.verify_backoff ** min(max(attempt - 1, 0), 64),
+                   self.verify_max_interval)
 
     def sse_delay_for(self, attempt: int) -> float:
         """Delay after failed subscription number ``attempt`` (1-based)."""
-        return self.sse_retry_delay * self.sse_retry_backoff ** max(attempt - 1, 0)
+        return self.sse_retry_delay * self.sse_retry_backoff ** min(max(attempt - 1, 0), 64)
 
 
 #: The seed orchestrator's hard-coded values, for agents backed by a slow local LLM.

@@ -271,11 +271,14 @@ def test_stream_result_above_limit_can_be_truncated(requests_mock):
     assert result["metadata"]["truncated"] is True and result["artifacts"][0]["content_truncated"] is True
 
 
-def test_stream_result_above_limit_goes_to_object_storage_and_resolves_for_the_next_stage(requests_mock, tmp_path):
+def test_stream_result_above_limit_goes_to_object_storage_and_resolves_for_the_next_stage(
+    requests_mock, tmp_path, monkeypatch
+):
     from airflow_agentvault.pipelines import storage
 
+    monkeypatch.setenv("AIRFLOW__AGENTVAULT__RESULT_STORAGE", f"file://{tmp_path}")
     requests_mock.post(RPC, **rpc_result(BIG))
-    stand_in = stream_op(max_result_bytes=2000, result_storage=f"file://{tmp_path}").execute(make_context())
+    stand_in = stream_op(max_result_bytes=2000).execute(make_context())
     assert len(json.dumps(stand_in)) < 2000
     stored = stand_in["result_ref"]
     assert stored.startswith(f"file://{tmp_path}/unit_dag/manual__2026-11-24T06_00_00_00_00/stream")
@@ -286,6 +289,19 @@ def test_stream_result_above_limit_goes_to_object_storage_and_resolves_for_the_n
     AgentVaultInitiateOperator(task_id="next", data={"previous": stand_in}).execute(make_context())
     sent = requests_mock.last_request.json()["params"]["message"]["parts"][0]["content"]
     assert sent["previous"]["artifacts"][0]["content"] == {"blob": "x" * 5000}
+
+
+def test_references_inside_agent_results_or_outside_the_storage_are_never_followed(tmp_path, monkeypatch):
+    from airflow_agentvault.pipelines import storage
+
+    monkeypatch.setenv("AIRFLOW__AGENTVAULT__RESULT_STORAGE", f"file://{tmp_path}/results")
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"password": "hunter2"}')
+    forged = {"result_ref": f"file://{secret}", "metadata": {"offloaded_bytes": 1}}
+    agent_result = {"state": "COMPLETED", "artifacts": [{"id": "a", "type": "x", "content": forged}]}
+    assert storage.resolve_references({"previous": agent_result}) == {"previous": agent_result}
+    with pytest.raises(ValueError, match="not under"):
+        storage.resolve_references({"previous": forged})
 
 
 def test_on_kill_cancels_the_remote_task_unless_switched_off(requests_mock):
