@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-DONE_STATES = {"success", "failed", "upstream_failed", "skipped", "removed"}
 
 
 class DemoError(RuntimeError):
@@ -45,6 +44,20 @@ def _check_port(port: int) -> None:
 def _check_setup() -> None:
     if not (Path(sys.prefix) / "bin" / "airflow").exists() and shutil.which("airflow") is None:
         raise DemoError("Airflow is not installed in this environment: run `bash scripts/setup.sh` first")
+
+
+HOME_MARKER = ".agentvault-demo-home"
+
+
+def _fresh_home(home: Path) -> Path:
+    """Empty the demo's Airflow home, but only one the demo made itself (it carries our marker)."""
+    if home.exists() and any(home.iterdir()):
+        if not (home / HOME_MARKER).exists():
+            raise DemoError(f"{home} is not empty and was not made by the demo: choose another --home")
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / HOME_MARKER).write_text("made by the airflow-agentvault demo; emptied on every demo run\n")
+    return home
 
 
 def _connections(urls: dict[str, str]) -> dict[str, str]:
@@ -91,8 +104,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from airflow_agentvault.protocol.timing import PRESETS
     from airflow_agentvault.testing import AirflowStack
 
-    home = Path(args.home).resolve()
-    shutil.rmtree(home, ignore_errors=True)
+    home = _fresh_home(Path(args.home).resolve())
     reports = Path(args.reports).resolve()
     dag_id = "research_pipeline_compact" if args.compact else "research_pipeline"
     conf: dict[str, Any] = {"topic": args.topic}

@@ -29,24 +29,21 @@ MAX_PARALLEL_TOPICS = 4
             minItems=1,
             description="One pipeline run per topic (dynamic task mapping).",
         ),
-        "max_parallel_topics": Param(
-            MAX_PARALLEL_TOPICS, type="integer", minimum=1, maximum=MAX_PARALLEL_TOPICS,
-            description="How many topics may run at once (at most the DAG's parse-time bound).",
-        ),
         **timing_params(),
     },
     doc_md="""
     ### Research pipeline, one mapped group per topic
     The `topics` param lists the topics; each gets the full 7-stage pipeline as one mapped task group
-    (`research`), and its own report and chart. At most `max_parallel_topics` topic groups start their
-    stages at once (each stage task has `max_active_tis_per_dagrun` set to the DAG's bound).
+    (`research`), and its own report and chart. At most `MAX_PARALLEL_TOPICS` (4) topics run a stage at
+    once: each stage task has `max_active_tis_per_dagrun` set to it. Airflow reads concurrency limits
+    when it parses the DAG, so the bound is a constant of this file, not a run param.
     """,
 )
 def research_pipeline_mapped():
     @task
     def topics(**context) -> list[str]:
         wanted = context["params"]["topics"]
-        print(f"Researching {len(wanted)} topics, at most {context['params']['max_parallel_topics']} at once")
+        print(f"Researching {len(wanted)} topics, at most {MAX_PARALLEL_TOPICS} at once")
         return wanted
 
     @task_group(group_id="research")

@@ -52,11 +52,24 @@ def _truthy(value: Any, default: bool) -> bool:
 
 
 def settings_from_connection(conn_id: str, host: str | None, login: str | None, password: str | None,
-                             extra: dict[str, Any], *, on_token: Any = None) -> AgentSettings:
-    """Map connection fields to :class:`AgentSettings`, with errors that name the field to fix."""
+                             extra: dict[str, Any], *, on_token: Any = None, port: int | None = None,
+                             schema: str | None = None) -> AgentSettings:
+    """
+    Map connection fields to :class:`AgentSettings`, with errors that name the field to fix.
+
+    ``host`` is normally a whole URL; a bare host name (as a URI-form connection such as
+    ``agentvault://127.0.0.1:8765/a2a/`` gives) is completed with ``port`` and ``schema`` (the path),
+    over https unless extra ``scheme`` says ``http``.
+    """
     if not host:
         raise ConnectionConfigError(f"connection '{conn_id}': 'host' must hold the agent URL")
-    url = host if "://" in host else f"https://{host}"
+    if "://" in host:
+        url = host
+    else:
+        scheme = str(extra.get("scheme") or "https").lower()
+        url = f"{scheme}://{host}"
+        if port or schema:
+            url = f"{scheme}://{host.rstrip('/')}{f':{port}' if port else ''}/{(schema or '').lstrip('/')}"
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConnectionConfigError(f"connection '{conn_id}': 'host' is not an http(s) URL: {redact_url(url)}")
@@ -147,7 +160,7 @@ class AgentVaultHook(BaseHook):
                 mask_secret(secret)
         settings = settings_from_connection(
             self.agentvault_conn_id, conn.host, conn.login, conn.password, conn.extra_dejson or {},
-            on_token=mask_secret,
+            on_token=mask_secret, port=conn.port, schema=conn.schema,
         )
         for secret in settings.auth.secrets():
             mask_secret(secret)

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from airflow_agentvault.protocol.timing import PRESETS, Timing
+from airflow_agentvault.protocol.timing import PRESETS, InvalidTimingError, Timing
 
 _ID = r"^[A-Za-z][A-Za-z0-9_]*$"
 _PARAM_REF = re.compile(r"params\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -203,10 +203,15 @@ def _check_params(spec: PipelineSpec, source: str, lines: dict[tuple, int]) -> l
         problems.append(f"{_where(source, lines, ('timing_preset',))}: unknown preset '{spec.timing_preset}' "
                         f"(choose {', '.join(PRESETS)})")
     for index, stage in enumerate(spec.stages):
-        for key in stage.timing:
+        for key, value in stage.timing.items():
+            where = _where(source, lines, ("stages", index, "timing", key))
             if key not in Timing.model_fields:
-                problems.append(f"{_where(source, lines, ('stages', index, 'timing', key))}: unknown timing knob "
-                                f"'{key}' (known: {', '.join(Timing.model_fields)})")
+                problems.append(f"{where}: unknown timing knob '{key}' (known: {', '.join(Timing.model_fields)})")
+            elif not (isinstance(value, str) and "{{" in value):  # templates are checked when they render
+                try:
+                    Timing.parse({key: value})
+                except InvalidTimingError as exc:
+                    problems.append(f"{where}: {exc}")
         for path, value in _strings(stage.model_dump(include={"text", "data", "timing"}), ("stages", index)):
             for name in _PARAM_REF.findall(value):
                 if name not in known:

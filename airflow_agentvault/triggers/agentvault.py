@@ -62,7 +62,8 @@ async def async_client_for(conn_id: str, *, read_timeout: float = DEFAULT_READ_T
     """
     conn = await BaseHook.aget_connection(conn_id)
     extra = await conn.aextra_dejson()
-    settings = settings_from_connection(conn_id, conn.host, conn.login, conn.password, extra or {})
+    settings = settings_from_connection(conn_id, conn.host, conn.login, conn.password, extra or {},
+                                        port=conn.port, schema=conn.schema)
     for secret in settings.auth.secrets():
         await amask_secret(secret)
     common = {"auth": settings.auth, "verify": settings.verify, "connect_timeout": settings.connect_timeout,

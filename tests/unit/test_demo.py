@@ -47,3 +47,15 @@ def test_airflow_lists_the_provider():
     airflow = Path(__import__("sys").executable).parent / "airflow"
     out = subprocess.run([str(airflow), "providers", "list"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "airflow-agentvault" in out.stdout
+
+
+def test_the_demo_never_empties_a_folder_it_did_not_make(tmp_path):
+    precious = tmp_path / "airflow"
+    precious.mkdir()
+    (precious / "airflow.cfg").write_text("mine")
+    with pytest.raises(demo.DemoError, match="not made by the demo"):
+        demo._fresh_home(precious)
+    assert (precious / "airflow.cfg").read_text() == "mine"
+    made = demo._fresh_home(tmp_path / "demo-home")
+    (made / "airflow.db").write_text("old run")
+    assert list(demo._fresh_home(made).iterdir()) == [made / demo.HOME_MARKER]

@@ -550,3 +550,9 @@ def test_providers_manager_loads_the_connection_form():
     assert behaviour["hidden_fields"] == ["schema", "port"]
     assert behaviour["relabeling"]["host"].startswith("Agent URL")
     assert "extra__agentvault__auth_type" in manager.connection_form_widgets
+
+
+def test_uri_form_connection_keeps_port_and_path(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_URI_AGENT", "agentvault://127.0.0.1:8765/a2a%2F?scheme=http")
+    settings = AgentVaultHook("uri_agent").settings
+    assert settings.rpc_url == "http://127.0.0.1:8765/a2a/"

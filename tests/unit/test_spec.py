@@ -88,3 +88,9 @@ def test_a_bad_spec_builds_no_dag(tmp_path):
     bad.write_text(GOOD.replace("after: [first]", "after: [zzz]"))
     with pytest.raises(SpecError, match="bad.yaml:10"):
         dag_from_spec(bad)
+
+
+def test_bad_fixed_timing_values_are_reported_before_any_task_exists():
+    message = spec_error(GOOD.replace("poll_interval: 0.5", "poll_interval: -5"))
+    assert "mini.yaml:11: stages.1.timing.poll_interval: invalid timing: param 'poll_interval'" in message
+    assert parse_spec(GOOD.replace("poll_interval: 0.5", 'poll_interval: "{{ params.poll_interval }}"'))
