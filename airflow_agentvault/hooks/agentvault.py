@@ -41,6 +41,31 @@ class AgentSettings:
     verify: bool | str
     connect_timeout: float
     dialect: str
+    trust_card_endpoint: bool = False
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}".lower()
+
+
+def credential_safe_endpoint(settings: AgentSettings, rpc_url: str) -> tuple[str, str | None]:
+    """
+    Keep credentials with the origin the connection names.
+
+    An agent card may name an endpoint on another host; with credentials configured we keep the
+    card's path but not its host (and say so), unless extra ``trust_card_endpoint`` is true.
+    """
+    ours, theirs = _origin(settings.card_url), _origin(rpc_url)
+    if settings.auth is NO_AUTH or settings.trust_card_endpoint or ours == theirs:
+        return rpc_url, None
+    parts = urlsplit(rpc_url)
+    pinned = ours + parts.path + (f"?{parts.query}" if parts.query else "")
+    return pinned, (
+        f"the agent card names the endpoint {redact_url(rpc_url)} on another origin than the connection; "
+        f"credentials stay with {ours}, so {redact_url(pinned)} is used (extra trust_card_endpoint "
+        "follows the card)"
+    )
 
 
 def _truthy(value: Any, default: bool) -> bool:
@@ -125,6 +150,7 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
         verify=verify,
         connect_timeout=float(extra.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT),
         dialect=dialect,
+        trust_card_endpoint=_truthy(extra.get("trust_card_endpoint"), False),
     )
 
 
@@ -178,9 +204,12 @@ class AgentVaultHook(BaseHook):
                           redact_url(found.rpc_url))
             for warning in found.card.warnings:
                 self.log.warning("Agent card at %s: %s", redact_url(found.card.url), warning)
-        self.log.info("Talking to agent %s in the %s dialect%s", redact_url(found.rpc_url), found.dialect,
+        rpc_url, warning = credential_safe_endpoint(settings, found.rpc_url)
+        if warning:
+            self.log.warning("%s", warning)
+        self.log.info("Talking to agent %s in the %s dialect%s", redact_url(rpc_url), found.dialect,
                       " (chosen from its card)" if settings.dialect == AUTO else "")
-        return client_for(found.dialect, found.rpc_url, **common)
+        return client_for(found.dialect, rpc_url, **common)
 
     def get_conn(self) -> AgentVaultClient:
         return self.client

@@ -30,7 +30,11 @@ from airflow.sdk.log import amask_secret
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_attempt
 
-from airflow_agentvault.hooks.agentvault import ConnectionConfigError, settings_from_connection
+from airflow_agentvault.hooks.agentvault import (
+    ConnectionConfigError,
+    credential_safe_endpoint,
+    settings_from_connection,
+)
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.async_client import AsyncAgentVaultClient
 from airflow_agentvault.protocol.async_follow import AsyncTaskFollower
@@ -72,9 +76,12 @@ async def async_client_for(conn_id: str, *, read_timeout: float = DEFAULT_READ_T
     if found.card is not None:
         for warning in found.card.warnings:
             log.warning("Agent card at %s: %s", redact_url(found.card.url), warning)
+    rpc_url, warning = credential_safe_endpoint(settings, found.rpc_url)
+    if warning:
+        log.warning("%s", warning)
     if settings.dialect == AUTO:
-        log.info("Agent %s speaks the %s dialect (chosen from its card)", redact_url(found.rpc_url), found.dialect)
-    return async_client_for_dialect(found.dialect, found.rpc_url, **common)
+        log.info("Agent %s speaks the %s dialect (chosen from its card)", redact_url(rpc_url), found.dialect)
+    return async_client_for_dialect(found.dialect, rpc_url, **common)
 
 
 def _timing_dict(timing: Timing | dict[str, Any] | None) -> dict[str, Any]:

@@ -556,3 +556,16 @@ def test_uri_form_connection_keeps_port_and_path(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_URI_AGENT", "agentvault://127.0.0.1:8765/a2a%2F?scheme=http")
     settings = AgentVaultHook("uri_agent").settings
     assert settings.rpc_url == "http://127.0.0.1:8765/a2a/"
+
+
+def test_credentials_stay_with_the_connections_origin():
+    from airflow_agentvault.hooks.agentvault import credential_safe_endpoint
+
+    keyed = settings("http://agent.test:8000/agent-card.json", password="k")
+    url, warning = credential_safe_endpoint(keyed, "https://elsewhere.example/a2a/?x=1")
+    assert url == "http://agent.test:8000/a2a/?x=1" and "credentials stay with http://agent.test:8000" in warning
+    assert credential_safe_endpoint(keyed, "http://agent.test:8000/rpc") == ("http://agent.test:8000/rpc", None)
+    open_agent = settings("http://agent.test:8000/agent-card.json")
+    assert credential_safe_endpoint(open_agent, "https://elsewhere.example/a2a/")[1] is None
+    trusted = settings("http://agent.test:8000/agent-card.json", password="k", trust_card_endpoint="true")
+    assert credential_safe_endpoint(trusted, "https://elsewhere.example/a2a/")[0] == "https://elsewhere.example/a2a/"
