@@ -29,7 +29,7 @@ from airflow_agentvault.protocol.models import DataPart, Message, Task, TaskStat
 from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES, fit_result, outcome_of, result_size
 from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger
-from airflow_agentvault.triggers.events import event_task
+from airflow_agentvault.triggers.events import STATUS_DONE, event_task
 
 #: Remote states in which an earlier attempt's task is still worth reconnecting to.
 _ALIVE = {s.value for s in TaskState if not s.is_terminal} | {"NOT_VISIBLE"}
@@ -268,6 +268,9 @@ class AgentVaultStreamOperator(CancelOnKillMixin, ResultDeliveryMixin, BaseOpera
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Back from the triggerer: the same outcome table and result delivery as the synchronous path."""
+        if isinstance(event, dict) and event.get("status") == STATUS_DONE and "task" not in event:
+            # the final task was too big to travel in the event: read it again
+            event = {**event, "task": self.hook.client.get(require_task_id(event.get("task_id"))).to_wire()}
         task, metadata, status_message = event_task(event, agent_url=self.hook.agent_url)
         self.log.info("Task %s ended %s in the triggerer (%s)", task.id, task.state.value, metadata)
         return self.deliver(task, metadata or {}, status_message, context)

@@ -20,6 +20,7 @@ it also runs when the trigger merely moves.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -44,6 +45,9 @@ from airflow_agentvault.protocol.errors import redact_url
 from airflow_agentvault.protocol.follow import stop_at
 from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
 from airflow_agentvault.triggers.events import STATUS_DONE, STATUS_EXISTS, STATUS_NOT_FOUND, error_event
+
+#: Largest final task a stream event carries; a bigger one is read again by the worker.
+MAX_EVENT_TASK_BYTES = 64 * 1024
 
 #: Seconds the agent gets to answer tasks/cancel when a user kills the deferred task.
 CANCEL_READ_TIMEOUT = 30.0
@@ -268,10 +272,12 @@ class AgentVaultStreamTrigger(_AgentTaskTrigger):
             event = {
                 "status": STATUS_DONE,
                 "task_id": self.agent_task_id,
-                "task": outcome.task.to_wire(),
                 "metadata": outcome.metadata(),
                 "status_message": outcome.status_message,
             }
+            task = outcome.task.to_wire()
+            if len(json.dumps(task, separators=(",", ":"))) <= MAX_EVENT_TASK_BYTES:
+                event["task"] = task  # else the worker reads it with tasks/get: events live in the database
         except _TRANSPORTED as exc:
             event = self._error(exc)
         yield TriggerEvent(event)

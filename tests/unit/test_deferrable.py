@@ -118,3 +118,13 @@ def test_stream_execute_complete_gives_the_same_result_as_the_sync_path(requests
 def test_stream_execute_complete_maps_failures_to_typed_errors(event, error):
     with pytest.raises(error):
         stream().execute_complete(make_context(), event)
+
+
+def test_a_final_task_too_big_for_the_event_is_read_again_by_the_worker(requests_mock):
+    big = task_json("t-1", "COMPLETED", agent_text="done",
+                    artifacts=[{"id": "a", "type": "result", "content": {"blob": "x" * 100_000}}])
+    requests_mock.post(RPC, **rpc_result(big))
+    event = {"status": "done", "task_id": "t-1", "metadata": {"delivered_by": "stream"}, "status_message": None}
+    result = stream().execute_complete(make_context(), event)
+    assert result["artifacts"][0]["content"] == {"blob": "x" * 100_000}
+    assert requests_mock.last_request.json()["method"] == "tasks/get"
