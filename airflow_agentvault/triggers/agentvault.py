@@ -6,7 +6,7 @@ bounded interval. ``AgentVaultStreamTrigger`` follows a task to its end with the
 with bounded retries, then polling), writing each event to the trigger log, which Airflow 3 shows in
 the task log. Both yield exactly one event; they transport what they saw and do not judge it: the
 operator's ``execute_complete`` turns the event into a result or a typed error with
-:func:`~airflow_agentvault.triggers.events.event_to_outcome`, through the same table as the sync path.
+:func:`~airflow_agentvault.triggers.events.event_task`, through the same table as the sync path.
 
 What they do not do: they never hold a credential. ``serialize()`` keeps ids, numbers, the connection
 id and absolute epoch deadlines (so a triggerer restart does not extend a timeout); the connection is
@@ -228,7 +228,7 @@ class AgentVaultStreamTrigger(_AgentTaskTrigger):
 
     Streams events (logging each one), retries the subscription within the bound, falls back to
     polling, and reads the final task from ``tasks/get``. It does not decide success: a FAILED task
-    is a ``"done"`` event like a COMPLETED one, judged by ``event_to_outcome`` on the worker.
+    is a ``"done"`` event like a COMPLETED one, judged on the worker (``event_task`` and the operator's delivery).
 
     Events: ``{"status": "done", "task_id", "task": <task as on the wire>, "metadata":
     FollowOutcome.metadata(), "status_message"}`` or ``{"status": "error", "error_type", "detail",

@@ -3,9 +3,11 @@ The triggers' event payloads, and turning them back into a result or a typed err
 
 A trigger only transports what it saw: the final task from ``tasks/get`` (``"done"``) or the error
 that stopped it (``"error"``, by class name and detail, since exceptions do not survive the trip
-through the database). :func:`event_to_outcome` is what the operators' ``execute_complete`` calls:
-it decides success or failure through :func:`result.outcome_of`, the same table the synchronous
-operator uses, and re-raises an error event as the class it names. It imports nothing from Airflow.
+through the database). :func:`event_task` is what the stream operator's ``execute_complete`` calls:
+it validates the event, re-raises an error event as the class it names, and hands the final task to
+the same delivery as the synchronous path (:func:`result.outcome_of`, size limit, object storage).
+:func:`event_to_outcome` does the same without object storage, for operators of your own. It
+imports nothing from Airflow.
 """
 
 from __future__ import annotations
