@@ -68,6 +68,18 @@ def credential_safe_endpoint(settings: AgentSettings, rpc_url: str) -> tuple[str
     )
 
 
+def _seconds(conn_id: str, name: str, value: Any, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConnectionConfigError(f"connection '{conn_id}': extra '{name}' must be a positive number, got {value!r}")
+    return seconds
+
+
 def _truthy(value: Any, default: bool) -> bool:
     if value is None or value == "":
         return default
@@ -114,7 +126,7 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
     if extra.get("ca_bundle"):
         verify = str(extra["ca_bundle"]) if verify else False
 
-    auth_type = (extra.get("auth_type") or ("api_key" if password else "none")).strip().lower()
+    auth_type = str(extra.get("auth_type") or ("api_key" if password else "none")).strip().lower()
     if auth_type not in AUTH_TYPES:
         raise ConnectionConfigError(
             f"connection '{conn_id}': extra 'auth_type' must be one of {', '.join(AUTH_TYPES)}, got {auth_type!r}"
@@ -148,7 +160,7 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
         card_url=card_url,
         auth=auth,
         verify=verify,
-        connect_timeout=float(extra.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT),
+        connect_timeout=_seconds(conn_id, "connect_timeout", extra.get("connect_timeout"), DEFAULT_CONNECT_TIMEOUT),
         dialect=dialect,
         trust_card_endpoint=_truthy(extra.get("trust_card_endpoint"), False),
     )

@@ -38,6 +38,8 @@ class Timing(BaseModel):
     @classmethod
     def parse(cls, values: dict[str, Any] | None = None, base: Timing | None = None) -> Timing:
         """Validate ``values`` (None entries mean "keep the base value") into a Timing, naming bad params."""
+        if values is not None and not isinstance(values, dict):
+            raise InvalidTimingError(f"timing must be a mapping of knob names to values, got {type(values).__name__}")
         merged = (base or cls()).model_dump()
         merged.update({k: v for k, v in (values or {}).items() if v is not None and v != ""})
         try:

@@ -569,3 +569,8 @@ def test_credentials_stay_with_the_connections_origin():
     assert credential_safe_endpoint(open_agent, "https://elsewhere.example/a2a/")[1] is None
     trusted = settings("http://agent.test:8000/agent-card.json", password="k", trust_card_endpoint="true")
     assert credential_safe_endpoint(trusted, "https://elsewhere.example/a2a/")[0] == "https://elsewhere.example/a2a/"
+
+
+def test_bad_extras_are_connection_errors_not_crashes():
+    assert "extra 'connect_timeout' must be a positive number" in config_error(connect_timeout="soon")
+    assert "extra 'auth_type' must be one of" in config_error(auth_type=7)

@@ -5,26 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 
-AIRFLOW_FREE = [
-    "airflow_agentvault.protocol",
-    "airflow_agentvault.protocol.client",
-    "airflow_agentvault.protocol.async_client",
-    "airflow_agentvault.protocol.follow",
-    "airflow_agentvault.protocol.async_follow",
-    "airflow_agentvault.protocol.result",
-    "airflow_agentvault.protocol.timing",
-    "airflow_agentvault.triggers.events",
-    "airflow_agentvault.connection_form",
-    "airflow_agentvault.agent",
-    "airflow_agentvault.agent.research",
-]
+AIRFLOW_FREE_PACKAGES = ["airflow_agentvault.protocol", "airflow_agentvault.agent"]
+AIRFLOW_FREE_MODULES = ["airflow_agentvault.triggers.events", "airflow_agentvault.connection_form"]
 
 
 def test_airflow_free_modules_do_not_import_airflow():
     code = (
-        "import importlib, sys\n"
-        f"for name in {AIRFLOW_FREE!r}:\n"
+        "import importlib, pkgutil, sys\n"
+        f"names = {AIRFLOW_FREE_MODULES!r}\n"
+        f"for package in {AIRFLOW_FREE_PACKAGES!r}:\n"
+        "    module = importlib.import_module(package)\n"
+        "    names += [info.name for info in pkgutil.walk_packages(module.__path__, package + '.')\n"
+        "              if not info.name.endswith('__main__')]\n"
+        "for name in names:\n"
         "    importlib.import_module(name)\n"
+        "assert len(names) > 30, names\n"
         "leaked = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
         "print(leaked)\n"
     )

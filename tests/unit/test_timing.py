@@ -235,3 +235,10 @@ def test_timing_from_params_prefix_and_fixed_overrides():
 def test_rendered_templates_parse_back():
     rendered = {name: str(getattr(SLOW_LLM, name)) for name in timing_from_params()}
     assert Timing.parse(rendered) == SLOW_LLM
+
+
+def test_timing_that_is_not_a_mapping_is_a_clear_error():
+    from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
+
+    with pytest.raises(InvalidTimingError, match="mapping of knob names"):
+        Timing.parse("{'poll_interval': 1}")
