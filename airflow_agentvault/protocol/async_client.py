@@ -176,8 +176,17 @@ class AsyncAgentVaultClient:
         all_headers = {**(await self.auth.aheaders()), **(headers or {})}
         timeout = self._timeout(read_timeout)
         try:
-            request = self.http.build_request(http_method, url, headers=all_headers, timeout=timeout, **kwargs)
-            return await self.http.send(request, stream=stream)
+            for _ in range(calls.MAX_REDIRECTS + 1):
+                request = self.http.build_request(http_method, url, headers=all_headers, timeout=timeout, **kwargs)
+                response = await self.http.send(request, stream=stream, follow_redirects=False)
+                target = calls.redirect_target(
+                    http_method, url, response.status_code, response.headers.get("Location"), **where
+                )
+                if target is None:
+                    return response
+                await response.aclose()
+                url = target
+            return response
         except httpx.ConnectTimeout:
             raise errors.AgentUnreachableError(f"cannot connect within {timeout.connect:g} s", **where) from None
         except httpx.TimeoutException:

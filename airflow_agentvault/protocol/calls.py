@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, NoReturn
+from urllib.parse import urljoin, urlsplit
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.jsonrpc import decode_response, is_event_stream, is_json, raise_for_http_status
@@ -104,3 +105,34 @@ class StreamTally:
         return errors.StreamDisconnectedError(
             f"stream ended after {self.count} events without a terminal state", **self.at
         )
+
+
+#: Redirects followed per call: enough for ``/a2a`` -> ``/a2a/``, never a loop.
+MAX_REDIRECTS = 3
+_REDIRECTS = {301, 302, 303, 307, 308}
+
+
+def redirect_target(http_method: str, url: str, status: int, location: str | None, **at: Any) -> str | None:
+    """
+    Where to follow a redirect, or None when the answer is not one we follow.
+
+    Only within the origin the request went to, so credentials in headers never reach another host
+    (requests and httpx strip only ``Authorization`` on such redirects, not an API key header); a POST
+    is re-sent only on 307/308, which keep the method.
+    """
+    if status not in _REDIRECTS or not location:
+        return None
+    if http_method != "GET" and status not in (307, 308):
+        return None
+    target = urljoin(url, location)
+    if _origin(target) != _origin(url):
+        raise errors.ProtocolViolationError(
+            f"agent redirected to another origin ({errors.redact_url(target)}); not followed, so that "
+            "credentials stay with the connection's host", **at
+        )
+    return target
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.rsplit("@", 1)[-1].lower()

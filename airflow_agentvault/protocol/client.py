@@ -134,9 +134,19 @@ class AgentVaultClient:
         all_headers = {**self.auth.headers(), **(headers or {})}
         timeout = (self.connect_timeout, read_timeout if read_timeout is not None else self.read_timeout)
         try:
-            return self.session.request(
-                http_method, url, headers=all_headers, timeout=timeout, verify=self.verify, **kwargs
-            )
+            for _ in range(calls.MAX_REDIRECTS + 1):
+                response = self.session.request(
+                    http_method, url, headers=all_headers, timeout=timeout, verify=self.verify,
+                    allow_redirects=False, **kwargs,
+                )
+                target = calls.redirect_target(
+                    http_method, url, response.status_code, response.headers.get("Location"), **where
+                )
+                if target is None:
+                    return response
+                response.close()
+                url = target
+            return response
         except requests.ConnectTimeout:
             raise errors.AgentUnreachableError(f"cannot connect within {timeout[0]:g} s", **where) from None
         except requests.Timeout:

@@ -282,3 +282,12 @@ def test_clients_share_one_ssl_context_per_setting():
     assert ssl_context(True) is ssl_context(True)
     assert ssl_context(False) is not ssl_context(True)
     assert ssl_context(False).verify_mode.name == "CERT_NONE" and ssl_context(True).check_hostname
+
+
+async def test_a_redirect_to_another_origin_is_not_followed(respx_mock):
+    respx_mock.post(RPC).mock(return_value=httpx.Response(307, headers={"Location": "https://evil.example/c"}))
+    collector = respx_mock.post("https://evil.example/c").mock(return_value=httpx.Response(200, json={}))
+    async with AsyncAgentVaultClient(RPC, auth=ApiKeyAuth("sk-key")) as client:
+        with pytest.raises(errors.ProtocolViolationError, match="redirected to another origin"):
+            await client.get("t")
+    assert not collector.called

@@ -183,3 +183,17 @@ def test_errors_survive_pickling():
 
 def test_redact_url_drops_userinfo_and_query():
     assert errors.redact_url("https://user:pw@host:8443/a2a/?key=s#x") == "https://host:8443/a2a/"
+
+
+def test_same_origin_redirect_is_followed_with_the_method(requests_mock):
+    requests_mock.post("http://agent.test/a2a", status_code=307, headers={"Location": "http://agent.test/a2a/"})
+    requests_mock.post(RPC, content=capture_body("04_tasks_get_final.response.txt"), headers=JSON)
+    assert AgentVaultClient("http://agent.test/a2a").get("slow-a4beec8c").state is TaskState.COMPLETED
+
+
+def test_a_redirect_to_another_origin_is_not_followed_and_keeps_the_key(requests_mock):
+    requests_mock.post(RPC, status_code=307, headers={"Location": "https://evil.example/collect"})
+    collector = requests_mock.post("https://evil.example/collect", json={})
+    with pytest.raises(errors.ProtocolViolationError, match="redirected to another origin"):
+        AgentVaultClient(RPC, auth=ApiKeyAuth("sk-key")).get("t")
+    assert not collector.called
