@@ -24,11 +24,10 @@ from airflow_agentvault.protocol.dialects.base import (
     ArtifactAssembler,
     AsyncA2AClient,
     Call,
-    Codec,
+    JsonRpcCodec,
     StreamDecoder,
     WireShape,
     data_part,
-    decode_jsonrpc,
     file_part,
     jsonrpc_error,
     require_dict,
@@ -36,12 +35,10 @@ from airflow_agentvault.protocol.dialects.base import (
     state_from,
     status_event,
 )
-from airflow_agentvault.protocol.jsonrpc import build_request
 from airflow_agentvault.protocol.models import (
     DataPart,
     FilePart,
     Message,
-    Task,
     TaskArtifactEvent,
     TaskEvent,
     TaskMessageEvent,
@@ -173,31 +170,16 @@ class V03StreamDecoder(StreamDecoder):
         return TaskArtifactEvent(task_id=task_id, artifact=assembled)
 
 
-class V03Codec(Codec):
-    """A2A 0.3 JSON-RPC framing and decoding."""
+class V03Codec(JsonRpcCodec):
+    """A2A 0.3 JSON-RPC framing and decoding (no version header)."""
 
     dialect = DIALECT
+    methods = METHODS
+    shape = SHAPE
+    decoder = V03StreamDecoder
 
-    def _call(self, op: str, endpoint: str, params: dict[str, Any], task_id: str | None) -> Call:
-        method = METHODS[op]
-        return Call(method, "POST", endpoint, endpoint, build_request(method, params), {}, task_id)  # no version header
-
-    def send_call(self, endpoint: str, message: Message, task_id: str | None) -> Call:
-        params = {"message": message_to_wire(message, task_id), "configuration": {"blocking": False}}
-        return self._call("send", endpoint, params, task_id)
-
-    def get_call(self, endpoint: str, task_id: str) -> Call:
-        return self._call("get", endpoint, {"id": task_id}, task_id)
-
-    def cancel_call(self, endpoint: str, task_id: str) -> Call:
-        return self._call("cancel", endpoint, {"id": task_id}, task_id)
-
-    def subscribe_call(self, endpoint: str, task_id: str) -> Call:
-        return self._call("subscribe", endpoint, {"id": task_id}, task_id)
-
-    def answer(self, call: Call, status: int, content_type: str | None, body: bytes, *,
-               subscribing: bool = False) -> Any:
-        return decode_jsonrpc(status, content_type, body, subscribing=subscribing, **call.where)
+    def send_params(self, message: Message, task_id: str | None) -> dict[str, Any]:
+        return {"message": message_to_wire(message, task_id), "configuration": {"blocking": False}}
 
     def send_result(self, call: Call, payload: Any) -> str:
         result = require_dict(payload, "a message/send result", **call.where)
@@ -208,12 +190,6 @@ class V03Codec(Codec):
                 "agent answered with a message and no task: this operator follows tasks, and the agent "
                 "completed the exchange without one", **call.where)
         return require_str(result, "id", "a task", **call.where)
-
-    def task_result(self, call: Call, payload: Any) -> Task:
-        return task_from_wire(payload, **call.where)
-
-    def stream_decoder(self, call: Call) -> V03StreamDecoder:
-        return V03StreamDecoder(call)
 
 
 class A2AV03Client(A2AClient):

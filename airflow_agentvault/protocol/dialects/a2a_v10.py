@@ -27,11 +27,10 @@ from airflow_agentvault.protocol.dialects.base import (
     ArtifactAssembler,
     AsyncA2AClient,
     Call,
-    Codec,
+    JsonRpcCodec,
     StreamDecoder,
     WireShape,
     data_part,
-    decode_jsonrpc,
     file_part,
     jsonrpc_error,
     require_dict,
@@ -39,12 +38,10 @@ from airflow_agentvault.protocol.dialects.base import (
     state_from,
     status_event,
 )
-from airflow_agentvault.protocol.jsonrpc import build_request
 from airflow_agentvault.protocol.models import (
     DataPart,
     FilePart,
     Message,
-    Task,
     TaskArtifactEvent,
     TaskEvent,
     TaskMessageEvent,
@@ -202,39 +199,20 @@ class V10StreamDecoder(StreamDecoder):
         return TaskArtifactEvent(task_id=task_id, artifact=assembled)
 
 
-class V10Codec(Codec):
+class V10Codec(JsonRpcCodec):
     """A2A 1.0 JSON-RPC framing and decoding."""
 
     dialect = DIALECT
+    methods = METHODS
+    headers = HEADERS
+    shape = SHAPE
+    decoder = V10StreamDecoder
 
-    def _call(self, op: str, endpoint: str, params: dict[str, Any], task_id: str | None) -> Call:
-        method = METHODS[op]
-        return Call(method, "POST", endpoint, endpoint, build_request(method, params), dict(HEADERS), task_id)
-
-    def send_call(self, endpoint: str, message: Message, task_id: str | None) -> Call:
-        return self._call("send", endpoint, send_params(message, task_id), task_id)
-
-    def get_call(self, endpoint: str, task_id: str) -> Call:
-        return self._call("get", endpoint, {"id": task_id}, task_id)
-
-    def cancel_call(self, endpoint: str, task_id: str) -> Call:
-        return self._call("cancel", endpoint, {"id": task_id}, task_id)
-
-    def subscribe_call(self, endpoint: str, task_id: str) -> Call:
-        return self._call("subscribe", endpoint, {"id": task_id}, task_id)
-
-    def answer(self, call: Call, status: int, content_type: str | None, body: bytes, *,
-               subscribing: bool = False) -> Any:
-        return decode_jsonrpc(status, content_type, body, subscribing=subscribing, **call.where)
+    def send_params(self, message: Message, task_id: str | None) -> dict[str, Any]:
+        return send_params(message, task_id)
 
     def send_result(self, call: Call, payload: Any) -> str:
         return send_result(payload, **call.where)
-
-    def task_result(self, call: Call, payload: Any) -> Task:
-        return task_from_wire(payload, **call.where)
-
-    def stream_decoder(self, call: Call) -> V10StreamDecoder:
-        return V10StreamDecoder(call)
 
 
 class A2AV10Client(A2AClient):

@@ -52,7 +52,7 @@ from httpx_sse import EventSource
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.async_client import AsyncAgentVaultClient
 from airflow_agentvault.protocol.client import AgentVaultClient
-from airflow_agentvault.protocol.jsonrpc import is_event_stream, is_json, raise_for_http_status
+from airflow_agentvault.protocol.jsonrpc import build_request, is_event_stream, is_json, raise_for_http_status
 from airflow_agentvault.protocol.models import (
     AgentCard,
     Artifact,
@@ -433,6 +433,52 @@ class Codec:
         from airflow_agentvault.protocol.dialects.discovery import agent_card_from
 
         return agent_card_from(raw, card_url, dialect=self.dialect)
+
+
+class JsonRpcCodec(Codec):
+    """
+    The A2A JSON-RPC dialects: one framing, told apart by their data.
+
+    Subclasses name their ``methods`` (operation -> JSON-RPC method), ``headers``, wire ``shape``,
+    ``decoder`` class and how a send's params are built and its result read.
+    """
+
+    methods: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    shape: WireShape
+    decoder: type[StreamDecoder]
+
+    def send_params(self, message: Message, task_id: str | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def send_result(self, call: Call, payload: Any) -> str:
+        raise NotImplementedError
+
+    def _call(self, op: str, endpoint: str, params: dict[str, Any], task_id: str | None) -> Call:
+        method = self.methods[op]
+        return Call(method, "POST", endpoint, endpoint, build_request(method, params), dict(self.headers), task_id)
+
+    def send_call(self, endpoint: str, message: Message, task_id: str | None) -> Call:
+        return self._call("send", endpoint, self.send_params(message, task_id), task_id)
+
+    def get_call(self, endpoint: str, task_id: str) -> Call:
+        return self._call("get", endpoint, {"id": task_id}, task_id)
+
+    def cancel_call(self, endpoint: str, task_id: str) -> Call:
+        return self._call("cancel", endpoint, {"id": task_id}, task_id)
+
+    def subscribe_call(self, endpoint: str, task_id: str) -> Call:
+        return self._call("subscribe", endpoint, {"id": task_id}, task_id)
+
+    def answer(self, call: Call, status: int, content_type: str | None, body: bytes, *,
+               subscribing: bool = False) -> Any:
+        return decode_jsonrpc(status, content_type, body, subscribing=subscribing, **call.where)
+
+    def task_result(self, call: Call, payload: Any) -> Task:
+        return self.shape.task(payload, **call.where)
+
+    def stream_decoder(self, call: Call) -> StreamDecoder:
+        return self.decoder(call)
 
 
 def _card_json(body: bytes, where: dict[str, Any]) -> dict[str, Any]:
