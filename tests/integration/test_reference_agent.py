@@ -537,3 +537,17 @@ def test_cli_subprocess_prints_url_and_serves() -> None:
             process.kill()
             process.wait(timeout=10)
     assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+
+
+def test_connections_send_without_nagle_delay(agent: ReferenceAgentServer) -> None:
+    """Accepted sockets have TCP_NODELAY: a keep-alive response written in two parts would otherwise
+    wait for the client's delayed ACK (~40 ms per request on Linux)."""
+    import socket
+
+    with requests.Session() as session:
+        for _ in range(2):  # the second request reuses the connection
+            assert session.get(f"{agent.url}/agent-card.json", timeout=TIMEOUT).status_code == 200
+        connections = list(agent._server.server_state.connections)
+        sockets = [c.transport.get_extra_info("socket") for c in connections]
+        assert sockets, "the session's connection is still open"
+        assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in sockets)
