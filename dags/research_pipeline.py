@@ -9,7 +9,7 @@ the ``agentvault_research_report`` asset.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, get_parsing_context
 
 from airflow_agentvault.params import timing_params
 from airflow_agentvault.pipelines.report import publish_task
@@ -52,5 +52,7 @@ def research_pipeline(dag_id: str, *, compact: bool) -> DAG:
     return dag
 
 
-research_pipeline("research_pipeline", compact=False)
-research_pipeline("research_pipeline_compact", compact=True)
+# A task's process parses this file only to run one task: build just that task's DAG there.
+for _dag_id, _compact in (("research_pipeline", False), ("research_pipeline_compact", True)):
+    if get_parsing_context().dag_id in (None, _dag_id):
+        research_pipeline(_dag_id, compact=_compact)

@@ -20,7 +20,7 @@ from airflow.sdk.log import mask_secret
 from airflow_agentvault.connection_form import AUTH_TYPES, DIALECT_CHOICES, UI_FIELD_BEHAVIOUR
 from airflow_agentvault.protocol.auth import NO_AUTH, ApiKeyAuth, Auth, BearerAuth, OAuth2ClientCredentials
 from airflow_agentvault.protocol.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, AgentVaultClient
-from airflow_agentvault.protocol.dialects import AGENTVAULT, AUTO, client_for, discover, resolve
+from airflow_agentvault.protocol.dialects import AGENTVAULT, AUTO, client_for, resolve
 from airflow_agentvault.protocol.errors import AgentVaultError, redact_url
 
 DEFAULT_RPC_PATH = "/a2a/"
@@ -236,6 +236,8 @@ class AgentVaultHook(BaseHook):
         try:
             settings = self.settings
             if settings.dialect != AGENTVAULT:
+                from airflow_agentvault.protocol.dialects.discovery import discover
+
                 found = discover(settings.card_url, auth=settings.auth, verify=settings.verify,
                                  connect_timeout=settings.connect_timeout, read_timeout=self.read_timeout,
                                  dialect=None if settings.dialect == AUTO else settings.dialect,

@@ -28,7 +28,6 @@ from airflow_agentvault.protocol.follow import TaskFollower
 from airflow_agentvault.protocol.models import DataPart, Message, Task, TaskState, TextPart
 from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES, fit_result, outcome_of, result_size
 from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
-from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger
 from airflow_agentvault.triggers.events import STATUS_DONE, event_task
 
 #: Remote states in which an earlier attempt's task is still worth reconnecting to.
@@ -255,6 +254,9 @@ class AgentVaultStreamOperator(CancelOnKillMixin, ResultDeliveryMixin, BaseOpera
         if finished is not None:
             return self.deliver(finished.task, finished.metadata(), None, context)
         self.log.info("Deferring: task %s will be followed in the triggerer", agent_task_id)
+        # The trigger module (and Airflow's trigger base) only loads in tasks that defer.
+        from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger
+
         self.defer(
             trigger=AgentVaultStreamTrigger(
                 conn_id=self.agentvault_conn_id,

@@ -66,8 +66,8 @@ class AgentVaultStageOperator(CancelOnKillMixin, ResultDeliveryMixin, AgentVault
     def poll_until_complete(self, external_id: Any, context: Any) -> str:
         self._following = str(external_id)
         follower = TaskFollower(self.hook.client, self._timing, logger=self.log)
-        follower.wait_until_visible(self._following)
-        self._outcome = follower.follow(self._following)
+        visible = follower.wait_until_visible(self._following)
+        self._outcome = follower.follow(self._following, seen=visible)
         self._result = self._deliver_outcome(context)
         return self._following
 

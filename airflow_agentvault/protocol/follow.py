@@ -232,13 +232,17 @@ class TaskFollower(FollowRules):
 
     # -- following ----------------------------------------------------------------------------
 
-    def follow(self, task_id: str, *, deadline: float | None = None) -> FollowOutcome:
-        """Stream the task to its end (falling back to polling) and return the final task."""
+    def follow(self, task_id: str, *, deadline: float | None = None, seen: Task | None = None) -> FollowOutcome:
+        """Stream the task to its end (falling back to polling) and return the final task.
+
+        ``seen``: the task as the caller has just read it, which replaces the first look.
+        """
         started = self.clock()
         deadline = self._deadline(started, deadline)
         state = _StreamState()
 
-        finished = self._already_finished(task_id, self._peek(task_id), started)
+        current = seen if seen is not None else self._peek(task_id)
+        finished = self._already_finished(task_id, current, started)
         if finished is not None:
             return finished
 

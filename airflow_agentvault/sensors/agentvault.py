@@ -24,7 +24,6 @@ from airflow_agentvault.operators.agentvault import default_deferrable, parse_ti
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import LIKELY_CAUSES
 from airflow_agentvault.protocol.timing import Timing
-from airflow_agentvault.triggers.agentvault import AgentVaultTaskExistsTrigger
 from airflow_agentvault.triggers.events import STATUS_EXISTS, STATUS_NOT_FOUND, raise_for_error
 
 
@@ -99,6 +98,9 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
                 return result.xcom_value
             attempts = self._attempts
         self.log.info("Deferring: the triggerer will check task %s until it is visible", self._task)
+        # The trigger module (and Airflow's trigger base) only loads in tasks that defer.
+        from airflow_agentvault.triggers.agentvault import AgentVaultTaskExistsTrigger
+
         self.defer(
             trigger=AgentVaultTaskExistsTrigger(
                 conn_id=self.agentvault_conn_id,

@@ -62,3 +62,13 @@ def test_consumer_is_scheduled_on_the_report_asset(dagbag):
     assert names == [REPORT_ASSET.name]
     producer = dagbag.dags["research_pipeline"].get_task("publish_report")
     assert [o.name for o in producer.outlets] == [REPORT_ASSET.name]
+
+
+def test_a_task_process_builds_only_its_own_dag(monkeypatch):
+    """Airflow sets the parsing context when a task's process parses the file: one DAG, not both."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "research_pipeline_compact")
+    bag = DagBag(dag_folder=str(DAGS / "research_pipeline.py"))
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {"research_pipeline_compact"}

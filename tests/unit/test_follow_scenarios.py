@@ -126,3 +126,27 @@ async def test_on_event_sees_every_event(respx_mock):
         await asyncio.wait_for(follower.follow("t-1"), WAIT_BOUND)
     assert [type(e).__name__ for e in seen] == [
         "TaskStatusEvent", "TaskMessageEvent", "TaskArtifactEvent", "TaskStatusEvent"]
+
+
+def _seen_completed():
+    from scenarios import task_json
+
+    from airflow_agentvault.protocol.models import Task, parse_model
+
+    return parse_model(Task, task_json("t-1", "COMPLETED"))
+
+
+def test_sync_follow_takes_a_task_just_seen_without_asking_again(requests_mock):
+    """The compact stage has just read the task while checking it exists: no second tasks/get."""
+    route = requests_mock.post(RPC, status_code=500)
+    follower = TaskFollower(AgentVaultClient(RPC), Timing.parse(TIMING), logger=RecordingLogger())
+    outcome = follower.follow("t-1", seen=_seen_completed())
+    assert (outcome.path, outcome.task.state.value, route.call_count) == ("already-finished", "COMPLETED", 0)
+
+
+async def test_async_follow_takes_a_task_just_seen_without_asking_again(respx_mock):
+    route = respx_mock.post(RPC).respond(500)
+    async with AsyncAgentVaultClient(RPC) as client:
+        follower = AsyncTaskFollower(client, Timing.parse(TIMING), logger=RecordingLogger())
+        outcome = await asyncio.wait_for(follower.follow("t-1", seen=_seen_completed()), WAIT_BOUND)
+    assert (outcome.path, outcome.task.state.value, route.call_count) == ("already-finished", "COMPLETED", 0)

@@ -9,6 +9,13 @@ AIRFLOW_FREE_PACKAGES = ["airflow_agentvault.protocol", "airflow_agentvault.agen
 AIRFLOW_FREE_MODULES = ["airflow_agentvault.triggers.events", "airflow_agentvault.connection_form"]
 
 
+def python_prints(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (so imports start from nothing)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def test_airflow_free_modules_do_not_import_airflow():
     code = (
         "import importlib, pkgutil, sys\n"
@@ -23,6 +30,20 @@ def test_airflow_free_modules_do_not_import_airflow():
         "leaked = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
         "print(leaked)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert python_prints(code).strip() == "[]"
+
+
+def test_building_stages_loads_only_what_a_sync_task_runs():
+    """Every task process parses its DAG file: the triggers, async clients and other dialects load on use."""
+    code = (
+        "import sys\n"
+        "import airflow_agentvault.pipelines.stage, airflow_agentvault.pipelines.report\n"
+        "from airflow_agentvault.protocol.dialects import client_for\n"
+        "client_for('agentvault', 'http://127.0.0.1:1/a2a/')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('airflow_agentvault.')))\n"
+    )
+    loaded = python_prints(code)
+    assert "'airflow_agentvault.protocol.client'" in loaded
+    for lazy in ("triggers.agentvault", "protocol.async_client", "protocol.async_follow", "dialects.a2a_v03",
+                 "dialects.a2a_v10", "dialects.a2a_rest", "dialects.base", "dialects.discovery"):
+        assert f"'airflow_agentvault.{lazy}'" not in loaded, lazy

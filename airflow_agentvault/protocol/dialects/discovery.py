@@ -30,7 +30,7 @@ agent's own 401 is the authority (raised as NotAuthorizedError by the clients).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -40,6 +40,7 @@ from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.async_client import AsyncAgentVaultClient
 from airflow_agentvault.protocol.auth import NO_AUTH, ApiKeyAuth, Auth
 from airflow_agentvault.protocol.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, AgentVaultClient
+from airflow_agentvault.protocol.dialects import Discovered
 from airflow_agentvault.protocol.jsonrpc import raise_for_http_status
 from airflow_agentvault.protocol.models import AgentCard, AuthScheme, parse_model
 
@@ -81,14 +82,6 @@ class DiscoveredCard:
 
     def usable(self) -> list[Interface]:
         return [i for i in self.interfaces if i.dialect]
-
-
-class Discovered(NamedTuple):
-    """What discovery decided: the dialect, the endpoint, and the card it read (None if none was read)."""
-
-    dialect: str
-    rpc_url: str
-    card: DiscoveredCard | None
 
 
 # -- parsing (no I/O) -------------------------------------------------------------------------------------
