@@ -58,15 +58,52 @@ def seed_pipeline(urls: dict[str, str], topic: str) -> float:
     return time.monotonic() - started
 
 
+DAG_IDS = ["research_pipeline", "trivial_chain_22", "research_pipeline_compact", "trivial_chain_8"]
+ROWS = [("split form (initiate >> sensor >> stream)", "research_pipeline", 22, "trivial_chain_22"),
+        ("Airflow floor: 22 trivial chained tasks", "trivial_chain_22", 22, "trivial_chain_22"),
+        ("compact form (one task per stage)", "research_pipeline_compact", 8, "trivial_chain_8"),
+        ("Airflow floor: 8 trivial chained tasks", "trivial_chain_8", 8, "trivial_chain_8")]
+#: scheduling mode -> (AirflowStack's fast_scheduling, what it is)
+MODES = {
+    "stock": (False, "Airflow's default scheduler loop and heartbeats, as `airflow standalone` runs"),
+    "tuned": (True, "the test harness's fast scheduler loop and heartbeats (AirflowStack's FAST_SCHEDULING)"),
+}
+
+
+def measure(mode: str, work: Path, dags: Path, env: dict[str, str], conf: dict, repeat: int) -> dict[str, float]:
+    """Median wall time of each DAG under a fresh Airflow in the given scheduling mode."""
+    times: dict[str, list[float]] = {}
+    with AirflowStack(home=work / f"home-{mode}", dags_folder=dags, extra_env=env,
+                      fast_scheduling=MODES[mode][0]) as stack:
+        for dag_id in DAG_IDS:
+            stack.wait_for_dag(dag_id, timeout=120)
+        for round_ in range(repeat):
+            for dag_id in DAG_IDS:
+                times.setdefault(dag_id, []).append(run_seconds(stack, dag_id, conf))
+                print(f"  {mode} round {round_ + 1}: {dag_id} {times[dag_id][-1]:.1f} s", file=sys.stderr, flush=True)
+    return {dag_id: statistics.median(v) for dag_id, v in times.items()}
+
+
+def print_table(mode: str, med: dict[str, float], repeat: int) -> None:
+    print(f"\n{mode}: {MODES[mode][1]}; median of {repeat} runs (wall time of the DAG run)\n")
+    print(f"{'what':<44}{'tasks':>6}{'wall s':>9}{'vs floor':>10}")
+    for label, dag_id, tasks, floor in ROWS:
+        print(f"{label:<44}{tasks:>6}{med[dag_id]:>9.1f}{med[dag_id] / med[floor]:>9.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--topic", default="coral reef bleaching")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--skip-seed", action="store_true", help="skip the ~75 s seed strategy run")
+    parser.add_argument("--modes", default="stock,tuned", help="scheduling modes to run: stock, tuned or both")
+    parser.add_argument("--skip-seed", action="store_true", help="skip the ~70 s seed strategy run")
     parser.add_argument("--agent-work", type=float, default=0.0,
                         help="simulated work per agent task in seconds (default 0: only the agents' real "
                              "computation, so the pipeline's figures are Airflow's and the provider's overhead)")
     args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - set(MODES):
+        parser.error(f"--modes takes a comma-separated list of {', '.join(MODES)}")
 
     work = Path(tempfile.mkdtemp(prefix="pipeline-overhead-"))
     dags = work / "dags"
@@ -76,37 +113,26 @@ def main() -> None:
     shutil.copy(REPO / "dags" / "research_pipeline.py", dags)
     shutil.copy(Path(__file__).parent / "dags" / "trivial_chains.py", dags)
     conf = {"topic": args.topic}
-    times: dict[str, list[float]] = {}
+    results: dict[str, dict[str, float]] = {}
     try:
         with start_research_agents(base_port=0, work_seconds=args.agent_work) as agents:
             env = {f"AIRFLOW_CONN_{connection_id(s).upper()}": json.dumps({"conn_type": "agentvault", "host": u})
                    for s, u in agents.urls.items()}
             env["AGENTVAULT_REPORTS_DIR"] = str(work / "reports")
-            with AirflowStack(home=work / "home", dags_folder=dags, extra_env=env) as stack:
-                dag_ids = ["research_pipeline", "trivial_chain_22", "research_pipeline_compact", "trivial_chain_8"]
-                for dag_id in dag_ids:
-                    stack.wait_for_dag(dag_id, timeout=120)
-                for round_ in range(args.repeat):
-                    for dag_id in dag_ids:
-                        times.setdefault(dag_id, []).append(run_seconds(stack, dag_id, conf))
-                        print(f"  round {round_ + 1}: {dag_id} {times[dag_id][-1]:.1f} s", file=sys.stderr, flush=True)
+            for mode in modes:
+                results[mode] = measure(mode, work, dags, env, conf, args.repeat)
             seed = None if args.skip_seed else seed_pipeline(agents.urls, args.topic)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\nResearch pipeline for {args.topic!r}, median of {args.repeat} runs (wall time of the DAG run)\n")
-    print(f"{'what':<44}{'tasks':>6}{'wall s':>9}{'vs floor':>10}")
-    rows = [("split form (initiate >> sensor >> stream)", "research_pipeline", 22, "trivial_chain_22"),
-            ("Airflow floor: 22 trivial chained tasks", "trivial_chain_22", 22, "trivial_chain_22"),
-            ("compact form (one task per stage)", "research_pipeline_compact", 8, "trivial_chain_8"),
-            ("Airflow floor: 8 trivial chained tasks", "trivial_chain_8", 8, "trivial_chain_8")]
-    for label, dag_id, tasks, floor in rows:
-        print(f"{label:<44}{tasks:>6}{med[dag_id]:>9.1f}{med[dag_id] / med[floor]:>9.2f}x")
+    print(f"\nResearch pipeline for {args.topic!r}; agents' simulated work {args.agent_work:g} s per task")
+    for mode, med in results.items():
+        print_table(mode, med, args.repeat)
     if seed is not None:
-        print(f"{'seed strategy (10 s sleeps), outside Airflow':<44}{'-':>6}{seed:>9.1f}")
-        print(f"\nsplit form is {seed / med['research_pipeline']:.1f}x faster than the seed strategy, "
-              f"compact form {seed / med['research_pipeline_compact']:.1f}x")
+        print(f"\nseed strategy (10 s sleeps), outside Airflow, same agents: {seed:.1f} s")
+        for mode, med in results.items():
+            print(f"{mode}: split form {seed / med['research_pipeline']:.1f}x faster than the seed strategy, "
+                  f"compact form {seed / med['research_pipeline_compact']:.1f}x")
 
 
 if __name__ == "__main__":
