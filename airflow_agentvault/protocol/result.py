@@ -64,7 +64,11 @@ def outcome_of(
 
 
 def build_result(task: Task, *, agent_url: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Final state, agent text, messages and artifacts (one per id, the latest wins), plus metadata."""
+    """Final state, agent text, the agent's messages and artifacts (one per id, the latest wins), plus metadata.
+
+    The request is not echoed back: the caller has it already, and in a pipeline it carries the
+    previous stage's result, so echoing it would nest every earlier result inside each later one.
+    """
     artifacts: dict[str, Any] = {}
     for artifact in task.artifacts:
         artifacts[artifact.id] = artifact.to_wire()
@@ -72,7 +76,7 @@ def build_result(task: Task, *, agent_url: str, metadata: dict[str, Any] | None 
         "task_id": task.id,
         "state": task.state.value,
         "text": task.last_agent_text() or "",
-        "messages": [m.to_wire() for m in task.messages],
+        "messages": [m.to_wire() for m in task.messages if m.role != "user"],
         "artifacts": list(artifacts.values()),
         "metadata": {"agent_url": errors.redact_url(agent_url), **(metadata or {})},
     }

@@ -185,7 +185,7 @@ def test_stream_disconnect_falls_back_to_polling_without_duplicates(requests_moc
     result = stream_op().execute(make_context())
     assert result["metadata"]["delivered_by"] == "polling"
     assert len(result["artifacts"]) == 1
-    assert [m["role"] for m in result["messages"]] == ["user", "assistant"]
+    assert [m["role"] for m in result["messages"]] == ["assistant"]  # the request is not echoed back
 
 
 def test_stream_already_finished_task_is_not_streamed(requests_mock):
