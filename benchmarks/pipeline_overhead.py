@@ -4,9 +4,11 @@ The 7-stage research pipeline's wall time under a real Airflow, against Airflow'
 From one run on the same seven reference agents: the pipeline in split form (22 tasks) and compact
 form (8 tasks) under a real scheduler on SQLite, chains of as many trivial tasks (the floor Airflow's
 scheduling sets), and the seed orchestrator's fixed-sleep strategy driving the same agents outside
-Airflow.
+Airflow. Each scheduling mode (Airflow's stock scheduler timing, the harness's tuned one) gets its own
+Airflow; both measure the same DAG files against the same agents.
 
     .venv/bin/python benchmarks/pipeline_overhead.py [--topic "coral reef bleaching"] [--repeat 2]
+        [--modes stock,tuned] [--agent-work 0] [--skip-seed]
 """
 
 from __future__ import annotations
