@@ -22,7 +22,7 @@ from airflow_agentvault.protocol.errors import ProtocolViolationError
 class WireModel(BaseModel):
     """Base: camelCase aliases, extra fields kept, populate by Python name too."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", defer_build=True)
 
     def to_wire(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="json", exclude_none=True)
