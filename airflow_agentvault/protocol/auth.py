@@ -8,6 +8,7 @@ expire, for the sync and async clients alike.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable
@@ -74,8 +75,9 @@ class OAuth2ClientCredentials(Auth):
     scope: str | None = None
     verify: bool | str = True
     timeout: float = 10.0
-    #: Told each new access token, so the hook can register it with the secrets masker.
-    on_token: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    #: Told each new access token, so it can be registered with the secrets masker. On the async path
+    #: it may be a coroutine function (the triggerer's masker must not block its event loop).
+    on_token: Callable[[str], Any] | None = field(default=None, repr=False, compare=False)
     scheme = "oauth2"
     _token: str | None = field(default=None, init=False, repr=False)
     _expires_at: float = field(default=0.0, init=False, repr=False)
@@ -110,8 +112,6 @@ class OAuth2ClientCredentials(Auth):
                 "token endpoint answer has a non-numeric 'expires_in'", **where
             ) from None
         self._token = body["access_token"]
-        if self.on_token:
-            self.on_token(self._token)
         self._expires_at = time.monotonic() + max(expires_in - TOKEN_EXPIRY_MARGIN, expires_in / 2)
         return self._token
 
@@ -132,6 +132,8 @@ class OAuth2ClientCredentials(Auth):
                         method="oauth2 token",
                     ) from None
                 token = self._store(response.status_code, _json_or_none(response))
+                if self.on_token:
+                    self.on_token(token)
         return {"Authorization": f"Bearer {token}"}
 
     async def aheaders(self) -> dict[str, str]:
@@ -151,6 +153,9 @@ class OAuth2ClientCredentials(Auth):
                     method="oauth2 token",
                 ) from None
             token = self._store(response.status_code, _json_or_none(response))
+            told = self.on_token(token) if self.on_token else None
+            if inspect.isawaitable(told):
+                await told
         return {"Authorization": f"Bearer {token}"}
 
 

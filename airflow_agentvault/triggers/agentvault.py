@@ -63,15 +63,15 @@ async def async_client_for(conn_id: str, *, read_timeout: float = DEFAULT_READ_T
     An async client for the ``agentvault`` connection, read without blocking the event loop.
 
     ``BaseHook.aget_connection`` and ``Connection.aextra_dejson`` (Airflow 3.3.2+) mask secrets
-    asynchronously, which the triggerer's event loop needs. OAuth2 access tokens fetched here are not
-    registered with the masker (that call is synchronous); the triggers never log them. The client is
+    asynchronously, which the triggerer's event loop needs; OAuth2 access tokens fetched here are
+    registered the same way (``amask_secret``) as they arrive. The client is
     of the connection's dialect; ``auto`` reads the agent card here (once per trigger run) and logs the
     dialect it chose.
     """
     conn = await BaseHook.aget_connection(conn_id)
     extra = await conn.aextra_dejson()
     settings = settings_from_connection(conn_id, conn.host, conn.login, conn.password, extra or {},
-                                        port=conn.port, schema=conn.schema)
+                                        on_token=amask_secret, port=conn.port, schema=conn.schema)
     for secret in settings.auth.secrets():
         await amask_secret(secret)
     common = {"auth": settings.auth, "verify": settings.verify, "connect_timeout": settings.connect_timeout,

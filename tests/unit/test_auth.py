@@ -295,3 +295,19 @@ def test_oauth2_new_token_is_reported_for_masking(requests_mock):
     auth.headers()
     auth.headers()
     assert seen == ["tok-abc"]
+
+
+@respx.mock
+async def test_oauth2_async_path_awaits_an_async_token_callback():
+    seen = []
+
+    async def remember(token: str) -> None:
+        seen.append(token)
+
+    respx.post("https://auth.test/token").mock(
+        return_value=httpx.Response(200, json={"access_token": "tok-async", "expires_in": 600}))
+    auth = OAuth2ClientCredentials(token_url="https://auth.test/token", client_id="c", client_secret="s",
+                                   on_token=remember)
+    await auth.aheaders()
+    await auth.aheaders()
+    assert seen == ["tok-async"]

@@ -357,3 +357,24 @@ def test_done_event_respects_the_result_size_limit():
     with pytest.raises(errors.ResultTooLargeError):
         event_to_outcome(event, agent_url=RPC, max_result_bytes=2000)
     assert event_to_outcome(event, agent_url=RPC, max_result_bytes=2000, truncate=True)["metadata"]["truncated"]
+
+
+async def test_triggers_register_a_fetched_oauth2_token_with_the_masker(monkeypatch, respx_mock):
+    """Tokens fetched in the triggerer are masked as they arrive, without blocking the event loop."""
+    from unittest import mock
+
+    from airflow_agentvault.triggers import agentvault as trigger_module
+
+    token_url = RPC.split("/a2a/")[0] + "/oauth/token"
+    conn = {"conn_type": "agentvault", "host": RPC, "login": "client-1", "password": SECRET,
+            "extra": {"auth_type": "oauth2", "token_url": "/oauth/token"}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN.upper()}", json.dumps(conn))
+    respx_mock.post(token_url).mock(return_value=httpx.Response(200, json={"access_token": "at-trigger-1"}))
+    respx_mock.post(RPC).mock(return_value=httpx.Response(200, **rpc_result(task_json("t-1", "WORKING"))))
+    masked = mock.AsyncMock()
+    monkeypatch.setattr(trigger_module, "amask_secret", masked)
+    client = await trigger_module.async_client_for(CONN)
+    async with client:
+        await asyncio.wait_for(client.get("t-1"), WAIT_BOUND)
+    masked.assert_any_await(SECRET)
+    masked.assert_any_await("at-trigger-1")
