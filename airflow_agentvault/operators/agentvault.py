@@ -28,6 +28,7 @@ from airflow_agentvault.protocol.follow import TaskFollower
 from airflow_agentvault.protocol.models import DataPart, Message, Task, TaskState, TextPart
 from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES, fit_result, outcome_of, result_size
 from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
+from airflow_agentvault.retry_policy import fail_fast_policy
 from airflow_agentvault.triggers.events import STATUS_DONE, event_task
 
 #: Remote states in which an earlier attempt's task is still worth reconnecting to.
@@ -141,6 +142,8 @@ class AgentVaultInitiateOperator(ResumableJobMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if self.retry_policy is None:  # neither given nor in default_args
+            self.retry_policy = fail_fast_policy()
         self.agentvault_conn_id = agentvault_conn_id
         self.text = text
         self.data = data
@@ -224,6 +227,8 @@ class AgentVaultStreamOperator(CancelOnKillMixin, ResultDeliveryMixin, BaseOpera
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if self.retry_policy is None:  # neither given nor in default_args
+            self.retry_policy = fail_fast_policy()
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.agent_task_id = agent_task_id
         self.result_storage = storage.default_result_storage() if result_storage is None else result_storage

@@ -24,6 +24,7 @@ from airflow_agentvault.operators.agentvault import default_deferrable, parse_ti
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import LIKELY_CAUSES
 from airflow_agentvault.protocol.timing import Timing
+from airflow_agentvault.retry_policy import fail_fast_policy
 from airflow_agentvault.triggers.events import STATUS_EXISTS, STATUS_NOT_FOUND, raise_for_error
 
 
@@ -59,6 +60,8 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
     ) -> None:
         kwargs.setdefault("poke_interval", Timing().verify_interval)
         super().__init__(**kwargs)
+        if self.retry_policy is None:  # neither given nor in default_args
+            self.retry_policy = fail_fast_policy()
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.agent_task_id = agent_task_id
         self.agentvault_conn_id = agentvault_conn_id

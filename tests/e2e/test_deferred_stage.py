@@ -31,13 +31,33 @@ def agent():
         yield server
 
 
+RETRY_PROBE = "agentvault_retry_probe"
+RETRY_PROBE_DAG = f'''
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, ExceptionRetryPolicy
+
+from airflow_agentvault.operators.agentvault import AgentVaultInitiateOperator
+
+with DAG("{RETRY_PROBE}", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+         default_args={{"retries": 2, "retry_delay": timedelta(0)}}):
+    AgentVaultInitiateOperator(task_id="default_policy", text="hi")
+    AgentVaultInitiateOperator(task_id="no_policy", text="hi", retry_policy=ExceptionRetryPolicy(rules=[]))
+'''
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, agent):
     home = tmp_path_factory.mktemp("deferred-stack")
+    dags = tmp_path_factory.mktemp("deferred-dags")
+    for example in ("agentvault_single_stage.py",):
+        (dags / example).write_text((DAGS / example).read_text())
+    (dags / "retry_probe.py").write_text(RETRY_PROBE_DAG)
     conn = json.dumps({"conn_type": "agentvault", "host": agent.rpc_url})
-    with AirflowStack(home=home, dags_folder=DAGS, extra_env={"AIRFLOW_CONN_AGENTVAULT_DEFAULT": conn}) as running:
-        running.wait_for_dag(DEFERRED, timeout=90)
-        running.wait_for_dag(SYNC, timeout=90)
+    with AirflowStack(home=home, dags_folder=dags, extra_env={"AIRFLOW_CONN_AGENTVAULT_DEFAULT": conn}) as running:
+        for dag_id in (DEFERRED, SYNC, RETRY_PROBE):
+            running.wait_for_dag(dag_id, timeout=90)
         yield running
 
 
@@ -115,3 +135,17 @@ def test_marking_a_deferred_stream_failed_cancels_the_remote_task(stack, agent):
         state = answer["result"]["state"]
         time.sleep(0.5)  # polling interval of a bounded wait for the cancellation
     assert state == "CANCELED"
+
+
+def test_refused_credentials_fail_without_using_the_retries(stack, agent):
+    """The operators' retry policy, applied by the real task runner: a 401 is final, where the same
+    task without the policy spends its 2 retries on the same answer."""
+    agent.set_behaviour(AgentBehaviour(api_key="a-key-the-connection-lacks"))
+    try:
+        run_id = stack.trigger(RETRY_PROBE)
+        assert stack.wait_for_run(RETRY_PROBE, run_id, timeout=120) == "failed"
+    finally:
+        agent.set_behaviour(AgentBehaviour(work_seconds=1.0))
+    tries = {task: len(stack.task_tries(RETRY_PROBE, run_id, task)) for task in ("default_policy", "no_policy")}
+    assert tries == {"default_policy": 1, "no_policy": 3}
+    assert "NotAuthorizedError" in stack.task_log(RETRY_PROBE, run_id, "default_policy")
