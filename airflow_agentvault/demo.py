@@ -102,7 +102,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _check_port(args.port)
     from airflow_agentvault.agent.research import start_research_agents
     from airflow_agentvault.protocol.timing import PRESETS
-    from airflow_agentvault.testing import AirflowStack
+    from airflow_agentvault.testing import PROVIDER_MODULES, AirflowStack
 
     home = _fresh_home(Path(args.home).resolve())
     reports = Path(args.reports).resolve()
@@ -118,7 +118,8 @@ def run_demo(args: argparse.Namespace) -> int:
     with start_research_agents(base_port=0, tokens_per_second=tokens_per_second) as agents:
         env = {**_connections(agents.urls), "AGENTVAULT_REPORTS_DIR": str(reports)}
         print(f"Starting Airflow (scheduler, triggerer, dag-processor, API server) in {home} ...", flush=True)
-        with AirflowStack(home=home, dags_folder=REPO / "dags", extra_env=env, api_port=args.port) as stack:
+        with AirflowStack(home=home, dags_folder=REPO / "dags", extra_env=env, api_port=args.port,
+                          preload_modules=PROVIDER_MODULES) as stack:
             print(f"Airflow is up after {time.monotonic() - t0:.1f} s: {stack.api_url}", flush=True)
             stack.wait_for_dag(dag_id, timeout=120)
             run_id = stack.trigger(dag_id, conf)

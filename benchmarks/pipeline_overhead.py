@@ -31,7 +31,7 @@ from airflow_agentvault.pipelines.research import STAGES, connection_id  # noqa:
 from airflow_agentvault.protocol.client import AgentVaultClient  # noqa: E402
 from airflow_agentvault.protocol.models import DataPart, Message, TextPart  # noqa: E402
 from airflow_agentvault.protocol.result import outcome_of  # noqa: E402
-from airflow_agentvault.testing import AirflowStack  # noqa: E402
+from airflow_agentvault.testing import PROVIDER_MODULES, AirflowStack  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,29 +65,36 @@ ROWS = [("split form (initiate >> sensor >> stream)", "research_pipeline", 22, "
         ("Airflow floor: 22 trivial chained tasks", "trivial_chain_22", 22, "trivial_chain_22"),
         ("compact form (one task per stage)", "research_pipeline_compact", 8, "trivial_chain_8"),
         ("Airflow floor: 8 trivial chained tasks", "trivial_chain_8", 8, "trivial_chain_8")]
-#: scheduling mode -> (AirflowStack's fast_scheduling, what it is)
+#: mode -> (AirflowStack keyword arguments, what it is)
 MODES = {
-    "stock": (False, "Airflow's default scheduler loop and heartbeats, as `airflow standalone` runs"),
-    "tuned": (True, "the test harness's fast scheduler loop and heartbeats (AirflowStack's FAST_SCHEDULING)"),
+    "stock": ({"fast_scheduling": False},
+              "Airflow's default scheduler loop and heartbeats, as `airflow standalone` runs"),
+    "tuned": ({"fast_scheduling": True}, "the test harness's fast scheduler loop and heartbeats (FAST_SCHEDULING)"),
+    "preload": ({"fast_scheduling": True, "preload_modules": PROVIDER_MODULES},
+                "tuned, and the LocalExecutor's workers preload Airflow and the provider (forkserver preload)"),
 }
 
 
-def measure(mode: str, work: Path, dags: Path, env: dict[str, str], conf: dict, repeat: int) -> dict[str, float]:
-    """Median wall time of each DAG under a fresh Airflow in the given scheduling mode."""
+def measure(mode: str, work: Path, dags: Path, env: dict[str, str], conf: dict, repeat: int,
+            warmup: int) -> dict[str, float]:
+    """Median wall time of each DAG under a fresh Airflow in the given mode, after untimed warm-up rounds
+    (a fresh Airflow's first runs pay one-time costs: worker start, first imports, cold caches)."""
     times: dict[str, list[float]] = {}
-    with AirflowStack(home=work / f"home-{mode}", dags_folder=dags, extra_env=env,
-                      fast_scheduling=MODES[mode][0]) as stack:
+    with AirflowStack(home=work / f"home-{mode}", dags_folder=dags, extra_env=env, **MODES[mode][0]) as stack:
         for dag_id in DAG_IDS:
             stack.wait_for_dag(dag_id, timeout=120)
-        for round_ in range(repeat):
+        for round_ in range(warmup + repeat):
+            label = f"warm-up {round_ + 1}" if round_ < warmup else f"round {round_ - warmup + 1}"
             for dag_id in DAG_IDS:
-                times.setdefault(dag_id, []).append(run_seconds(stack, dag_id, conf))
-                print(f"  {mode} round {round_ + 1}: {dag_id} {times[dag_id][-1]:.1f} s", file=sys.stderr, flush=True)
+                seconds = run_seconds(stack, dag_id, conf)
+                if round_ >= warmup:
+                    times.setdefault(dag_id, []).append(seconds)
+                print(f"  {mode} {label}: {dag_id} {seconds:.1f} s", file=sys.stderr, flush=True)
     return {dag_id: statistics.median(v) for dag_id, v in times.items()}
 
 
 def print_table(mode: str, med: dict[str, float], repeat: int) -> None:
-    print(f"\n{mode}: {MODES[mode][1]}; median of {repeat} runs (wall time of the DAG run)\n")
+    print(f"\n{mode}: {MODES[mode][1]}; median of {repeat} runs after warm-up (wall time of the DAG run)\n")
     print(f"{'what':<44}{'tasks':>6}{'wall s':>9}{'vs floor':>10}")
     for label, dag_id, tasks, floor in ROWS:
         print(f"{label:<44}{tasks:>6}{med[dag_id]:>9.1f}{med[dag_id] / med[floor]:>9.2f}x")
@@ -97,7 +104,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--topic", default="coral reef bleaching")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--modes", default="stock,tuned", help="scheduling modes to run: stock, tuned or both")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first, in each mode (default 1)")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"modes to run, comma-separated: {', '.join(MODES)}")
     parser.add_argument("--skip-seed", action="store_true", help="skip the ~70 s seed strategy run")
     parser.add_argument("--agent-work", type=float, default=0.0,
                         help="simulated work per agent task in seconds (default 0: only the agents' real "
@@ -122,7 +130,7 @@ def main() -> None:
                    for s, u in agents.urls.items()}
             env["AGENTVAULT_REPORTS_DIR"] = str(work / "reports")
             for mode in modes:
-                results[mode] = measure(mode, work, dags, env, conf, args.repeat)
+                results[mode] = measure(mode, work, dags, env, conf, args.repeat, args.warmup)
             seed = None if args.skip_seed else seed_pipeline(agents.urls, args.topic)
     finally:
         shutil.rmtree(work, ignore_errors=True)

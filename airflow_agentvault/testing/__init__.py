@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["AirflowStack", "AirflowStackError"]
+__all__ = ["PROVIDER_MODULES", "AirflowStack", "AirflowStackError"]
 
 if TYPE_CHECKING:
-    from airflow_agentvault.testing.airflow_stack import AirflowStack, AirflowStackError
+    from airflow_agentvault.testing.airflow_stack import PROVIDER_MODULES, AirflowStack, AirflowStackError
 
 
 def __getattr__(name: str) -> Any:

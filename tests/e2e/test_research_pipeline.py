@@ -15,7 +15,7 @@ import pytest
 
 from airflow_agentvault.agent.research import start_research_agents
 from airflow_agentvault.pipelines.research import STAGE_IDS, connection_id
-from airflow_agentvault.testing import AirflowStack
+from airflow_agentvault.testing import PROVIDER_MODULES, AirflowStack
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,9 @@ def stack(tmp_path_factory):
             for stage, url in agents.urls.items()
         }
         env["AGENTVAULT_REPORTS_DIR"] = str(base / "reports")
-        with AirflowStack(home=base / "home", dags_folder=DAGS, extra_env=env) as running:
+        # As the demo runs it: the workers preload the provider (forkserver), so that setting is tested too.
+        with AirflowStack(home=base / "home", dags_folder=DAGS, extra_env=env,
+                          preload_modules=PROVIDER_MODULES) as running:
             for dag_id in ("research_pipeline", "research_pipeline_from_spec", "research_pipeline_mapped",
                            "research_report_consumer"):
                 running.wait_for_dag(dag_id, timeout=120)
