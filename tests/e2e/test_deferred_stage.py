@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
-from airflow_agentvault.testing import AirflowStack
+from airflow_agentvault.testing import PROVIDER_MODULES, AirflowStack
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +47,18 @@ with DAG("{RETRY_PROBE}", schedule=None, start_date=pendulum.datetime(2026, 1, 1
 '''
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, agent):
+@pytest.fixture(scope="module", params=[(), PROVIDER_MODULES], ids=["plain-workers", "preloaded-workers"])
+def stack(request, tmp_path_factory, agent):
+    """Once with Airflow's default workers, once with the forkserver preload the demo and README use
+    (it changes how the scheduler and the triggerer start their processes)."""
     home = tmp_path_factory.mktemp("deferred-stack")
     dags = tmp_path_factory.mktemp("deferred-dags")
     for example in ("agentvault_single_stage.py",):
         (dags / example).write_text((DAGS / example).read_text())
     (dags / "retry_probe.py").write_text(RETRY_PROBE_DAG)
     conn = json.dumps({"conn_type": "agentvault", "host": agent.rpc_url})
-    with AirflowStack(home=home, dags_folder=dags, extra_env={"AIRFLOW_CONN_AGENTVAULT_DEFAULT": conn}) as running:
+    with AirflowStack(home=home, dags_folder=dags, extra_env={"AIRFLOW_CONN_AGENTVAULT_DEFAULT": conn},
+                      preload_modules=request.param) as running:
         for dag_id in (DEFERRED, SYNC, RETRY_PROBE):
             running.wait_for_dag(dag_id, timeout=90)
         yield running
