@@ -30,8 +30,9 @@ visualize         chart / chart        SVG bar chart (``image/svg+xml``)
 Artifact ids get the task id as prefix on the wire (``ref-1a2b3c4d-report``). When the immediate
 predecessor lacks an artifact, :func:`find_input` also looks further back, through the ``previous``
 data part of the predecessor's own user message when the result carries one (the provider's results
-do not echo the request; ``previous`` may also be a list of results). Every stage also takes direct input (``{"documents":
-[...]}`` for extract, ``{"claims": [...]}`` for verify, ...), which is what the unit tests use.
+do not echo the request; ``previous`` may also be a list of results). Every stage also takes direct
+input (``{"documents": [...]}`` for extract, ``{"claims": [...]}`` for verify, ...), which is what
+the unit tests use.
 """
 
 from __future__ import annotations
