@@ -1,5 +1,5 @@
-"""The real agentvault-server-sdk 0.1.1 agent answers like the captures in
-/work/shared/reference/wire/agentvault/ (plain ``requests``, no project code involved)."""
+"""The real agentvault-server-sdk 0.1.1 agent answers like the project's reference wire captures of
+AgentVault (plain ``requests``, no project code involved)."""
 
 from __future__ import annotations
 
