@@ -73,8 +73,9 @@ FAST_SCHEDULING = {
     "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
 }
 
-#: What every task process imports before it runs a task (the worker's supervisor, the task runner,
-#: the DAG bag): preloaded with ``preload_modules``, together with the modules asked for.
+#: What a task process imports before it runs a task (the worker's supervisor, the task runner, the DAG
+#: bag) and the ``@task`` decorator most DAG files use: preloaded with ``preload_modules``, together
+#: with the modules asked for.
 AIRFLOW_WORKER_MODULES = (
     "airflow",
     "airflow.executors.local_executor",

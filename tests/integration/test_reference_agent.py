@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import selectors
+import socket
 import subprocess
 import sys
 import time
@@ -542,8 +543,6 @@ def test_cli_subprocess_prints_url_and_serves() -> None:
 def test_connections_send_without_nagle_delay(agent: ReferenceAgentServer) -> None:
     """Accepted sockets have TCP_NODELAY: a keep-alive response written in two parts would otherwise
     wait for the client's delayed ACK (~40 ms per request on Linux)."""
-    import socket
-
     with requests.Session() as session:
         for _ in range(2):  # the second request reuses the connection
             assert session.get(f"{agent.url}/agent-card.json", timeout=TIMEOUT).status_code == 200
