@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _agent import reference_agent  # noqa: E402
 from seed_strategy import seed_wait  # noqa: E402
 
-from airflow_agentvault.protocol.client import AgentVaultClient  # noqa: E402
-from airflow_agentvault.protocol.follow import TaskFollower  # noqa: E402
+from airflow_agentvault.protocol.client import AgentClient  # noqa: E402
+from airflow_agentvault.protocol.client import TaskFollower  # noqa: E402
 from airflow_agentvault.protocol.models import Message, TextPart  # noqa: E402
 from airflow_agentvault.protocol.timing import Timing  # noqa: E402
 
@@ -32,13 +32,13 @@ class _Quiet:
     warning = info
 
 
-def ours(client: AgentVaultClient, task_id: str):
+def ours(client: AgentClient, task_id: str):
     follower = TaskFollower(client, Timing(), logger=_Quiet())
     follower.wait_until_visible(task_id)
     return follower.follow(task_id).task
 
 
-def measure(client: AgentVaultClient, strategy, work: float) -> float:
+def measure(client: AgentClient, strategy, work: float) -> float:
     message = Message(role="user", parts=[TextPart(content="benchmark")],
                       metadata={"reference_agent": {"work_seconds": work}})
     started = time.monotonic()
@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{'work s':>7} {'ours: overhead s':>17} {'seed: overhead s':>17} {'seed / ours':>12}")
     with reference_agent() as url:
-        client = AgentVaultClient(url)
+        client = AgentClient(url)
         for work in args.work:
             our = statistics.median(measure(client, ours, work) for _ in range(args.repeat))
             seed = statistics.median(measure(client, seed_wait, work) for _ in range(args.repeat))

@@ -47,10 +47,10 @@ def _latency_probe(latencies: list[float]):
 
 
 def _start_tasks(url: str, n: int, work: float) -> list[str]:
-    from airflow_agentvault.protocol.client import AgentVaultClient
+    from airflow_agentvault.protocol.client import AgentClient
     from airflow_agentvault.protocol.models import Message, TextPart
 
-    client = AgentVaultClient(url)
+    client = AgentClient(url)
     override = {"reference_agent": {"work_seconds": work, "tokens": int(work), "tokens_per_second": 1.0}}
     return [
         client.send(Message(role="user", parts=[TextPart(content=f"stream {i}")], metadata=override))
@@ -87,8 +87,8 @@ def run_deferred(url: str, n: int, work: float) -> dict:
 
 
 def run_sync(url: str, n: int, work: float) -> dict:
-    from airflow_agentvault.protocol.client import AgentVaultClient
-    from airflow_agentvault.protocol.follow import TaskFollower
+    from airflow_agentvault.protocol.client import AgentClient
+    from airflow_agentvault.protocol.client import TaskFollower
     from airflow_agentvault.protocol.timing import Timing
 
     latencies: list[float] = []
@@ -99,7 +99,7 @@ def run_sync(url: str, n: int, work: float) -> dict:
     states: list[str] = []
 
     def follow_one(task_id: str) -> None:
-        outcome = TaskFollower(AgentVaultClient(url), timing).follow(task_id)
+        outcome = TaskFollower(AgentClient(url), timing).follow(task_id)
         states.append(outcome.task.state.value)
 
     def all_of_them() -> list[str]:

@@ -28,7 +28,7 @@ from seed_strategy import seed_wait  # noqa: E402
 
 from airflow_agentvault.agent.research import start_research_agents  # noqa: E402
 from airflow_agentvault.pipelines.research import STAGES, connection_id  # noqa: E402
-from airflow_agentvault.protocol.client import AgentVaultClient  # noqa: E402
+from airflow_agentvault.protocol.client import AgentClient  # noqa: E402
 from airflow_agentvault.protocol.models import DataPart, Message, TextPart  # noqa: E402
 from airflow_agentvault.protocol.result import outcome_of  # noqa: E402
 from airflow_agentvault.testing import PROVIDER_MODULES, AirflowStack  # noqa: E402
@@ -51,7 +51,7 @@ def seed_pipeline(urls: dict[str, str], topic: str) -> float:
     started = time.monotonic()
     previous = None
     for stage_id, text in STAGES:
-        client = AgentVaultClient(urls[stage_id])
+        client = AgentClient(urls[stage_id])
         data = {"topic": topic} if previous is None else {"topic": topic, "previous": previous}
         message = Message(role="user", parts=[TextPart(content=text.replace("{{ params.topic }}", topic)),
                                               DataPart(content=data)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.client import AgentVaultClient
+from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.models import Task
 
 INITIAL_SLEEP = 10.0
@@ -21,7 +21,7 @@ SSE_RETRY_DELAY = 5.0
 POLL_SLEEP = 2.0
 
 
-def seed_wait(client: AgentVaultClient, task_id: str) -> Task:
+def seed_wait(client: AgentClient, task_id: str) -> Task:
     """Wait for ``task_id`` the way the seed orchestrator does; return the final task."""
     time.sleep(INITIAL_SLEEP)
     for attempt in range(VERIFY_ATTEMPTS):

@@ -10,14 +10,14 @@ Routes:
 * ``GET /agent-card.json``: the card; its ``url`` follows the request's Host header, so fetch it
   via ``http://localhost:<port>`` to get a URL the SDK's card validator accepts;
 * ``POST /a2a/``: JSON-RPC (``tasks/send``, ``tasks/get``, ``tasks/cancel``, ``tasks/sendSubscribe``);
-  ``POST /a2a`` answers 307 to it (capture 09). ``tasks/sendSubscribe`` streams only events emitted
+  ``POST /a2a`` answers 307 to it. ``tasks/sendSubscribe`` streams only events emitted
   after the call; on a task already finished (or waiting in ``INPUT_REQUIRED``) it sends that last
   ``task_status`` once and closes, where the real SDK would send nothing (see ``tasks.py``);
 * ``POST /oauth/token``: OAuth2 client credentials, when the behaviour configures a client;
 * ``GET /_control/stats``, ``GET``/``POST /_control/behaviour``: for tests; never authenticated.
 
 Authentication (when configured) guards only the JSON-RPC endpoint and answers a plain 401
-``{"detail": ...}`` as a FastAPI dependency would (capture 12), not a JSON-RPC error.
+``{"detail": ...}`` as a FastAPI dependency would, not a JSON-RPC error.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class _FilePart(BaseModel):
 
 
 class Message(BaseModel):
-    """An incoming message; dumping it gives the stored wire form (capture 02)."""
+    """An incoming message; dumping it gives the stored wire form."""
 
     role: Literal["user", "assistant", "system", "tool"]
     parts: list[Annotated[_TextPart | _DataPart | _FilePart, Field(discriminator="type")]] = Field(
@@ -135,7 +135,7 @@ def rpc_error(request_id: Any, code: int, message: str) -> Response:
 
 
 def sse_event(event: str, data: dict[str, Any]) -> bytes:
-    """One SSE block: ``event:`` and ``data:`` lines and a blank line, no ``id:`` (capture 03)."""
+    """One SSE block: ``event:`` and ``data:`` lines and a blank line, no ``id:``."""
     return f"event: {event}\ndata: {dumps(data)}\n\n".encode()
 
 
@@ -304,7 +304,7 @@ class ReferenceAgent:
     async def _subscribe(self, params: dict[str, Any]) -> Response:
         task = self.store.get(_params(TaskSubscribeParams, params).id)
         if task.behaviour.subscribe_not_found:
-            raise TaskNotFound(task.id)  # the seed's bug: a JSON error body instead of a stream
+            raise TaskNotFound(task.id)  # a misrouted agent: a JSON error body instead of a stream
         events = self.store.subscribe(task)
 
         async def body() -> AsyncIterator[bytes]:

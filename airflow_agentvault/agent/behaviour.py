@@ -31,7 +31,7 @@ class AgentBehaviour(BaseModel):
         0.0,
         ge=0,
         description="For this long after tasks/send the task answers -32001 'Task not found' "
-        "(the task still runs): the delayed visibility that broke the seed.",
+        "(the task still runs): the delayed visibility that breaks fixed-sleep orchestrators.",
     )
     tokens: int = Field(
         0, ge=0, description="Emit this many task_message events, one word of the answer each."
@@ -41,7 +41,7 @@ class AgentBehaviour(BaseModel):
         gt=0,
         description="Pace of the token messages (slow LLM); alone, streams every word of the answer.",
     )
-    fail: bool = Field(False, description="End the task FAILED with a reason, like capture 14/15.")
+    fail: bool = Field(False, description="End the task FAILED with a reason.")
     input_required: bool = Field(
         False, description="Stop in INPUT_REQUIRED with a question; a follow-up tasks/send resumes it."
     )
@@ -56,7 +56,7 @@ class AgentBehaviour(BaseModel):
     subscribe_not_found: bool = Field(
         False,
         description="tasks/sendSubscribe always answers 200 application/json -32001 while tasks/get "
-        "works (the seed's router wiring bug).",
+        "works (an agent whose router uses another task store).",
     )
     artifact_count: int = Field(1, ge=0, description="How many result artifacts a completed task has.")
     api_key: str | None = Field(None, description="Require header X-Api-Key with this value (else 401).")

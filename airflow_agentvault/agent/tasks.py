@@ -92,7 +92,7 @@ class AgentTask:
     worker: asyncio.Task | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        """The Task object of ``tasks/get``, keys in the SDK's order (capture 04)."""
+        """The Task object of ``tasks/get``, keys in the SDK's order."""
         return {
             "id": self.id,
             "state": self.state,
@@ -334,7 +334,7 @@ class TaskStore:
                 self._set_state(task, FAILED, f"reference agent crashed: {exc!r}")
 
     def _fail(self, task: AgentTask, reason: str) -> None:
-        """End FAILED as capture 14/15: reason in the status event, a last (unstreamed) message, metadata."""
+        """End FAILED: reason in the status event, a last (unstreamed) message, metadata."""
         self._add_message(task, assistant_message(reason), emit=False)
         task.metadata = {**(task.metadata or {}), "error": reason}
         self._set_state(task, FAILED, reason)

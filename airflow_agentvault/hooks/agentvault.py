@@ -15,13 +15,16 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret
+from airflow.sdk.log import amask_secret, mask_secret
 
 from airflow_agentvault.connection_form import AUTH_TYPES, DIALECT_CHOICES, UI_FIELD_BEHAVIOUR
+from airflow_agentvault.protocol import operations
+from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.auth import NO_AUTH, ApiKeyAuth, Auth, BearerAuth, OAuth2ClientCredentials
-from airflow_agentvault.protocol.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, AgentVaultClient
-from airflow_agentvault.protocol.dialects import AGENTVAULT, AUTO, client_for, resolve
+from airflow_agentvault.protocol.client import AgentClient
+from airflow_agentvault.protocol.dialects import AGENTVAULT, AUTO, Discovered, codec_for
 from airflow_agentvault.protocol.errors import AgentVaultError, redact_url
+from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 
 DEFAULT_RPC_PATH = "/a2a/"
 DEFAULT_CARD_PATH = "/agent-card.json"
@@ -190,12 +193,14 @@ class AgentVaultHook(BaseHook):
         """The form behaviour in the hook-method shape (``hidden_fields``; provider info uses ``hidden-fields``)."""
         return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
 
+    # -- credentials: read and masked here only ------------------------------------------------------
+
     @cached_property
     def settings(self) -> AgentSettings:
+        """The connection's settings; every secret is registered with the masker before any request."""
         conn = self.get_connection(self.agentvault_conn_id)
-        for secret in (conn.password,):
-            if secret:
-                mask_secret(secret)
+        if conn.password:
+            mask_secret(conn.password)
         settings = settings_from_connection(
             self.agentvault_conn_id, conn.host, conn.login, conn.password, conn.extra_dejson or {},
             on_token=mask_secret, port=conn.port, schema=conn.schema,
@@ -204,13 +209,28 @@ class AgentVaultHook(BaseHook):
             mask_secret(secret)
         return settings
 
-    @cached_property
-    def client(self) -> AgentVaultClient:
-        """The client of the connection's dialect (``auto``: the one the agent card names), logged once."""
-        settings = self.settings
-        common = {"auth": settings.auth, "verify": settings.verify, "connect_timeout": settings.connect_timeout,
-                  "read_timeout": self.read_timeout}
-        found = resolve(settings.dialect, settings.rpc_url, settings.card_url, **common)
+    async def asettings(self) -> AgentSettings:
+        """:attr:`settings` read without blocking the event loop (the triggerer's masker is async too)."""
+        conn = await BaseHook.aget_connection(self.agentvault_conn_id)
+        extra = await conn.aextra_dejson()
+        if conn.password:
+            await amask_secret(conn.password)
+        settings = settings_from_connection(
+            self.agentvault_conn_id, conn.host, conn.login, conn.password, extra or {},
+            on_token=amask_secret, port=conn.port, schema=conn.schema,
+        )
+        for secret in settings.auth.secrets():
+            await amask_secret(secret)
+        return settings
+
+    # -- clients ------------------------------------------------------------------------------------------
+
+    def _options(self, settings: AgentSettings) -> dict[str, Any]:
+        return {"auth": settings.auth, "verify": settings.verify, "connect_timeout": settings.connect_timeout,
+                "read_timeout": self.read_timeout}
+
+    def _endpoint(self, settings: AgentSettings, found: Discovered) -> str:
+        """The endpoint to use for what discovery found, said once in the log."""
         if found.card is not None:
             self.log.info("Agent card at %s names the endpoint %s", redact_url(found.card.url),
                           redact_url(found.rpc_url))
@@ -221,33 +241,52 @@ class AgentVaultHook(BaseHook):
             self.log.warning("%s", warning)
         self.log.info("Talking to agent %s in the %s dialect%s", redact_url(rpc_url), found.dialect,
                       " (chosen from its card)" if settings.dialect == AUTO else "")
-        return client_for(found.dialect, rpc_url, **common)
+        return rpc_url
 
-    def get_conn(self) -> AgentVaultClient:
+    def get_client(self) -> AgentClient:
+        """A blocking client of the connection's dialect (``auto``: the one the agent card names)."""
+        settings = self.settings
+        options = self._options(settings)
+        probe = AgentClient(settings.card_url, **options)
+        found = probe.run(operations.resolve(probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
+        return AgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect), session=probe.runner.session,
+                           **options)
+
+    async def aget_client(self) -> AsyncAgentClient:
+        """An async client of the connection's dialect, for the triggerer; close it (``async with``)."""
+        settings = await self.asettings()
+        options = self._options(settings)
+        async with AsyncAgentClient(settings.card_url, **options) as probe:
+            found = await probe.run(
+                operations.resolve(probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
+        return AsyncAgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect), **options)
+
+    @cached_property
+    def client(self) -> AgentClient:
+        """The blocking client, made once per hook."""
+        return self.get_client()
+
+    def get_conn(self) -> AgentClient:
         return self.client
 
     @property
     def agent_url(self) -> str:
-        """The agent's JSON-RPC endpoint, safe to log and to push to XCom."""
+        """The agent's endpoint, safe to log and to push to XCom."""
         return redact_url(self.client.rpc_url)
 
     def test_connection(self) -> tuple[bool, str]:
         """Fetch the agent card and say what was found."""
         try:
             settings = self.settings
+            probe = AgentClient(settings.card_url, **self._options(settings))
             if settings.dialect != AGENTVAULT:
-                from airflow_agentvault.protocol.dialects.discovery import discover
-
-                found = discover(settings.card_url, auth=settings.auth, verify=settings.verify,
-                                 connect_timeout=settings.connect_timeout, read_timeout=self.read_timeout,
-                                 dialect=None if settings.dialect == AUTO else settings.dialect,
-                                 endpoint_hint=settings.rpc_url if settings.dialect == AUTO else None)
+                found = probe.run(operations.discover(
+                    probe.agent, settings.card_url, dialect=None if settings.dialect == AUTO else settings.dialect,
+                    endpoint_hint=settings.rpc_url if settings.dialect == AUTO else None))
                 notes = "".join(f"; warning: {w}" for w in found.card.warnings)
                 return True, (f"Found agent {found.card.agent_card.summary()}; using {found.dialect} at "
                               f"{redact_url(found.rpc_url)}{notes}")
-            card = AgentVaultClient(settings.card_url, auth=settings.auth, verify=settings.verify,
-                                    connect_timeout=settings.connect_timeout,
-                                    read_timeout=self.read_timeout).fetch_card(settings.card_url)
+            card = probe.fetch_card(settings.card_url)
         except (AgentVaultError, ConnectionConfigError) as exc:
             return False, str(exc)
         declared = {s.scheme.lower() for s in card.auth_schemes}

@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.sdk import Asset, ObjectStoragePath
 
-from airflow_agentvault.pipelines import storage
+from airflow_agentvault import result_storage as storage
 
 REPORT_ASSET = Asset(name="agentvault_research_report", uri="agentvault://research/report")
 

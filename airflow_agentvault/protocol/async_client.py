@@ -1,40 +1,54 @@
 """
-Asynchronous AgentVault client over httpx, with SSE framing by httpx-sse: the triggers' client.
+The asynchronous client: runs the core's routines over httpx + httpx-sse (the triggerer).
 
-It is the sync :class:`~airflow_agentvault.protocol.client.AgentVaultClient` with awaited I/O and nothing
-else: the same methods and answers, the same JSON-RPC framing and error mapping (:mod:`jsonrpc`), the
-same event decoding (:mod:`events`) and model validation (:func:`models.parse_model`). Every call has
-explicit connect and read timeouts, the subscription's read timeout is a parameter, and httpx failures
-become :class:`AgentUnreachableError` whose message names neither credentials nor URL user-info.
-Use it as ``async with AsyncAgentVaultClient(...) as client:`` so its connections are closed.
+The same runner as :mod:`client` with awaited I/O: it performs effects and turns httpx's exceptions into
+a :class:`TransportFailure`; every decision is in :mod:`operations` and :mod:`follow`. Use the client as
+``async with AsyncAgentClient(...) as client:`` so its connections are closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
+import logging
 import ssl
-from collections.abc import AsyncIterator
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import certifi
 import httpx
 from httpx_sse import EventSource
 
-from airflow_agentvault.protocol import calls, errors
+from airflow_agentvault.protocol import operations
 from airflow_agentvault.protocol.auth import NO_AUTH, Auth
-from airflow_agentvault.protocol.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, _reason
-from airflow_agentvault.protocol.events import decode_event
-from airflow_agentvault.protocol.jsonrpc import (
-    build_request,
-    decode_response,
+from airflow_agentvault.protocol.client import STREAM_ACCEPT, failure_reason
+from airflow_agentvault.protocol.codec import Codec
+from airflow_agentvault.protocol.dialects.agentvault import AgentVaultCodec
+from airflow_agentvault.protocol.exchange import (
+    AuthHeaders,
+    Close,
+    Fetch,
+    NextEvent,
+    Notify,
+    Open,
+    Program,
+    ReadRest,
+    Response,
+    ServerEvent,
+    Sleep,
+    TransportFailure,
 )
-from airflow_agentvault.protocol.models import (
-    AgentCard,
-    CancelResult,
-    Message,
-    Task,
-    TaskEvent,
-)
+from airflow_agentvault.protocol.follow import Follower, FollowOutcome
+from airflow_agentvault.protocol.models import AgentCard, CancelResult, Message, Task, TaskEvent
+from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, Agent, StreamWatch
+from airflow_agentvault.protocol.timing import Timing
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+Sleeper = Callable[[float], Awaitable[None]]
 
 
 @functools.lru_cache(maxsize=16)
@@ -54,38 +68,150 @@ def ssl_context(verify: bool | str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=verify if isinstance(verify, str) else certifi.where())
 
 
-class AsyncAgentVaultClient:
-    """
-    Talks AgentVault's JSON-RPC to one agent endpoint without blocking the event loop.
+def _failure(exc: Exception) -> TransportFailure:
+    reason = failure_reason(exc)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return TransportFailure("connect_timeout", reason, sent=False)
+    if isinstance(exc, httpx.TimeoutException):
+        return TransportFailure("read_timeout", reason, sent=True)
+    if isinstance(exc, httpx.ConnectError):
+        return TransportFailure("connect", reason, sent=False)
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return TransportFailure("broken", reason, sent=True)
+    return TransportFailure("other", reason, sent=False)
 
-    :param rpc_url: the JSON-RPC endpoint (the card's ``url``, e.g. ``http://host/a2a/``).
-    :param auth: credentials as headers (see :mod:`auth`); fetched with ``await auth.aheaders()``.
-    :param verify: TLS verification: True, False, or a CA bundle path.
-    :param connect_timeout: seconds to establish a connection.
-    :param read_timeout: seconds to wait for bytes of a plain call's answer.
-    :param http: an ``httpx.AsyncClient`` to use (then the caller closes it); by default one of our own.
-    """
 
-    def __init__(
-        self,
-        rpc_url: str,
-        *,
-        auth: Auth = NO_AUTH,
-        verify: bool | str = True,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = DEFAULT_READ_TIMEOUT,
-        http: httpx.AsyncClient | None = None,
-    ) -> None:
-        self.rpc_url = rpc_url
-        self.auth = auth
-        self.verify = verify
+def _response(raw: httpx.Response, body: bytes = b"") -> Response:
+    return Response(raw.status_code, raw.headers.get("Content-Type"), body, raw.headers.get("Location"),
+                    raw.headers.get("Retry-After"))
+
+
+@dataclass
+class _OpenStream:
+    response: httpx.Response | None = None
+    events: AsyncIterator[Any] | None = None
+
+    async def close(self) -> None:
+        if self.response is not None:
+            await self.response.aclose()
+        self.response = self.events = None
+
+
+class AsyncRunner:
+    """Carries out the core's effects with httpx without blocking the event loop."""
+
+    def __init__(self, http: httpx.AsyncClient, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 sleep: Sleeper = asyncio.sleep) -> None:
+        self.http = http
         self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self._owns_http = http is None
-        # requests follows redirects (AgentVault answers POST /a2a with 307 to /a2a/); so do we.
-        self.http = http or httpx.AsyncClient(verify=ssl_context(verify), follow_redirects=True)
+        self.sleep = sleep
 
-    async def __aenter__(self) -> AsyncAgentVaultClient:
+    async def run(self, program: Program[T], *, sleep: Sleeper | None = None) -> T:
+        result: list[T] = []
+        async for _ in self.steps(program, [], result, sleep=sleep):
+            pass
+        return result[0]
+
+    async def steps(self, program: Program[T], out: list[Any], result: list[T], *, sleep: Sleeper | None = None
+                    ) -> AsyncIterator[Any]:
+        """Run ``program``, yielding whatever it appended to ``out`` as soon as it did; its value goes to ``result``."""
+        stream = _OpenStream()
+        value: Any = None
+        failure: TransportFailure | None = None
+        try:
+            while True:
+                try:
+                    effect = program.throw(failure) if failure is not None else program.send(value)
+                except StopIteration as done:
+                    result.append(done.value)
+                    while out:
+                        yield out.pop(0)
+                    return
+                while out:
+                    yield out.pop(0)
+                value, failure = None, None
+                try:
+                    value = await self._perform(effect, stream, sleep or self.sleep)
+                except TransportFailure as exc:
+                    failure = exc
+        finally:
+            await stream.close()
+            program.close()
+
+    async def _perform(self, effect: Any, stream: _OpenStream, sleep: Sleeper) -> Any:
+        kind = type(effect)
+        if kind is NextEvent:
+            if stream.events is None:
+                stream.events = EventSource(stream.response).aiter_sse()
+            try:
+                sse = await anext(stream.events, None)
+            except (httpx.HTTPError, httpx.StreamError) as exc:
+                await stream.close()
+                raise TransportFailure("broken", type(exc).__name__, sent=True) from None
+            if sse is None:
+                await stream.close()
+                return None
+            return ServerEvent(sse.event, sse.data)
+        if kind is Fetch:
+            raw = await self._send(effect, stream=False)
+            return _response(raw, raw.content)
+        if kind is Open:
+            await stream.close()
+            stream.response = await self._send(effect, stream=True)
+            return _response(stream.response)
+        if kind is ReadRest:
+            try:
+                return await stream.response.aread() if stream.response is not None else b""
+            except httpx.HTTPError as exc:
+                raise TransportFailure("broken", type(exc).__name__, sent=True) from None
+            finally:
+                await stream.close()
+        if kind is Close:
+            await stream.close()
+            return None
+        if kind is Sleep:
+            await sleep(effect.seconds)
+            return None
+        if kind is AuthHeaders:
+            async with effect.auth.async_lock:
+                return await self.run(effect.auth.header_program())
+        if kind is Notify:
+            told = effect.callback(effect.value)
+            if inspect.isawaitable(told):
+                await told
+            return None
+        raise TypeError(f"unknown effect {effect!r}")
+
+    async def _send(self, effect: Fetch | Open, *, stream: bool) -> httpx.Response:
+        request = effect.request
+        read = effect.read_timeout
+        timeout = httpx.Timeout(connect=self.connect_timeout, read=read, write=read, pool=self.connect_timeout)
+        headers = {**effect.headers, **request.headers, **(STREAM_ACCEPT if stream else {})}
+        body = {"data": request.form} if request.form is not None else {"json": request.body}
+        try:
+            built = self.http.build_request(request.http_method, request.url, headers=headers, timeout=timeout, **body)
+            return await self.http.send(built, stream=stream, follow_redirects=False)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise _failure(exc) from None
+
+
+class AsyncAgentClient:
+    """
+    Talks to one agent endpoint in its dialect without blocking the event loop: the triggers' client.
+
+    Takes :class:`~airflow_agentvault.protocol.client.AgentClient`'s arguments, and ``http``: an
+    ``httpx.AsyncClient`` to use (then the caller closes it); by default one of its own.
+    """
+
+    def __init__(self, rpc_url: str, *, codec: Codec | None = None, auth: Auth = NO_AUTH, verify: bool | str = True,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT,
+                 http: httpx.AsyncClient | None = None, sleep: Sleeper = asyncio.sleep) -> None:
+        self.agent = Agent(codec or AgentVaultCodec(), rpc_url, auth, connect_timeout, read_timeout)
+        self._owns_http = http is None
+        self.http = http or httpx.AsyncClient(verify=ssl_context(verify))
+        self.runner = AsyncRunner(self.http, connect_timeout=connect_timeout, sleep=sleep)
+
+    async def __aenter__(self) -> AsyncAgentClient:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -95,110 +221,60 @@ class AsyncAgentVaultClient:
         if self._owns_http:
             await self.http.aclose()
 
-    # -- plain calls -------------------------------------------------------------------------
+    @property
+    def rpc_url(self) -> str:
+        return self.agent.endpoint
+
+    @property
+    def dialect(self) -> str:
+        return self.agent.dialect
+
+    async def run(self, program: Program[T], *, sleep: Sleeper | None = None) -> T:
+        """Run a core routine (an operation, a follower's wait) against this agent."""
+        return await self.runner.run(program, sleep=sleep)
 
     async def send(self, message: Message, *, task_id: str | None = None) -> str:
-        """Start a task (or send a follow-up message to ``task_id``); return the task id."""
-        result = await self._call(calls.SEND, calls.send_params(message, task_id), task_id=task_id)
-        return calls.read_send(result, **calls.where(self.rpc_url, calls.SEND, task_id))
+        return await self.run(operations.send(self.agent, message, task_id))
 
     async def get(self, task_id: str) -> Task:
-        result = await self._call(calls.GET, {"id": task_id}, task_id=task_id)
-        return calls.read_task(result, **calls.where(self.rpc_url, calls.GET, task_id))
+        return await self.run(operations.get(self.agent, task_id))
 
     async def cancel(self, task_id: str) -> CancelResult:
-        result = await self._call(calls.CANCEL, {"id": task_id}, task_id=task_id)
-        return calls.read_cancel(result, **calls.where(self.rpc_url, calls.CANCEL, task_id))
+        return await self.run(operations.cancel(self.agent, task_id))
 
     async def fetch_card(self, card_url: str) -> AgentCard:
-        at = calls.where(card_url, calls.CARD)
-        response = await self._request("GET", card_url, where=at)
-        return calls.read_card(response.status_code, response.json, **at)
-
-    # -- streaming ---------------------------------------------------------------------------
+        return await self.run(operations.fetch_card(self.agent, card_url))
 
     async def subscribe(self, task_id: str, *, read_timeout: float | None = None) -> AsyncIterator[TaskEvent]:
-        """
-        Yield the task's events until a state that ends the wait (terminal or input-required).
-
-        A JSON answer to the subscription is an error (AgentVault answers "Task not found" as
-        ``200 application/json``), never an empty stream; a stream that ends early raises
-        :class:`StreamDisconnectedError`.
-        """
-        at = calls.where(self.rpc_url, calls.SUBSCRIBE, task_id)
-        response = await self._request(
-            "POST", self.rpc_url, where=at, json=build_request(calls.SUBSCRIBE, {"id": task_id}),
-            headers=calls.STREAM_HEADERS, stream=True, read_timeout=read_timeout,
-        )
+        """The task's events as they arrive, until a state that ends the wait (see :func:`operations.subscribe`)."""
+        out: list[TaskEvent] = []
+        watch = StreamWatch(out.append)
+        steps = self.runner.steps(
+            operations.subscribe(self.agent, task_id, read_timeout or self.agent.read_timeout, watch), out, [])
         try:
-            content_type = response.headers.get("Content-Type")
-            if calls.is_error_answer(response.status_code, content_type):
-                body = await self._read_body(response, at)
-                calls.refuse_answer(response.status_code, content_type, body, **at)
-            calls.require_stream(content_type, **at)
-            tally = calls.StreamTally(**at)
-            try:
-                async for sse in EventSource(response).aiter_sse():
-                    if not sse.data:  # sseclient-py does not dispatch events without data either
-                        continue
-                    event = decode_event(sse.event, sse.data, **at)
-                    yield event
-                    if tally.finished_by(event):
-                        return
-            except (httpx.HTTPError, httpx.StreamError) as exc:
-                raise tally.broke(exc) from None
-            raise tally.ended()
+            async for event in steps:
+                yield event
         finally:
-            await response.aclose()
+            await steps.aclose()
 
-    # -- plumbing ----------------------------------------------------------------------------
 
-    async def _call(self, method: str, params: dict[str, Any], *, task_id: str | None) -> Any:
-        where = {"agent_url": self.rpc_url, "method": method, "task_id": task_id}
-        response = await self._request("POST", self.rpc_url, where=where, json=build_request(method, params))
-        return decode_response(response.status_code, response.headers.get("Content-Type"), response.content, **where)
+class AsyncTaskFollower:
+    """A :class:`Follower` run by an async client: ``follow``, ``finished``, ``wait_until_visible``."""
 
-    def _timeout(self, read_timeout: float | None) -> httpx.Timeout:
-        read = read_timeout if read_timeout is not None else self.read_timeout
-        return httpx.Timeout(connect=self.connect_timeout, read=read, write=read, pool=self.connect_timeout)
+    def __init__(self, client: AsyncAgentClient, timing: Timing, *, logger: Any = log,
+                 on_event: Callable[[TaskEvent], None] | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Sleeper | None = None) -> None:
+        self.client = client
+        self.follower = Follower(client.agent, timing, logger, on_event, clock)
+        self.sleep = sleep
 
-    async def _request(
-        self,
-        http_method: str,
-        url: str,
-        *,
-        where: dict[str, Any],
-        headers: dict[str, str] | None = None,
-        read_timeout: float | None = None,
-        stream: bool = False,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        all_headers = {**(await self.auth.aheaders()), **(headers or {})}
-        timeout = self._timeout(read_timeout)
-        try:
-            for _ in range(calls.MAX_REDIRECTS + 1):
-                request = self.http.build_request(http_method, url, headers=all_headers, timeout=timeout, **kwargs)
-                response = await self.http.send(request, stream=stream, follow_redirects=False)
-                target = calls.redirect_target(
-                    http_method, url, response.status_code, response.headers.get("Location"), **where
-                )
-                if target is None:
-                    return response
-                await response.aclose()
-                url = target
-            return response
-        except httpx.ConnectTimeout:
-            raise errors.AgentUnreachableError(f"cannot connect within {timeout.connect:g} s", **where) from None
-        except httpx.TimeoutException:
-            raise errors.AgentUnreachableError(f"no answer within {timeout.read:g} s", **where) from None
-        except httpx.ConnectError as exc:
-            raise errors.AgentUnreachableError(f"cannot connect ({_reason(exc)})", **where) from None
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise errors.AgentUnreachableError(f"request failed ({type(exc).__name__})", **where) from None
+    async def follow(self, task_id: str, *, deadline: float | None = None, seen: Task | None = None
+                     ) -> FollowOutcome:
+        return await self.client.run(self.follower.follow(task_id, deadline=deadline, seen=seen), sleep=self.sleep)
 
-    @staticmethod
-    async def _read_body(response: httpx.Response, where: dict[str, Any]) -> bytes:
-        try:
-            return await response.aread()
-        except httpx.HTTPError as exc:
-            raise errors.AgentUnreachableError(f"answer broke off ({type(exc).__name__})", **where) from None
+    async def finished(self, task_id: str) -> FollowOutcome | None:
+        return await self.client.run(self.follower.finished(task_id), sleep=self.sleep)
+
+    async def wait_until_visible(self, task_id: str, *, deadline: float | None = None) -> Task:
+        wait = self.follower.visibility_wait(task_id, deadline=deadline)
+        return await self.client.run(self.follower.wait_until_visible(wait), sleep=self.sleep)

@@ -2,13 +2,17 @@
 Credentials as request headers: none, API key, bearer token, OAuth2 client credentials.
 
 The secrets live only in these objects (built by the hook from an Airflow connection); they are never
-put into error messages, XCom or trigger kwargs. OAuth2 tokens are cached until shortly before they
-expire, for the sync and async clients alike.
+put into error messages, XCom or trigger kwargs. Headers come from :meth:`Auth.header_program`, a core
+routine like every other (:mod:`exchange`): an OAuth2 token is fetched through the same runner as the
+agent's calls, under the auth's lock (a thread lock on the blocking path, an asyncio lock in the
+triggerer), and cached until shortly before it expires.
 """
 
 from __future__ import annotations
 
-import inspect
+import asyncio
+import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.exchange import Fetch, Notify, Program, Request, TransportFailure
 
 #: Refresh an OAuth2 token this many seconds before the server says it expires.
 TOKEN_EXPIRY_MARGIN = 30.0
@@ -25,12 +30,18 @@ class Auth:
     """No credentials."""
 
     scheme = "none"
+    #: Held (``with`` / ``async with``) while :meth:`header_program` runs; only OAuth2 needs a real one.
+    lock: Any = contextlib.nullcontext()
+    async_lock: Any = contextlib.nullcontext()
 
     def headers(self) -> dict[str, str]:
+        """The headers of fixed credentials."""
         return {}
 
-    async def aheaders(self) -> dict[str, str]:
+    def header_program(self) -> Program[dict[str, str]]:
+        """The headers to send (a routine, since OAuth2 may have to fetch a token first)."""
         return self.headers()
+        yield  # pragma: no cover - makes this a generator; fixed credentials need no I/O
 
     def secrets(self) -> list[str]:
         """Values to mask in logs."""
@@ -81,7 +92,8 @@ class OAuth2ClientCredentials(Auth):
     scheme = "oauth2"
     _token: str | None = field(default=None, init=False, repr=False)
     _expires_at: float = field(default=0.0, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    async_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False, compare=False)
 
     def secrets(self) -> list[str]:
         return [self.client_secret] + ([self._token] if self._token else [])
@@ -116,51 +128,26 @@ class OAuth2ClientCredentials(Auth):
         return self._token
 
     def headers(self) -> dict[str, str]:
-        import requests
+        raise TypeError("OAuth2 headers may need a token request: run header_program() with a client's runner")
 
-        with self._lock:
-            token = self._valid_token()
-            if token is None:
-                try:
-                    response = requests.post(
-                        self.token_url, data=self._form(), timeout=self.timeout, verify=self.verify
-                    )
-                except requests.RequestException as exc:
-                    raise errors.AgentUnreachableError(
-                        f"token endpoint unreachable ({type(exc).__name__})",
-                        agent_url=self.token_url,
-                        method="oauth2 token",
-                    ) from None
-                token = self._store(response.status_code, _json_or_none(response))
-                if self.on_token:
-                    self.on_token(token)
-        return {"Authorization": f"Bearer {token}"}
-
-    async def aheaders(self) -> dict[str, str]:
-        import httpx
-
-        from airflow_agentvault.protocol.async_client import ssl_context
-
+    def header_program(self) -> Program[dict[str, str]]:
         token = self._valid_token()
         if token is None:
+            request = Request("oauth2 token", "POST", self.token_url, self.token_url, form=self._form())
             try:
-                async with httpx.AsyncClient(verify=ssl_context(self.verify), timeout=self.timeout) as client:
-                    response = await client.post(self.token_url, data=self._form())
-            except httpx.HTTPError as exc:
+                response = yield Fetch(request, {}, self.timeout)
+            except TransportFailure as failure:
                 raise errors.AgentUnreachableError(
-                    f"token endpoint unreachable ({type(exc).__name__})",
-                    agent_url=self.token_url,
-                    method="oauth2 token",
+                    f"token endpoint unreachable ({failure.reason})", agent_url=self.token_url, method="oauth2 token"
                 ) from None
-            token = self._store(response.status_code, _json_or_none(response))
-            told = self.on_token(token) if self.on_token else None
-            if inspect.isawaitable(told):
-                await told
+            token = self._store(response.status, _json_or_none(response.body))
+            if self.on_token:
+                yield Notify(self.on_token, token)
         return {"Authorization": f"Bearer {token}"}
 
 
-def _json_or_none(response: Any) -> Any:
+def _json_or_none(body: bytes) -> Any:
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
         return None

@@ -1,166 +1,259 @@
 """
-Synchronous AgentVault client over requests, with SSE framing by sseclient-py.
+The blocking client: runs the core's routines over requests + sseclient-py (Airflow workers).
 
-Every call has explicit connect and read timeouts; the read timeout of a subscription is a parameter,
-because an agent may stay silent for minutes while its LLM thinks. Wire details (JSON-RPC framing,
-error mapping, event decoding) live in :mod:`jsonrpc` and :mod:`events`, shared with the async client.
+The runner performs effects and nothing else: it sends what the core built, hands back status, headers
+and bytes, frames SSE, sleeps, and turns requests' exceptions into a :class:`TransportFailure` the core
+names. Every decision is in :mod:`operations` and :mod:`follow`; :mod:`async_client` is the same runner
+over httpx for the triggerer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import logging
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import requests
 import sseclient
 
-from airflow_agentvault.protocol import calls, errors
+from airflow_agentvault.protocol import operations
 from airflow_agentvault.protocol.auth import NO_AUTH, Auth
-from airflow_agentvault.protocol.events import decode_event
-from airflow_agentvault.protocol.jsonrpc import (
-    build_request,
-    decode_response,
+from airflow_agentvault.protocol.codec import Codec
+from airflow_agentvault.protocol.dialects.agentvault import AgentVaultCodec
+from airflow_agentvault.protocol.exchange import (
+    AuthHeaders,
+    Close,
+    Fetch,
+    NextEvent,
+    Notify,
+    Open,
+    Program,
+    ReadRest,
+    Response,
+    ServerEvent,
+    Sleep,
+    TransportFailure,
 )
-from airflow_agentvault.protocol.models import (
-    AgentCard,
-    CancelResult,
-    Message,
-    Task,
-    TaskEvent,
-)
+from airflow_agentvault.protocol.follow import Follower, FollowOutcome
+from airflow_agentvault.protocol.models import AgentCard, CancelResult, Message, Task, TaskEvent
+from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, Agent, StreamWatch
+from airflow_agentvault.protocol.timing import Timing
 
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 60.0
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+STREAM_ACCEPT = {"Accept": "text/event-stream"}
 
 
-class AgentVaultClient:
+def failure_reason(exc: BaseException) -> str:
+    """A short cause without the URL (the error already names it, redacted)."""
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "Connection reset",
+                   "RemoteDisconnected", "SSL", "certificate"):
+        if marker in text:
+            return marker
+    return type(exc).__name__
+
+
+def _failure(exc: requests.RequestException) -> TransportFailure:
+    reason = failure_reason(exc)
+    if isinstance(exc, requests.ConnectTimeout):
+        return TransportFailure("connect_timeout", reason, sent=False)
+    if isinstance(exc, requests.Timeout):
+        return TransportFailure("read_timeout", reason, sent=True)
+    if isinstance(exc, requests.ConnectionError):
+        broken = any(m in str(exc) for m in ("Connection aborted", "RemoteDisconnected", "Connection reset"))
+        return TransportFailure("broken" if broken else "connect", reason, sent=broken)
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        return TransportFailure("broken", reason, sent=True)
+    return TransportFailure("other", reason, sent=False)
+
+
+def _response(raw: requests.Response, body: bytes = b"") -> Response:
+    return Response(raw.status_code, raw.headers.get("Content-Type"), body, raw.headers.get("Location"),
+                    raw.headers.get("Retry-After"))
+
+
+@dataclass
+class _OpenStream:
+    response: requests.Response | None = None
+    events: Iterator[Any] | None = None
+
+    def close(self) -> None:
+        if self.response is not None:
+            self.response.close()
+        self.response = self.events = None
+
+
+class BlockingRunner:
+    """Carries out the core's effects with requests; one open stream per routine at a time."""
+
+    def __init__(self, *, verify: bool | str = True, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.verify = verify
+        self.connect_timeout = connect_timeout
+        self.session = session or requests.Session()
+        self.sleep = sleep
+
+    def run(self, program: Program[T], *, sleep: Callable[[float], None] | None = None) -> T:
+        steps = self.steps(program, [], sleep=sleep)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def steps(self, program: Program[T], out: list[Any], *, sleep: Callable[[float], None] | None = None
+              ) -> Generator[Any, None, T]:
+        """Run ``program``, yielding whatever it appended to ``out`` as soon as it did; return its value."""
+        stream = _OpenStream()
+        value: Any = None
+        failure: TransportFailure | None = None
+        try:
+            while True:
+                try:
+                    effect = program.throw(failure) if failure is not None else program.send(value)
+                except StopIteration as done:
+                    yield from _drain(out)
+                    return done.value
+                yield from _drain(out)
+                value, failure = None, None
+                try:
+                    value = self._perform(effect, stream, sleep or self.sleep)
+                except TransportFailure as exc:
+                    failure = exc
+        finally:
+            stream.close()
+            program.close()
+
+    def _perform(self, effect: Any, stream: _OpenStream, sleep: Callable[[float], None]) -> Any:
+        kind = type(effect)
+        if kind is NextEvent:
+            if stream.events is None:
+                stream.events = iter(sseclient.SSEClient(stream.response).events())
+            try:
+                sse = next(stream.events, None)
+            except requests.RequestException as exc:
+                stream.close()
+                raise TransportFailure("broken", type(exc).__name__, sent=True) from None
+            if sse is None:
+                stream.close()
+                return None
+            return ServerEvent(sse.event, sse.data)
+        if kind is Fetch:
+            raw = self._send(effect, stream=False)
+            return _response(raw, raw.content)
+        if kind is Open:
+            stream.close()
+            stream.response = self._send(effect, stream=True)
+            return _response(stream.response)
+        if kind is ReadRest:
+            try:
+                return stream.response.content if stream.response is not None else b""
+            except requests.RequestException as exc:
+                raise TransportFailure("broken", type(exc).__name__, sent=True) from None
+            finally:
+                stream.close()
+        if kind is Close:
+            stream.close()
+            return None
+        if kind is Sleep:
+            sleep(effect.seconds)
+            return None
+        if kind is AuthHeaders:
+            with effect.auth.lock:
+                return self.run(effect.auth.header_program())
+        if kind is Notify:
+            effect.callback(effect.value)
+            return None
+        raise TypeError(f"unknown effect {effect!r}")
+
+    def _send(self, effect: Fetch | Open, *, stream: bool) -> requests.Response:
+        request = effect.request
+        headers = {**effect.headers, **request.headers, **(STREAM_ACCEPT if stream else {})}
+        body = {"data": request.form} if request.form is not None else {"json": request.body}
+        try:
+            return self.session.request(
+                request.http_method, request.url, headers=headers, timeout=(self.connect_timeout, effect.read_timeout),
+                verify=self.verify, allow_redirects=False, stream=stream, **body,
+            )
+        except requests.RequestException as exc:
+            raise _failure(exc) from None
+
+
+def _drain(out: list[Any]) -> Iterator[Any]:
+    while out:
+        yield out.pop(0)
+
+
+class AgentClient:
     """
-    Talks AgentVault's JSON-RPC to one agent endpoint (the card's ``url``, e.g. ``http://host/a2a/``).
+    Talks to one agent endpoint in its dialect, blocking: the operators' and the sensor's client.
 
-    :param rpc_url: the JSON-RPC endpoint.
+    :param rpc_url: the agent's endpoint (JSON-RPC endpoint, or the HTTP+JSON base URL).
+    :param codec: the dialect (AgentVault by default; see :mod:`dialects`).
     :param auth: credentials as headers (see :mod:`auth`).
     :param verify: TLS verification: True, False, or a CA bundle path.
     :param connect_timeout: seconds to establish a connection.
     :param read_timeout: seconds to wait for bytes of a plain call's answer.
     """
 
-    def __init__(
-        self,
-        rpc_url: str,
-        *,
-        auth: Auth = NO_AUTH,
-        verify: bool | str = True,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = DEFAULT_READ_TIMEOUT,
-        session: requests.Session | None = None,
-    ) -> None:
-        self.rpc_url = rpc_url
-        self.auth = auth
-        self.verify = verify
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.session = session or requests.Session()
+    def __init__(self, rpc_url: str, *, codec: Codec | None = None, auth: Auth = NO_AUTH, verify: bool | str = True,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT,
+                 session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.agent = Agent(codec or AgentVaultCodec(), rpc_url, auth, connect_timeout, read_timeout)
+        self.runner = BlockingRunner(verify=verify, connect_timeout=connect_timeout, session=session, sleep=sleep)
 
-    # -- plain calls -------------------------------------------------------------------------
+    @property
+    def rpc_url(self) -> str:
+        return self.agent.endpoint
+
+    @property
+    def dialect(self) -> str:
+        return self.agent.dialect
+
+    def run(self, program: Program[T], *, sleep: Callable[[float], None] | None = None) -> T:
+        """Run a core routine (an operation, a follower's wait) against this agent."""
+        return self.runner.run(program, sleep=sleep)
 
     def send(self, message: Message, *, task_id: str | None = None) -> str:
-        """Start a task (or send a follow-up message to ``task_id``); return the task id."""
-        result = self._call(calls.SEND, calls.send_params(message, task_id), task_id=task_id)
-        return calls.read_send(result, **calls.where(self.rpc_url, calls.SEND, task_id))
+        return self.run(operations.send(self.agent, message, task_id))
 
     def get(self, task_id: str) -> Task:
-        result = self._call(calls.GET, {"id": task_id}, task_id=task_id)
-        return calls.read_task(result, **calls.where(self.rpc_url, calls.GET, task_id))
+        return self.run(operations.get(self.agent, task_id))
 
     def cancel(self, task_id: str) -> CancelResult:
-        result = self._call(calls.CANCEL, {"id": task_id}, task_id=task_id)
-        return calls.read_cancel(result, **calls.where(self.rpc_url, calls.CANCEL, task_id))
+        return self.run(operations.cancel(self.agent, task_id))
 
     def fetch_card(self, card_url: str) -> AgentCard:
-        at = calls.where(card_url, calls.CARD)
-        response = self._request("GET", card_url, where=at)
-        return calls.read_card(response.status_code, response.json, **at)
-
-    # -- streaming ---------------------------------------------------------------------------
+        return self.run(operations.fetch_card(self.agent, card_url))
 
     def subscribe(self, task_id: str, *, read_timeout: float | None = None) -> Iterator[TaskEvent]:
-        """
-        Yield the task's events until a state that ends the wait (terminal or input-required).
-
-        A JSON answer to the subscription is an error (AgentVault answers "Task not found" as
-        ``200 application/json``), never an empty stream; a stream that ends early raises
-        :class:`StreamDisconnectedError`.
-        """
-        at = calls.where(self.rpc_url, calls.SUBSCRIBE, task_id)
-        response = self._request(
-            "POST", self.rpc_url, where=at, json=build_request(calls.SUBSCRIBE, {"id": task_id}),
-            headers=calls.STREAM_HEADERS, stream=True, read_timeout=read_timeout,
-        )
-        with response:
-            content_type = response.headers.get("Content-Type")
-            if calls.is_error_answer(response.status_code, content_type):
-                calls.refuse_answer(response.status_code, content_type, response.content, **at)
-            calls.require_stream(content_type, **at)
-            tally = calls.StreamTally(**at)
-            try:
-                for sse in sseclient.SSEClient(response).events():
-                    if not sse.data and not sse.event:
-                        continue
-                    event = decode_event(sse.event, sse.data, **at)
-                    yield event
-                    if tally.finished_by(event):
-                        return
-            except requests.RequestException as exc:
-                raise tally.broke(exc) from None
-            raise tally.ended()
-
-    # -- plumbing ----------------------------------------------------------------------------
-
-    def _call(self, method: str, params: dict[str, Any], *, task_id: str | None) -> Any:
-        where = {"agent_url": self.rpc_url, "method": method, "task_id": task_id}
-        response = self._request("POST", self.rpc_url, where=where, json=build_request(method, params))
-        return decode_response(response.status_code, response.headers.get("Content-Type"), response.content, **where)
-
-    def _request(
-        self,
-        http_method: str,
-        url: str,
-        *,
-        where: dict[str, Any],
-        headers: dict[str, str] | None = None,
-        read_timeout: float | None = None,
-        **kwargs: Any,
-    ) -> requests.Response:
-        all_headers = {**self.auth.headers(), **(headers or {})}
-        timeout = (self.connect_timeout, read_timeout if read_timeout is not None else self.read_timeout)
-        try:
-            for _ in range(calls.MAX_REDIRECTS + 1):
-                response = self.session.request(
-                    http_method, url, headers=all_headers, timeout=timeout, verify=self.verify,
-                    allow_redirects=False, **kwargs,
-                )
-                target = calls.redirect_target(
-                    http_method, url, response.status_code, response.headers.get("Location"), **where
-                )
-                if target is None:
-                    return response
-                response.close()
-                url = target
-            return response
-        except requests.ConnectTimeout:
-            raise errors.AgentUnreachableError(f"cannot connect within {timeout[0]:g} s", **where) from None
-        except requests.Timeout:
-            raise errors.AgentUnreachableError(f"no answer within {timeout[1]:g} s", **where) from None
-        except requests.ConnectionError as exc:
-            raise errors.AgentUnreachableError(f"cannot connect ({_reason(exc)})", **where) from None
-        except requests.RequestException as exc:
-            raise errors.AgentUnreachableError(f"request failed ({type(exc).__name__})", **where) from None
+        """The task's events as they arrive, until a state that ends the wait (see :func:`operations.subscribe`)."""
+        out: list[TaskEvent] = []
+        watch = StreamWatch(out.append)
+        return (yield from self.runner.steps(
+            operations.subscribe(self.agent, task_id, read_timeout or self.agent.read_timeout, watch), out))
 
 
-def _reason(exc: Exception) -> str:
-    """A short cause without the URL (the error already names it, redacted)."""
-    text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out", "SSL", "certificate"):
-        if marker in text:
-            return marker
-    return type(exc).__name__
+class TaskFollower:
+    """A :class:`Follower` run by a blocking client: ``follow``, ``finished``, ``wait_until_visible``."""
+
+    def __init__(self, client: AgentClient, timing: Timing, *, logger: Any = log,
+                 on_event: Callable[[TaskEvent], None] | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] | None = None) -> None:
+        self.client = client
+        self.follower = Follower(client.agent, timing, logger, on_event, clock)
+        self.sleep = sleep
+
+    def follow(self, task_id: str, *, deadline: float | None = None, seen: Task | None = None) -> FollowOutcome:
+        return self.client.run(self.follower.follow(task_id, deadline=deadline, seen=seen), sleep=self.sleep)
+
+    def finished(self, task_id: str) -> FollowOutcome | None:
+        return self.client.run(self.follower.finished(task_id), sleep=self.sleep)
+
+    def wait_until_visible(self, task_id: str, *, deadline: float | None = None) -> Task:
+        wait = self.follower.visibility_wait(task_id, deadline=deadline)
+        return self.client.run(self.follower.wait_until_visible(wait), sleep=self.sleep)

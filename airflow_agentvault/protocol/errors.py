@@ -72,6 +72,17 @@ class AgentUnreachableError(AgentVaultError):
     """Connection refused, DNS failure, timeout or a 5xx: the agent may come back."""
 
     retryable = True
+    #: Seconds the agent asked us to wait (``Retry-After`` on 429/503), if it did.
+    retry_after: float | None = None
+
+
+class AmbiguousSendError(AgentVaultError):
+    """
+    A request that starts a task failed after it was sent (reset, timeout, 5xx from a gateway).
+
+    The agent may have started the task anyway, so a blind resend could run it twice; the message
+    says so. Not retryable by the follower, and the default retry policy fails it without retry.
+    """
 
 
 class TaskNotFoundError(AgentVaultError):
@@ -122,6 +133,10 @@ class AuthRequiredError(TaskOutcomeError):
     """The agent stopped in AUTH_REQUIRED (A2A): it needs credentials out of band."""
 
 
+class TaskLostError(AgentVaultError):
+    """The agent showed the task, then stopped knowing it (restarted with an in-memory task store)."""
+
+
 class WaitTimeoutError(AgentVaultError):
     """A bounded wait (verification attempts, overall timeout) ran out; the message says what was tried."""
 
@@ -132,3 +147,12 @@ class ResultTooLargeError(AgentVaultError):
 
 class StreamDisconnectedError(AgentUnreachableError):
     """The SSE stream ended or broke before a terminal state: a disconnect, never a success."""
+
+
+class StreamUnavailableError(StreamDisconnectedError):
+    """
+    The agent offers no stream for this task (it already finished, or its SDK keeps none).
+
+    A :class:`StreamDisconnectedError`, so the follower does not retry the subscription but reads the
+    task with ``get`` at once; nothing is lost, because the result always comes from ``get``.
+    """

@@ -1,9 +1,9 @@
 """
 The one validated timing model for waiting on an agent task.
 
-The seed orchestrator hard-coded every number (10 s initial sleep, 3 checks, 3 subscriptions 5 s apart,
+Hand-written orchestrators hard-code every number (10 s initial sleep, 3 checks, 3 subscriptions 5 s apart,
 then polling). Here each is a knob with a fast default (no fixed sleep: a fast agent completes with well
-under a second of overhead) and the seed's values are the ``SLOW_LLM`` preset. Values arrive from DAG
+under a second of overhead) and their usual values are the ``SLOW_LLM`` preset. Values arrive from DAG
 params as strings; a bad one is rejected with a message that names it.
 """
 
@@ -62,7 +62,7 @@ class Timing(BaseModel):
         return self.sse_retry_delay * self.sse_retry_backoff ** min(max(attempt - 1, 0), 64)
 
 
-#: The seed orchestrator's hard-coded values, for agents backed by a slow local LLM.
+#: A hand-written orchestrator's usual fixed values, for agents backed by a slow local LLM.
 SLOW_LLM = Timing(
     initial_delay=10.0,
     verify_attempts=3,

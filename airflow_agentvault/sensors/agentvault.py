@@ -1,8 +1,8 @@
 """
 A sensor that waits until an agent knows the task it was just given.
 
-Some agents register a task only after a while (a slow LLM, a queue); the seed orchestrator slept a
-fixed 10 s and checked 3 times. This sensor waits an optional initial delay, then checks ``tasks/get``
+Some agents register a task only after a while (a slow LLM, a queue); a hand-written orchestrator sleeps a
+fixed 10 s and checks 3 times. This sensor waits an optional initial delay, then checks ``tasks/get``
 at a (optionally growing, capped) interval for a bounded number of attempts or until a timeout, in
 ``poke`` or ``reschedule`` mode. The attempt count and start time live in the task state store, so the
 bound holds across reschedules.
@@ -20,9 +20,9 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, timezone
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook
-from airflow_agentvault.operators.agentvault import default_deferrable, parse_timing, require_task_id
+from airflow_agentvault.operators.common import default_deferrable, parse_timing, require_task_id
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.follow import LIKELY_CAUSES
+from airflow_agentvault.protocol.follow import Follower, VisibilityWait
 from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.retry_policy import fail_fast_policy
 from airflow_agentvault.triggers.events import STATUS_EXISTS, STATUS_NOT_FOUND, raise_for_error
@@ -66,9 +66,6 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
         self.agent_task_id = agent_task_id
         self.agentvault_conn_id = agentvault_conn_id
         self.timing = timing
-        self._attempts = 0
-        self._started: float | None = None
-        self._last_answer = "no answer yet"
 
     @cached_property
     def hook(self) -> AgentVaultHook:
@@ -77,135 +74,118 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
     # -- run-time configuration ------------------------------------------------------------------
 
     def execute(self, context: Any) -> Any:
-        self._timing = parse_timing(self.timing)
-        self._task = require_task_id(self.agent_task_id)
-        self._store = context.get("task_state_store")
-        ti = context.get("ti")
-        # Keyed by try: an Airflow retry of the sensor gets a fresh bound, a reschedule does not.
-        self._scope = f"try{getattr(ti, 'try_number', 0)}"
-        self.poke_interval = self._timing.verify_interval
-        self.timeout = self._timing.overall_timeout
-        self.exponential_backoff = False  # our own growth below: sub-second and capped
+        timing = parse_timing(self.timing)
+        task_id = require_task_id(self.agent_task_id)
+        self.poke_interval = timing.verify_interval
+        self.timeout = timing.overall_timeout
+        self.exponential_backoff = False  # the wait's own growth: sub-second and capped
+        self._progress = _Progress(context)
         if self.deferrable:
-            return self._execute_deferrable()
-        self._wait_initial_delay()
+            return self._execute_deferrable(timing, task_id)
+        self._wait_initial_delay(timing, task_id)
         return super().execute(context)
 
-    def _execute_deferrable(self) -> Any:
+    def _wait(self, timing: Timing, task_id: str) -> tuple[Follower, VisibilityWait]:
+        """The existence wait, its count and start carried over from earlier pokes and reschedules."""
+        follower = Follower(self.hook.client.agent, timing, logger=self.log, clock=time.time)
+        started = self._progress.recall("verify_started_at")
+        if started is None:
+            started = time.time()
+            self._progress.remember("verify_started_at", started)
+        wait = follower.visibility_wait(task_id, started=float(started),
+                                        attempts=int(self._progress.recall("verify_attempts") or 0))
+        return follower, wait
+
+    def _execute_deferrable(self, timing: Timing, task_id: str) -> Any:
         """Check once here unless an initial delay is asked for; otherwise wait in the triggerer."""
         started = time.time()
         attempts = 0
-        if self._timing.initial_delay <= 0:
-            result = self.poke({})
-            if result:
+        if timing.initial_delay <= 0:
+            result = self._check(timing, task_id)
+            if result.is_done:
                 return result.xcom_value
-            attempts = self._attempts
-        self.log.info("Deferring: the triggerer will check task %s until it is visible", self._task)
-        # The trigger module (and Airflow's trigger base) only loads in tasks that defer.
+            attempts = int(self._progress.recall("verify_attempts") or 0)
+        self.log.info("Deferring: the triggerer will check task %s until it is visible", task_id)
         from airflow_agentvault.triggers.agentvault import AgentVaultTaskExistsTrigger
 
         self.defer(
             trigger=AgentVaultTaskExistsTrigger(
-                conn_id=self.agentvault_conn_id,
-                agent_task_id=self._task,
-                timing=self._timing.model_dump(),
-                started_at=started,
-                deadline=started + self._timing.overall_timeout,
-                attempts_done=attempts,
+                conn_id=self.agentvault_conn_id, agent_task_id=task_id, timing=timing.model_dump(),
+                started_at=started, deadline=started + timing.overall_timeout, attempts_done=attempts,
             ),
             method_name="execute_complete",
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> str:
         """Back from the triggerer: the state it saw, or the same failures as the synchronous path."""
-        self._timing = parse_timing(self.timing)
-        self._task = require_task_id(self.agent_task_id)
+        task_id = require_task_id(self.agent_task_id)
         try:
             raise_for_error(event, agent_url=self.hook.agent_url)
         except errors.AgentVaultError as exc:
-            raise AirflowFailException(f"Cannot verify task {self._task}: {exc}") from None
+            raise AirflowFailException(f"Cannot verify task {task_id}: {exc}") from None
         status = event.get("status") if isinstance(event, dict) else None
         if status == STATUS_EXISTS:
-            self.log.info("Task %s is visible (state %s)", self._task, event.get("state"))
+            self.log.info("Task %s is visible (state %s)", task_id, event.get("state"))
             return str(event.get("state"))
         if status == STATUS_NOT_FOUND:
-            self._last_answer = str(event.get("last_answer"))
-            raise AirflowFailException(self._give_up_message(int(event.get("attempts", 0)),
-                                                             float(event.get("elapsed", 0))))
+            timing = parse_timing(self.timing)
+            wait = VisibilityWait(task_id, timing, self.hook.agent_url, 0.0, 0.0, int(event.get("attempts", 0)),
+                                  str(event.get("last_answer")))
+            raise AirflowFailException(str(wait.gave_up(float(event.get("elapsed", 0)))))
         raise AirflowFailException(f"Unexpected event from the task-exists trigger: {str(event)[:200]}")
 
-    def _wait_initial_delay(self) -> None:
-        delay = self._timing.initial_delay
-        if delay <= 0 or self._recall("initial_delay_done"):
+    def _wait_initial_delay(self, timing: Timing, task_id: str) -> None:
+        delay = timing.initial_delay
+        if delay <= 0 or self._progress.recall("initial_delay_done"):
             return
-        self._remember("initial_delay_done", True)
+        self._progress.remember("initial_delay_done", True)
+        self.log.info("Waiting %.1f s (initial delay) before the first check of task %s", delay, task_id)
         if self.reschedule:
-            self.log.info("Waiting %.1f s (initial delay) before the first check of task %s", delay, self._task)
             raise AirflowRescheduleException(timezone.utcnow() + timedelta(seconds=delay))
-        self.log.info("Waiting %.1f s (initial delay) before the first check of task %s", delay, self._task)
         time.sleep(delay)
 
     def _get_next_poke_interval(self, started_at: Any, run_duration: Any, poke_count: int) -> float:
-        return self._timing.verify_interval_for(self._attempt_count())
+        return parse_timing(self.timing).verify_interval_for(int(self._progress.recall("verify_attempts") or 1))
 
     # -- the check --------------------------------------------------------------------------------
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
-        attempt = self._attempt_count() + 1
-        self._remember("verify_attempts", attempt)
-        self._attempts = attempt
-        started = self._started_at()
+        return self._check(parse_timing(self.timing), require_task_id(self.agent_task_id))
+
+    def _check(self, timing: Timing, task_id: str) -> PokeReturnValue:
+        follower, wait = self._wait(timing, task_id)
         try:
-            task = self.hook.client.get(self._task)
-        except (errors.TaskNotFoundError, errors.AgentUnreachableError) as exc:
-            self._last_answer = exc.detail
-            self.log.info(
-                "Check %d of %d: task %s not visible yet (%s)", attempt, self._timing.verify_attempts, self._task,
-                exc.detail,
-            )
-            if attempt >= self._timing.verify_attempts:
-                raise AirflowFailException(self._give_up_message(attempt, time.time() - started)) from None
-            return False
+            task = self.hook.client.run(follower.check_visible(wait))
+        except errors.WaitTimeoutError as exc:
+            raise AirflowFailException(str(exc)) from None
         except errors.AgentVaultError as exc:
-            raise AirflowFailException(f"Cannot verify task {self._task}: {exc}") from None
-        if task.state.ends_wait:
-            self.log.info(
-                "Task %s is already %s; the stream step will take its result without streaming",
-                self._task, task.state.value,
-            )
+            raise AirflowFailException(f"Cannot verify task {task_id}: {exc}") from None
+        finally:
+            self._progress.remember("verify_attempts", wait.attempts)
+        return PokeReturnValue(is_done=task is not None, xcom_value=task.state.value if task else None)
+
+
+class _Progress:
+    """
+    What the wait must remember across pokes and reschedules: the task state store, keyed by try.
+
+    An Airflow retry of the sensor gets a fresh bound, a reschedule does not. Without a store (tests,
+    ``dag.test()``) the values live in this object, which a poke-mode sensor keeps for its whole run.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self.store = context.get("task_state_store")
+        ti = context.get("ti")
+        self.scope = f"try{getattr(ti, 'try_number', 0)}"
+        self.memory: dict[str, Any] = {}
+
+    def recall(self, key: str) -> Any:
+        if self.store is not None:
+            return self.store.get(f"{self.scope}.{key}")
+        return self.memory.get(key)
+
+    def remember(self, key: str, value: Any) -> None:
+        if self.store is not None:
+            self.store.set(f"{self.scope}.{key}", value)
         else:
-            self.log.info("Task %s exists (check %d): state %s", self._task, attempt, task.state.value)
-        return PokeReturnValue(is_done=True, xcom_value=task.state.value)
-
-    def _give_up_message(self, attempts: int, elapsed: float) -> str:
-        return (
-            f"Task {self._task} never became visible on agent {self.hook.agent_url}: {attempts} checks of "
-            f"tasks/get over {elapsed:.1f} s (initial delay {self._timing.initial_delay:g} s, interval "
-            f"{self._timing.verify_interval:g} s growing x{self._timing.verify_backoff:g} up to "
-            f"{self._timing.verify_max_interval:g} s); last answer: {self._last_answer}. Likely causes: "
-            f"{LIKELY_CAUSES}."
-        )
-
-    # -- state that must survive reschedules ---------------------------------------------------
-
-    def _attempt_count(self) -> int:
-        return int(self._recall("verify_attempts") or self._attempts or 0)
-
-    def _started_at(self) -> float:
-        started = self._recall("verify_started_at") or self._started
-        if started is None:
-            started = time.time()
-            self._remember("verify_started_at", started)
-        self._started = float(started)
-        return self._started
-
-    def _recall(self, key: str) -> Any:
-        if self._store is not None:
-            return self._store.get(f"{self._scope}.{key}")
-        return getattr(self, f"_mem_{key}", None)
-
-    def _remember(self, key: str, value: Any) -> None:
-        if self._store is not None:
-            self._store.set(f"{self._scope}.{key}", value)
-        else:
-            setattr(self, f"_mem_{key}", value)
+            self.memory[key] = value

@@ -26,23 +26,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.sdk import BaseHook
-from airflow.sdk.log import amask_secret
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_attempt
 
-from airflow_agentvault.hooks.agentvault import (
-    ConnectionConfigError,
-    credential_safe_endpoint,
-    settings_from_connection,
-)
+from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.async_client import AsyncAgentVaultClient
-from airflow_agentvault.protocol.async_follow import AsyncTaskFollower
-from airflow_agentvault.protocol.client import DEFAULT_READ_TIMEOUT
-from airflow_agentvault.protocol.dialects import AUTO, aresolve, async_client_for_dialect
-from airflow_agentvault.protocol.errors import redact_url
-from airflow_agentvault.protocol.follow import stop_at
+from airflow_agentvault.protocol.async_client import AsyncAgentClient
+from airflow_agentvault.protocol.follow import Follower
 from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
 from airflow_agentvault.triggers.events import STATUS_DONE, STATUS_EXISTS, STATUS_NOT_FOUND, error_event
 
@@ -56,36 +45,6 @@ log = logging.getLogger(__name__)
 
 #: What a trigger turns into an "error" event; anything else is a bug and fails the trigger loudly.
 _TRANSPORTED = (errors.AgentVaultError, ConnectionConfigError, InvalidTimingError)
-
-
-async def async_client_for(conn_id: str, *, read_timeout: float = DEFAULT_READ_TIMEOUT) -> AsyncAgentVaultClient:
-    """
-    An async client for the ``agentvault`` connection, read without blocking the event loop.
-
-    ``BaseHook.aget_connection`` and ``Connection.aextra_dejson`` (Airflow 3.3.2+) mask secrets
-    asynchronously, which the triggerer's event loop needs; OAuth2 access tokens fetched here are
-    registered the same way (``amask_secret``) as they arrive. The client is
-    of the connection's dialect; ``auto`` reads the agent card here (once per trigger run) and logs the
-    dialect it chose.
-    """
-    conn = await BaseHook.aget_connection(conn_id)
-    extra = await conn.aextra_dejson()
-    settings = settings_from_connection(conn_id, conn.host, conn.login, conn.password, extra or {},
-                                        on_token=amask_secret, port=conn.port, schema=conn.schema)
-    for secret in settings.auth.secrets():
-        await amask_secret(secret)
-    common = {"auth": settings.auth, "verify": settings.verify, "connect_timeout": settings.connect_timeout,
-              "read_timeout": read_timeout}
-    found = await aresolve(settings.dialect, settings.rpc_url, settings.card_url, **common)
-    if found.card is not None:
-        for warning in found.card.warnings:
-            log.warning("Agent card at %s: %s", redact_url(found.card.url), warning)
-    rpc_url, warning = credential_safe_endpoint(settings, found.rpc_url)
-    if warning:
-        log.warning("%s", warning)
-    if settings.dialect == AUTO:
-        log.info("Agent %s speaks the %s dialect (chosen from its card)", redact_url(rpc_url), found.dialect)
-    return async_client_for_dialect(found.dialect, rpc_url, **common)
 
 
 def _timing_dict(timing: Timing | dict[str, Any] | None) -> dict[str, Any]:
@@ -104,6 +63,12 @@ class _AgentTaskTrigger(BaseTrigger):
         # Not serialized: tests replace them so that nothing waits in real time.
         self._clock = time.time
         self._sleep = asyncio.sleep
+
+    async def _client(self, **hook_args: Any) -> AsyncAgentClient:
+        return await AgentVaultHook(self.conn_id, **hook_args).aget_client()
+
+    def _follower(self, client: AsyncAgentClient, timing: Timing) -> Follower:
+        return Follower(client.agent, timing, logger=self.log, clock=self._clock)
 
     def _classpath(self) -> str:
         return f"{type(self).__module__}.{type(self).__qualname__}"
@@ -161,65 +126,22 @@ class AgentVaultTaskExistsTrigger(_AgentTaskTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             timing = Timing.parse(self.timing)
-            async with await async_client_for(self.conn_id) as client:
-                event = await self._wait(client, timing)
+            async with await self._client() as client:
+                follower = self._follower(client, timing)
+                wait = follower.visibility_wait(self.agent_task_id, started=self.started_at, deadline=self.deadline,
+                                                attempts=self.attempts_done)
+                try:
+                    task = await client.run(follower.wait_until_visible(wait), sleep=self._sleep)
+                except errors.WaitTimeoutError as exc:
+                    self.log.warning("%s", exc)
+                    event = {"status": STATUS_NOT_FOUND, "attempts": wait.attempts,
+                             "elapsed": round(self._clock() - self.started_at, 3), "last_answer": wait.last_answer}
+                else:
+                    event = {"status": STATUS_EXISTS, "state": task.state.value, "attempts": wait.attempts,
+                             "elapsed": round(self._clock() - self.started_at, 3)}
         except _TRANSPORTED as exc:
             event = self._error(exc)
         yield TriggerEvent(event)
-
-    async def _wait(self, client: AsyncAgentVaultClient, timing: Timing) -> dict[str, Any]:
-        task_id, done_before = self.agent_task_id, self.attempts_done
-        await self._initial_delay(timing)
-        attempts = done_before
-
-        async def check():
-            nonlocal attempts
-            attempts += 1
-            return await client.get(task_id)
-
-        def before_sleep(retry_state) -> None:
-            self.log.info(
-                "Check %d of %d: task %s not visible yet (%s); next check in %.2f s",
-                attempts, timing.verify_attempts, task_id, retry_state.outcome.exception().detail,
-                retry_state.next_action.sleep,
-            )
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(max(timing.verify_attempts - done_before, 1)) | stop_at(self.deadline, self._clock),
-            wait=lambda rs: min(timing.verify_interval_for(done_before + rs.attempt_number),
-                                max(self.deadline - self._clock(), 0)),
-            retry=retry_if_exception_type((errors.TaskNotFoundError, errors.AgentUnreachableError)),
-            before_sleep=before_sleep,
-            sleep=self._sleep,
-        )
-        try:
-            task = await retrying(check)
-        except RetryError as exc:
-            last_answer = exc.last_attempt.exception().detail
-            elapsed = self._clock() - self.started_at
-            self.log.warning(
-                "Task %s never became visible on agent %s: %d checks of tasks/get over %.1f s; last answer: %s",
-                task_id, redact_url(client.rpc_url), attempts, elapsed, last_answer,
-            )
-            return {"status": STATUS_NOT_FOUND, "attempts": attempts, "elapsed": round(elapsed, 3),
-                    "last_answer": last_answer}
-        if task.state.ends_wait:
-            self.log.info("Task %s is already %s; the stream step will take its result without streaming",
-                          task_id, task.state.value)
-        else:
-            self.log.info("Task %s exists (check %d): state %s", task_id, attempts, task.state.value)
-        return {"status": STATUS_EXISTS, "state": task.state.value, "attempts": attempts,
-                "elapsed": round(self._clock() - self.started_at, 3)}
-
-    async def _initial_delay(self, timing: Timing) -> None:
-        """Wait out what is left of the initial delay; a restarted trigger does not wait it again in full."""
-        if self.attempts_done or timing.initial_delay <= 0:
-            return
-        remaining = min(self.started_at + timing.initial_delay, self.deadline) - self._clock()
-        if remaining > 0:
-            self.log.info("Waiting %.1f s (initial delay) before the first check of task %s", remaining,
-                          self.agent_task_id)
-            await self._sleep(remaining)
 
 
 class AgentVaultStreamTrigger(_AgentTaskTrigger):
@@ -266,9 +188,10 @@ class AgentVaultStreamTrigger(_AgentTaskTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             timing = Timing.parse(self.timing)
-            async with await async_client_for(self.conn_id) as client:
-                follower = AsyncTaskFollower(client, timing, logger=self.log, clock=self._clock, sleep=self._sleep)
-                outcome = await follower.follow(self.agent_task_id, deadline=self.deadline)
+            async with await self._client() as client:
+                follower = self._follower(client, timing)
+                outcome = await client.run(follower.follow(self.agent_task_id, deadline=self.deadline),
+                                           sleep=self._sleep)
             event = {
                 "status": STATUS_DONE,
                 "task_id": self.agent_task_id,
@@ -288,7 +211,7 @@ class AgentVaultStreamTrigger(_AgentTaskTrigger):
             self.log.info("Leaving agent task %s running (cancel_on_kill is off)", self.agent_task_id)
             return
         try:
-            async with await async_client_for(self.conn_id, read_timeout=CANCEL_READ_TIMEOUT) as client:
+            async with await self._client(read_timeout=CANCEL_READ_TIMEOUT) as client:
                 answer = await client.cancel(self.agent_task_id)
             self.log.info("Asked the agent to cancel task %s: success=%s", self.agent_task_id, answer.success)
         except _TRANSPORTED as exc:

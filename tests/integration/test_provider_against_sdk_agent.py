@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.client import AgentVaultClient
-from airflow_agentvault.protocol.follow import PATH_STREAM, TaskFollower
+from airflow_agentvault.protocol.client import AgentClient
+from airflow_agentvault.protocol.client import TaskFollower
+from airflow_agentvault.protocol.follow import PATH_STREAM
 from airflow_agentvault.protocol.models import Message, TaskState, TextPart
 from airflow_agentvault.protocol.result import outcome_of
 from airflow_agentvault.protocol.timing import Timing
@@ -18,7 +19,7 @@ TIMING = Timing(sse_retry_delay=0.05, poll_interval=0.05, read_timeout=10, overa
 
 @pytest.fixture
 def client(agentvault_sdk_agent):
-    return AgentVaultClient(agentvault_sdk_agent.rpc_url, connect_timeout=2, read_timeout=5)
+    return AgentClient(agentvault_sdk_agent.rpc_url, connect_timeout=2, read_timeout=5)
 
 
 def say(text: str) -> Message:

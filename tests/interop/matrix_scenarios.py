@@ -26,17 +26,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.async_follow import AsyncTaskFollower
-from airflow_agentvault.protocol.dialects import (
-    StreamUnavailableError,
-    adiscover,
-    async_client_for_dialect,
-    client_for,
-    discover,
-)
-from airflow_agentvault.protocol.dialects.discovery import choose
-from airflow_agentvault.protocol.follow import PATH_ALREADY_FINISHED, PATH_STREAM, FollowOutcome, TaskFollower
+from airflow_agentvault.protocol import errors, operations
+from airflow_agentvault.protocol.async_client import AsyncAgentClient, AsyncTaskFollower
+from airflow_agentvault.protocol.client import AgentClient, TaskFollower
+from airflow_agentvault.protocol.dialects import codec_for
+from airflow_agentvault.protocol.dialects.cards import choose
+from airflow_agentvault.protocol.errors import StreamUnavailableError
+from airflow_agentvault.protocol.follow import PATH_ALREADY_FINISHED, PATH_STREAM, FollowOutcome
 from airflow_agentvault.protocol.models import (
     Message,
     Task,
@@ -128,7 +124,7 @@ class SyncApi(Api):
 
     def __init__(self, server: Server) -> None:
         super().__init__(server)
-        self.client = client_for(server.dialect, server.rpc_url, connect_timeout=2, read_timeout=10)
+        self.client = AgentClient(server.rpc_url, codec=codec_for(server.dialect), connect_timeout=2, read_timeout=10)
 
     async def send(self, text: str) -> str:
         return await asyncio.to_thread(self.client.send, say(text))
@@ -157,11 +153,12 @@ class SyncApi(Api):
         return await asyncio.to_thread(follower.follow, task_id), events
 
     async def discover(self):
-        return await asyncio.to_thread(discover, self.server.base_url, endpoint_hint=self.server.rpc_url,
-                                       connect_timeout=2, read_timeout=10)
+        probe = AgentClient(self.server.base_url, connect_timeout=2, read_timeout=10)
+        program = operations.discover(probe.agent, self.server.base_url, endpoint_hint=self.server.rpc_url)
+        return await asyncio.to_thread(probe.run, program)
 
     async def aclose(self) -> None:
-        self.client.session.close()
+        self.client.runner.session.close()
 
 
 class AsyncApi(Api):
@@ -171,7 +168,8 @@ class AsyncApi(Api):
 
     def __init__(self, server: Server) -> None:
         super().__init__(server)
-        self.client = async_client_for_dialect(server.dialect, server.rpc_url, connect_timeout=2, read_timeout=10)
+        self.client = AsyncAgentClient(server.rpc_url, codec=codec_for(server.dialect), connect_timeout=2,
+                                       read_timeout=10)
 
     async def send(self, text: str) -> str:
         return await self.client.send(say(text))
@@ -198,8 +196,9 @@ class AsyncApi(Api):
         return await follower.follow(task_id), events
 
     async def discover(self):
-        return await adiscover(self.server.base_url, endpoint_hint=self.server.rpc_url, connect_timeout=2,
-                               read_timeout=10)
+        async with AsyncAgentClient(self.server.base_url, connect_timeout=2, read_timeout=10) as probe:
+            return await probe.run(operations.discover(probe.agent, self.server.base_url,
+                                                       endpoint_hint=self.server.rpc_url))
 
     async def aclose(self) -> None:
         await self.client.aclose()

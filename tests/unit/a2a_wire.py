@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.dialects import async_client_for_dialect, client_for
+from airflow_agentvault.protocol.async_client import AsyncAgentClient
+from airflow_agentvault.protocol.client import AgentClient
+from airflow_agentvault.protocol.dialects import codec_for
 
 A2A_WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "wire" / "a2a"
 
@@ -104,8 +106,8 @@ class Wire:
     def connect(self, dialect: str, url: str, **kwargs: Any):
         kwargs.setdefault("connect_timeout", 1)
         kwargs.setdefault("read_timeout", 2)
-        factory = client_for if self.mode == "sync" else async_client_for_dialect
-        self.client = factory(dialect, url, **kwargs)
+        factory = AgentClient if self.mode == "sync" else AsyncAgentClient
+        self.client = factory(url, codec=codec_for(dialect), **kwargs)
         return self.client
 
     async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:

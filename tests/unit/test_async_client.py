@@ -9,7 +9,7 @@ import pytest
 from wire import capture_body
 
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.async_client import AsyncAgentVaultClient
+from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.auth import ApiKeyAuth
 from airflow_agentvault.protocol.models import Message, TaskArtifactEvent, TaskMessageEvent, TaskState, TaskStatusEvent
 
@@ -20,7 +20,7 @@ SSE = {"Content-Type": "text/event-stream; charset=utf-8"}
 
 @pytest.fixture
 async def client():
-    async with AsyncAgentVaultClient(RPC, connect_timeout=1, read_timeout=2) as client:
+    async with AsyncAgentClient(RPC, connect_timeout=1, read_timeout=2) as client:
         yield client
 
 
@@ -85,7 +85,7 @@ async def test_500_text_plain_on_get_is_retryable_task_not_found(respx_mock, cli
 async def test_401_is_not_authorised_and_never_quotes_the_key(respx_mock):
     secret = "sk-very-secret-1234"
     route = answer(respx_mock, 401, json={"detail": f"bad api key {secret}"})
-    async with AsyncAgentVaultClient(RPC, auth=ApiKeyAuth(secret)) as client:
+    async with AsyncAgentClient(RPC, auth=ApiKeyAuth(secret)) as client:
         with pytest.raises(errors.NotAuthorizedError) as info:
             await client.get("t1")
     assert secret not in str(info.value)
@@ -94,7 +94,7 @@ async def test_401_is_not_authorised_and_never_quotes_the_key(respx_mock):
 
 async def test_custom_api_key_header(respx_mock):
     route = answer(respx_mock, 200, content=capture_body("05_tasks_get_unknown.response.txt"), headers=JSON)
-    async with AsyncAgentVaultClient(RPC, auth=ApiKeyAuth("k", header="X-Agent-Key")) as client:
+    async with AsyncAgentClient(RPC, auth=ApiKeyAuth("k", header="X-Agent-Key")) as client:
         with pytest.raises(errors.TaskNotFoundError):
             await client.get("nope")
     assert route.calls.last.request.headers["X-Agent-Key"] == "k"
@@ -135,7 +135,7 @@ async def test_extra_fields_are_tolerated(respx_mock, client):
         (httpx.ConnectError("[Errno 111] Connection refused"), "cannot connect (Connection refused)"),
         (httpx.ConnectTimeout("timed out"), "cannot connect within 1 s"),
         (httpx.ReadTimeout("timed out"), "no answer within 2 s"),
-        (httpx.RemoteProtocolError("peer closed"), "request failed (RemoteProtocolError)"),
+        (httpx.RemoteProtocolError("peer closed"), "connection broke (RemoteProtocolError)"),
     ],
 )
 async def test_connection_problems_are_agent_unreachable(respx_mock, client, exc, words):
@@ -148,7 +148,7 @@ async def test_connection_problems_are_agent_unreachable(respx_mock, client, exc
 async def test_unreachable_messages_carry_no_url_credentials(respx_mock):
     url = "http://user:pa55word@agent.test/a2a/?key=sk-in-query"
     respx_mock.post(url__startswith="http://agent.test/a2a/").mock(side_effect=httpx.ConnectError("refused"))
-    async with AsyncAgentVaultClient(url) as client:
+    async with AsyncAgentClient(url) as client:
         with pytest.raises(errors.AgentUnreachableError) as info:
             await client.get("t")
     assert "pa55word" not in str(info.value) and "sk-in-query" not in str(info.value)
@@ -172,7 +172,7 @@ async def test_subscribe_json_answer_is_task_not_found_not_an_empty_stream(respx
 
 async def test_subscribe_json_result_is_not_a_stream(respx_mock, client):
     answer(respx_mock, 200, json={"jsonrpc": "2.0", "result": {"id": "t"}, "id": 1})
-    with pytest.raises(errors.ProtocolViolationError, match="JSON result instead of a stream"):
+    with pytest.raises(errors.StreamDisconnectedError, match="JSON result instead of a stream"):
         await collect(client.subscribe("t"))
 
 
@@ -214,8 +214,10 @@ async def test_subscribe_failed_task_stream_ends_with_failed_status(respx_mock, 
 @pytest.mark.parametrize(
     "body, error",
     [
-        (b"event: surprise\ndata: {}\n\n", errors.ProtocolViolationError),
-        (b"event: task_status\ndata: {not json\n\n", errors.ProtocolViolationError),
+        # an unknown event is skipped; here the stream then ends without a terminal state
+        (b"event: surprise\ndata: {}\n\n", errors.StreamDisconnectedError),
+        # a damaged event ends the stream as a disconnect (the task is read with tasks/get anyway)
+        (b"event: task_status\ndata: {not json\n\n", errors.StreamDisconnectedError),
         (b'event: error\ndata: {"error": -32001, "message": "Task not found: t"}\n\n', errors.TaskNotFoundError),
     ],
 )
@@ -233,7 +235,7 @@ async def test_subscribe_skips_comments_and_events_without_data(respx_mock, clie
 
 async def test_subscribe_wrong_content_type(respx_mock, client):
     answer(respx_mock, 200, text="hello", headers={"Content-Type": "text/plain"})
-    with pytest.raises(errors.ProtocolViolationError, match="text/event-stream"):
+    with pytest.raises(errors.StreamDisconnectedError, match="content type 'text/plain' instead of an event stream"):
         await collect(client.subscribe("t"))
 
 
@@ -264,14 +266,14 @@ async def test_redirect_to_the_slash_endpoint_is_followed(respx_mock):
     respx_mock.post("http://agent.test/a2a").mock(
         return_value=httpx.Response(307, headers={"Location": "http://agent.test/a2a/"}))
     answer(respx_mock, 200, content=capture_body("04_tasks_get_final.response.txt"), headers=JSON)
-    async with AsyncAgentVaultClient("http://agent.test/a2a") as client:
+    async with AsyncAgentClient("http://agent.test/a2a") as client:
         assert (await client.get("slow-a4beec8c")).state is TaskState.COMPLETED
 
 
 async def test_a_given_http_client_is_left_open(respx_mock):
     answer(respx_mock, 200, content=capture_body("07_cancel_done.response.txt"), headers=JSON)
     async with httpx.AsyncClient() as http:
-        async with AsyncAgentVaultClient(RPC, http=http) as client:
+        async with AsyncAgentClient(RPC, http=http) as client:
             await client.cancel("t")
         assert not http.is_closed
 
@@ -287,7 +289,7 @@ def test_clients_share_one_ssl_context_per_setting():
 async def test_a_redirect_to_another_origin_is_not_followed(respx_mock):
     respx_mock.post(RPC).mock(return_value=httpx.Response(307, headers={"Location": "https://evil.example/c"}))
     collector = respx_mock.post("https://evil.example/c").mock(return_value=httpx.Response(200, json={}))
-    async with AsyncAgentVaultClient(RPC, auth=ApiKeyAuth("sk-key")) as client:
+    async with AsyncAgentClient(RPC, auth=ApiKeyAuth("sk-key")) as client:
         with pytest.raises(errors.ProtocolViolationError, match="redirected to another origin"):
             await client.get("t")
     assert not collector.called

@@ -10,6 +10,9 @@ import pytest
 import requests
 import respx
 
+from airflow_agentvault.protocol.async_client import AsyncRunner, ssl_context
+from airflow_agentvault.protocol.client import BlockingRunner
+from airflow_agentvault.protocol.exchange import AuthHeaders
 from airflow_agentvault.protocol import auth as auth_module
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.auth import (
@@ -22,6 +25,21 @@ from airflow_agentvault.protocol.auth import (
 
 TOKEN_URL = "https://idp.test/oauth/token"
 CLIENT_SECRET = "cs-very-secret-9876"
+
+def _headers_program(auth):
+    return (yield AuthHeaders(auth))
+
+
+def headers(auth):
+    """The auth's headers as the blocking runner computes them (under the auth's lock)."""
+    return BlockingRunner(verify=getattr(auth, "verify", True)).run(_headers_program(auth))
+
+
+async def aheaders(auth):
+    """The auth's headers as the triggerer's runner computes them (under the auth's asyncio lock)."""
+    async with httpx.AsyncClient(verify=ssl_context(getattr(auth, "verify", True))) as http:
+        return await AsyncRunner(http).run(_headers_program(auth))
+
 
 
 class Clock:
@@ -73,9 +91,9 @@ def test_bearer_header():
 
 
 async def test_simple_schemes_async_headers_match_sync():
-    assert await ApiKeyAuth("k", header="X-K").aheaders() == {"X-K": "k"}
-    assert await BearerAuth("t").aheaders() == {"Authorization": "Bearer t"}
-    assert await NO_AUTH.aheaders() == {}
+    assert await aheaders(ApiKeyAuth("k", header="X-K")) == {"X-K": "k"}
+    assert await aheaders(BearerAuth("t")) == {"Authorization": "Bearer t"}
+    assert await aheaders(NO_AUTH) == {}
 
 
 @pytest.mark.parametrize(
@@ -95,7 +113,7 @@ def test_repr_and_str_never_show_the_secret(auth, secret):
 
 def test_repr_hides_a_fetched_oauth_token(requests_mock, oauth):
     requests_mock.post(TOKEN_URL, json={"access_token": "at-secret-access-token", "expires_in": 600})
-    oauth.headers()
+    headers(oauth)
     assert "at-secret-access-token" not in repr(oauth)
     assert CLIENT_SECRET not in repr(oauth)
 
@@ -105,7 +123,7 @@ def test_repr_hides_a_fetched_oauth_token(requests_mock, oauth):
 
 def test_oauth2_posts_the_client_credentials_form(requests_mock, oauth, clock):
     requests_mock.post(TOKEN_URL, json={"access_token": "at-1", "token_type": "Bearer", "expires_in": 600})
-    assert oauth.headers() == {"Authorization": "Bearer at-1"}
+    assert headers(oauth) == {"Authorization": "Bearer at-1"}
     request = requests_mock.last_request
     assert request.method == "POST"
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
@@ -119,7 +137,7 @@ def test_oauth2_posts_the_client_credentials_form(requests_mock, oauth, clock):
 
 def test_oauth2_without_scope_omits_it(requests_mock, clock):
     requests_mock.post(TOKEN_URL, json={"access_token": "at-1"})
-    OAuth2ClientCredentials(token_url=TOKEN_URL, client_id="c", client_secret="s").headers()
+    headers(OAuth2ClientCredentials(token_url=TOKEN_URL, client_id="c", client_secret="s"))
     assert "scope" not in _form(requests_mock.last_request)
 
 
@@ -128,14 +146,14 @@ def test_oauth2_token_is_cached_until_shortly_before_expiry_then_refreshed(reque
         TOKEN_URL,
         [{"json": {"access_token": "at-1", "expires_in": 600}}, {"json": {"access_token": "at-2", "expires_in": 600}}],
     )
-    assert oauth.headers()["Authorization"] == "Bearer at-1"
+    assert headers(oauth)["Authorization"] == "Bearer at-1"
     clock.now += 600 - TOKEN_EXPIRY_MARGIN - 1
-    assert oauth.headers()["Authorization"] == "Bearer at-1"
+    assert headers(oauth)["Authorization"] == "Bearer at-1"
     assert requests_mock.call_count == 1
     clock.now += 2  # now inside the expiry margin
-    assert oauth.headers()["Authorization"] == "Bearer at-2"
+    assert headers(oauth)["Authorization"] == "Bearer at-2"
     assert requests_mock.call_count == 2
-    assert oauth.headers()["Authorization"] == "Bearer at-2"
+    assert headers(oauth)["Authorization"] == "Bearer at-2"
     assert requests_mock.call_count == 2
 
 
@@ -144,31 +162,31 @@ def test_oauth2_short_lived_token_is_kept_for_half_its_life(requests_mock, oauth
         TOKEN_URL,
         [{"json": {"access_token": "at-1", "expires_in": 40}}, {"json": {"access_token": "at-2", "expires_in": 40}}],
     )
-    oauth.headers()
+    headers(oauth)
     clock.now += 19
-    assert oauth.headers()["Authorization"] == "Bearer at-1"
+    assert headers(oauth)["Authorization"] == "Bearer at-1"
     clock.now += 2
-    assert oauth.headers()["Authorization"] == "Bearer at-2"
+    assert headers(oauth)["Authorization"] == "Bearer at-2"
 
 
 def test_oauth2_missing_expires_in_defaults_to_an_hour(requests_mock, oauth, clock):
     requests_mock.post(TOKEN_URL, json={"access_token": "at-1"})
-    oauth.headers()
+    headers(oauth)
     clock.now += 3000
-    oauth.headers()
+    headers(oauth)
     assert requests_mock.call_count == 1
 
 
 def test_oauth2_fetched_token_joins_the_secrets(requests_mock, oauth, clock):
     assert oauth.secrets() == [CLIENT_SECRET]
     requests_mock.post(TOKEN_URL, json={"access_token": "at-1"})
-    oauth.headers()
+    headers(oauth)
     assert oauth.secrets() == [CLIENT_SECRET, "at-1"]
 
 
 def test_oauth2_passes_tls_settings_to_the_token_endpoint(requests_mock, clock):
     requests_mock.post(TOKEN_URL, json={"access_token": "at-1"})
-    OAuth2ClientCredentials(token_url=TOKEN_URL, client_id="c", client_secret="s", verify="/etc/ca.pem").headers()
+    headers(OAuth2ClientCredentials(token_url=TOKEN_URL, client_id="c", client_secret="s", verify="/etc/ca.pem"))
     assert requests_mock.last_request.verify == "/etc/ca.pem"
 
 
@@ -192,7 +210,7 @@ def test_oauth2_token_endpoint_errors_are_typed_and_never_quote_the_secret(reque
                                                                             error):
     requests_mock.post(TOKEN_URL, **kwargs)
     with pytest.raises(error) as info:
-        oauth.headers()
+        headers(oauth)
     assert type(info.value) is error
     message = str(info.value)
     assert CLIENT_SECRET not in message
@@ -203,9 +221,9 @@ def test_oauth2_token_endpoint_errors_are_typed_and_never_quote_the_secret(reque
 def test_oauth2_token_endpoint_401_is_not_retryable_and_500_is(requests_mock, oauth, clock):
     requests_mock.post(TOKEN_URL, [{"status_code": 401}, {"status_code": 500}])
     with pytest.raises(errors.NotAuthorizedError) as refused:
-        oauth.headers()
+        headers(oauth)
     with pytest.raises(errors.AgentUnreachableError) as down:
-        oauth.headers()
+        headers(oauth)
     assert not refused.value.retryable
     assert down.value.retryable
 
@@ -214,7 +232,7 @@ def test_oauth2_token_endpoint_401_is_not_retryable_and_500_is(requests_mock, oa
 def test_oauth2_unreachable_token_endpoint(requests_mock, oauth, clock, exc):
     requests_mock.post(TOKEN_URL, exc=exc)
     with pytest.raises(errors.AgentUnreachableError, match="token endpoint unreachable"):
-        oauth.headers()
+        headers(oauth)
 
 
 def test_oauth2_error_url_is_redacted(requests_mock, clock):
@@ -222,7 +240,7 @@ def test_oauth2_error_url_is_redacted(requests_mock, clock):
     requests_mock.post(url, status_code=401)
     auth = OAuth2ClientCredentials(token_url=url, client_id="c", client_secret="s")
     with pytest.raises(errors.NotAuthorizedError) as info:
-        auth.headers()
+        headers(auth)
     assert "in-the-query" not in str(info.value)
 
 
@@ -237,7 +255,7 @@ async def test_oauth2_async_posts_the_form_and_caches(oauth, clock):
             httpx.Response(200, json={"access_token": "at-2", "expires_in": 600}),
         ]
     )
-    assert await oauth.aheaders() == {"Authorization": "Bearer at-1"}
+    assert await aheaders(oauth) == {"Authorization": "Bearer at-1"}
     request = route.calls.last.request
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert {k: v[0] for k, v in parse_qs(request.content.decode()).items()} == {
@@ -246,10 +264,10 @@ async def test_oauth2_async_posts_the_form_and_caches(oauth, clock):
         "client_secret": CLIENT_SECRET,
         "scope": "agents:run",
     }
-    assert await oauth.aheaders() == {"Authorization": "Bearer at-1"}
+    assert await aheaders(oauth) == {"Authorization": "Bearer at-1"}
     assert route.call_count == 1
     clock.now += 600
-    assert await oauth.aheaders() == {"Authorization": "Bearer at-2"}
+    assert await aheaders(oauth) == {"Authorization": "Bearer at-2"}
     assert route.call_count == 2
 
 
@@ -257,8 +275,8 @@ async def test_oauth2_async_posts_the_form_and_caches(oauth, clock):
 async def test_oauth2_sync_and_async_share_the_cached_token(requests_mock, oauth, clock):
     requests_mock.post(TOKEN_URL, json={"access_token": "at-sync", "expires_in": 600})
     route = respx.post(TOKEN_URL).mock(return_value=httpx.Response(200, json={"access_token": "at-async"}))
-    assert oauth.headers()["Authorization"] == "Bearer at-sync"
-    assert (await oauth.aheaders())["Authorization"] == "Bearer at-sync"
+    assert headers(oauth)["Authorization"] == "Bearer at-sync"
+    assert (await aheaders(oauth))["Authorization"] == "Bearer at-sync"
     assert route.call_count == 0
 
 
@@ -275,7 +293,7 @@ async def test_oauth2_sync_and_async_share_the_cached_token(requests_mock, oauth
 async def test_oauth2_async_token_endpoint_errors(oauth, clock, response, error):
     respx.post(TOKEN_URL).mock(return_value=response)
     with pytest.raises(error) as info:
-        await oauth.aheaders()
+        await aheaders(oauth)
     assert type(info.value) is error
     assert CLIENT_SECRET not in str(info.value)
 
@@ -284,7 +302,7 @@ async def test_oauth2_async_token_endpoint_errors(oauth, clock, response, error)
 async def test_oauth2_async_unreachable_token_endpoint(oauth, clock):
     respx.post(TOKEN_URL).mock(side_effect=httpx.ConnectError("Connection refused"))
     with pytest.raises(errors.AgentUnreachableError, match="token endpoint unreachable"):
-        await oauth.aheaders()
+        await aheaders(oauth)
 
 
 def test_oauth2_new_token_is_reported_for_masking(requests_mock):
@@ -292,8 +310,8 @@ def test_oauth2_new_token_is_reported_for_masking(requests_mock):
     requests_mock.post("https://auth.test/token", json={"access_token": "tok-abc", "expires_in": 600})
     auth = OAuth2ClientCredentials(token_url="https://auth.test/token", client_id="c", client_secret="s",
                                    on_token=seen.append)
-    auth.headers()
-    auth.headers()
+    headers(auth)
+    headers(auth)
     assert seen == ["tok-abc"]
 
 
@@ -308,6 +326,6 @@ async def test_oauth2_async_path_awaits_an_async_token_callback():
         return_value=httpx.Response(200, json={"access_token": "tok-async", "expires_in": 600}))
     auth = OAuth2ClientCredentials(token_url="https://auth.test/token", client_id="c", client_secret="s",
                                    on_token=remember)
-    await auth.aheaders()
-    await auth.aheaders()
+    await aheaders(auth)
+    await aheaders(auth)
     assert seen == ["tok-async"]

@@ -10,7 +10,7 @@ from wire import capture_body
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.auth import ApiKeyAuth
-from airflow_agentvault.protocol.client import AgentVaultClient
+from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.models import Message, TaskArtifactEvent, TaskMessageEvent, TaskState, TaskStatusEvent
 
 RPC = "http://agent.test/a2a/"
@@ -20,7 +20,7 @@ SSE = {"Content-Type": "text/event-stream; charset=utf-8"}
 
 @pytest.fixture
 def client():
-    return AgentVaultClient(RPC, connect_timeout=1, read_timeout=2)
+    return AgentClient(RPC, connect_timeout=1, read_timeout=2)
 
 
 def test_send_returns_task_id_and_posts_the_message(requests_mock, client):
@@ -59,7 +59,7 @@ def test_500_text_plain_on_get_is_retryable_task_not_found(requests_mock, client
 def test_401_is_not_authorised_and_never_quotes_the_key(requests_mock):
     secret = "sk-very-secret-1234"
     requests_mock.post(RPC, status_code=401, json={"detail": f"bad api key {secret}"}, headers=JSON)
-    client = AgentVaultClient(RPC, auth=ApiKeyAuth(secret))
+    client = AgentClient(RPC, auth=ApiKeyAuth(secret))
     with pytest.raises(errors.NotAuthorizedError) as info:
         client.get("t1")
     assert secret not in str(info.value)
@@ -69,7 +69,7 @@ def test_401_is_not_authorised_and_never_quotes_the_key(requests_mock):
 def test_custom_api_key_header(requests_mock):
     requests_mock.post(RPC, content=capture_body("05_tasks_get_unknown.response.txt"), headers=JSON)
     with pytest.raises(errors.TaskNotFoundError):
-        AgentVaultClient(RPC, auth=ApiKeyAuth("k", header="X-Agent-Key")).get("nope")
+        AgentClient(RPC, auth=ApiKeyAuth("k", header="X-Agent-Key")).get("nope")
     assert requests_mock.last_request.headers["X-Agent-Key"] == "k"
 
 
@@ -145,8 +145,10 @@ def test_subscribe_failed_task_stream_ends_with_failed_status(requests_mock, cli
 @pytest.mark.parametrize(
     "body, error",
     [
-        (b"event: surprise\ndata: {}\n\n", errors.ProtocolViolationError),
-        (b"event: task_status\ndata: {not json\n\n", errors.ProtocolViolationError),
+        # an unknown event is skipped; here the stream then ends without a terminal state
+        (b"event: surprise\ndata: {}\n\n", errors.StreamDisconnectedError),
+        # a damaged event ends the stream as a disconnect (the task is read with tasks/get anyway)
+        (b"event: task_status\ndata: {not json\n\n", errors.StreamDisconnectedError),
         (b'event: error\ndata: {"error": -32001, "message": "Task not found: t"}\n\n', errors.TaskNotFoundError),
     ],
 )
@@ -158,7 +160,7 @@ def test_subscribe_bad_events(requests_mock, client, body, error):
 
 def test_subscribe_wrong_content_type(requests_mock, client):
     requests_mock.post(RPC, text="hello", headers={"Content-Type": "text/plain"})
-    with pytest.raises(errors.ProtocolViolationError, match="text/event-stream"):
+    with pytest.raises(errors.StreamDisconnectedError, match="content type 'text/plain' instead of an event stream"):
         list(client.subscribe("t"))
 
 
@@ -188,12 +190,12 @@ def test_redact_url_drops_userinfo_and_query():
 def test_same_origin_redirect_is_followed_with_the_method(requests_mock):
     requests_mock.post("http://agent.test/a2a", status_code=307, headers={"Location": "http://agent.test/a2a/"})
     requests_mock.post(RPC, content=capture_body("04_tasks_get_final.response.txt"), headers=JSON)
-    assert AgentVaultClient("http://agent.test/a2a").get("slow-a4beec8c").state is TaskState.COMPLETED
+    assert AgentClient("http://agent.test/a2a").get("slow-a4beec8c").state is TaskState.COMPLETED
 
 
 def test_a_redirect_to_another_origin_is_not_followed_and_keeps_the_key(requests_mock):
     requests_mock.post(RPC, status_code=307, headers={"Location": "https://evil.example/collect"})
     collector = requests_mock.post("https://evil.example/collect", json={})
     with pytest.raises(errors.ProtocolViolationError, match="redirected to another origin"):
-        AgentVaultClient(RPC, auth=ApiKeyAuth("sk-key")).get("t")
+        AgentClient(RPC, auth=ApiKeyAuth("sk-key")).get("t")
     assert not collector.called

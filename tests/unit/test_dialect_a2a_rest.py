@@ -8,7 +8,7 @@ import pytest
 from a2a_wire import JSON, SSE, Wire, body, http, sections
 
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.dialects import StreamUnavailableError
+from airflow_agentvault.protocol.errors import StreamUnavailableError
 from airflow_agentvault.protocol.models import Message, TaskState, TextPart
 
 pytestmark = pytest.mark.respx(assert_all_called=False)

@@ -12,7 +12,9 @@ import pytest
 from a2a_wire import JSON, SSE, Wire, event_stream, http, json_line, raw, sections
 
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.dialects import StreamUnavailableError
+from airflow_agentvault.protocol.codec import UnknownEvent
+from airflow_agentvault.protocol.errors import StreamUnavailableError
+from airflow_agentvault.protocol.exchange import ServerEvent
 from airflow_agentvault.protocol.dialects.a2a_v03 import V03Codec, V03StreamDecoder, task_from_wire
 from airflow_agentvault.protocol.models import DataPart, FilePart, Message, TaskState, TextPart
 
@@ -36,12 +38,12 @@ def feed_all(decoder, stream: bytes) -> list:
     events = []
     for line in stream.split(b"\r\n"):
         if line.startswith(b"data: "):
-            events.extend(decoder.feed(line[6:].decode()))
+            events.extend(decoder.feed(ServerEvent(None, line[6:].decode())))
     return events
 
 
 def decoder(task_id: str = TASK) -> V03StreamDecoder:
-    return V03StreamDecoder(V03Codec().subscribe_call(RPC, task_id))
+    return V03StreamDecoder(V03Codec().subscribe_request(RPC, task_id))
 
 
 # -- the codec, without I/O ---------------------------------------------------------------------------------
@@ -105,9 +107,9 @@ def test_file_and_data_parts():
             {"role": "user", "parts": [{"kind": "video"}]}]})
 
 
-def test_unknown_event_kind_is_a_protocol_violation():
-    with pytest.raises(errors.ProtocolViolationError, match="unknown kind 'push'"):
-        decoder().feed(json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"kind": "push"}}))
+def test_an_unknown_event_kind_is_an_unknown_event_the_core_skips():
+    with pytest.raises(UnknownEvent, match="kind 'push'"):
+        decoder().feed(ServerEvent(None, json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"kind": "push"}})))
 
 
 # -- the clients (sync and async) ---------------------------------------------------------------------------

@@ -12,10 +12,12 @@ import pytest
 from a2a_wire import JSON, SSE, Wire, body, event_stream, http, json_line, raw, sections
 
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.async_follow import AsyncTaskFollower
-from airflow_agentvault.protocol.dialects import StreamUnavailableError
+from airflow_agentvault.protocol.async_client import AsyncTaskFollower
+from airflow_agentvault.protocol.errors import StreamUnavailableError
+from airflow_agentvault.protocol.exchange import ServerEvent
 from airflow_agentvault.protocol.dialects.a2a_v10 import V10Codec, V10StreamDecoder, task_from_wire
-from airflow_agentvault.protocol.follow import PATH_POLLING, TaskFollower
+from airflow_agentvault.protocol.client import TaskFollower
+from airflow_agentvault.protocol.follow import PATH_POLLING
 from airflow_agentvault.protocol.models import (
     DataPart,
     FilePart,
@@ -46,7 +48,7 @@ def feed_all(decoder, stream: bytes) -> list:
     events = []
     for line in stream.split(b"\r\n"):
         if line.startswith(b"data: "):
-            events.extend(decoder.feed(line[6:].decode()))
+            events.extend(decoder.feed(ServerEvent(None, line[6:].decode())))
     return events
 
 
@@ -123,7 +125,7 @@ def test_data_file_and_raw_parts_normalise():
 
 
 def test_stream_decoder_reassembles_chunks_and_reads_the_snapshot_as_a_status():
-    decoder = V10StreamDecoder(V10Codec().subscribe_call(RPC, TASK))
+    decoder = V10StreamDecoder(V10Codec().subscribe_request(RPC, TASK))
     events = feed_all(decoder, event_stream(raw("09-v10-SubscribeToTask-running.raw")))
     assert [type(e).__name__ for e in events] == ["TaskStatusEvent", "TaskArtifactEvent", "TaskArtifactEvent",
                                                   "TaskStatusEvent"]
@@ -134,20 +136,20 @@ def test_stream_decoder_reassembles_chunks_and_reads_the_snapshot_as_a_status():
 
 
 def test_keep_alive_comments_change_nothing():
-    plain = feed_all(V10StreamDecoder(V10Codec().subscribe_call(RPC, "t")),
+    plain = feed_all(V10StreamDecoder(V10Codec().subscribe_request(RPC, "t")),
                      event_stream(raw("07-v10-SendStreamingMessage.raw")))
-    pinged = feed_all(V10StreamDecoder(V10Codec().subscribe_call(RPC, "t")), raw("16-v10-stream-with-pings.raw"))
+    pinged = feed_all(V10StreamDecoder(V10Codec().subscribe_request(RPC, "t")), raw("16-v10-stream-with-pings.raw"))
     assert [(type(e).__name__, getattr(e, "state", None)) for e in plain] == \
            [(type(e).__name__, getattr(e, "state", None)) for e in pinged]
     assert pinged[-2].artifact.content == "chunk-1 chunk-2"
 
 
 def test_a_stream_error_object_is_raised_typed():
-    decoder = V10StreamDecoder(V10Codec().subscribe_call(RPC, "t"))
+    decoder = V10StreamDecoder(V10Codec().subscribe_request(RPC, "t"))
     with pytest.raises(errors.TaskNotFoundError):
-        decoder.feed(json.dumps({"error": {"code": -32001, "message": "Task not found"}, "id": 1}))
+        decoder.feed(ServerEvent(None, json.dumps({"error": {"code": -32001, "message": "Task not found"}, "id": 1})))
     with pytest.raises(errors.ProtocolViolationError, match="malformed JSON"):
-        decoder.feed("{not json")
+        decoder.feed(ServerEvent(None, "{not json"))
 
 
 # -- the clients (sync and async) ---------------------------------------------------------------------------
@@ -292,5 +294,5 @@ async def test_followers_poll_at_once_when_the_task_finished_before_the_subscrip
 
 
 def test_events_are_status_and_artifact_models():
-    events = feed_all(V10StreamDecoder(V10Codec().subscribe_call(RPC, "t")), raw("16-v10-stream-with-pings.raw"))
+    events = feed_all(V10StreamDecoder(V10Codec().subscribe_request(RPC, "t")), raw("16-v10-stream-with-pings.raw"))
     assert isinstance(events[0], TaskStatusEvent) and isinstance(events[2], TaskArtifactEvent)

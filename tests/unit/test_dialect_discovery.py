@@ -11,24 +11,16 @@ from a2a_wire import body, json_line, sections
 
 from airflow_agentvault.connection_form import DIALECT_CHOICES
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.async_client import AsyncAgentVaultClient
+from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.auth import NO_AUTH, ApiKeyAuth, BearerAuth, OAuth2ClientCredentials
-from airflow_agentvault.protocol.client import AgentVaultClient
-from airflow_agentvault.protocol.dialects import (
-    CHOICES,
-    DIALECTS,
-    adiscover,
-    aresolve,
-    async_client_for_dialect,
-    auth_warnings,
-    client_for,
-    discover,
-    resolve,
-)
-from airflow_agentvault.protocol.dialects.a2a_rest import A2ARestClient, AsyncA2ARestClient
-from airflow_agentvault.protocol.dialects.a2a_v03 import A2AV03Client
-from airflow_agentvault.protocol.dialects.a2a_v10 import A2AV10Client, AsyncA2AV10Client
-from airflow_agentvault.protocol.dialects.discovery import agent_card_from, card_urls, choose, read_card
+from airflow_agentvault.protocol.client import AgentClient
+from airflow_agentvault.protocol import operations
+from airflow_agentvault.protocol.auth import Auth
+from airflow_agentvault.protocol.dialects import CHOICES, DIALECTS, codec_for
+from airflow_agentvault.protocol.dialects.a2a_rest import RestCodec
+from airflow_agentvault.protocol.dialects.a2a_v10 import V10Codec
+from airflow_agentvault.protocol.dialects.agentvault import AgentVaultCodec
+from airflow_agentvault.protocol.dialects.cards import agent_card_from, auth_warnings, card_urls, choose, read_card
 
 BASE = "http://agent.test:8000"
 V10_CARD = json.loads(body("01-agent-card.txt"))
@@ -54,22 +46,22 @@ def test_the_form_offers_exactly_the_registered_dialects_and_auto():
     assert tuple(DIALECT_CHOICES) == CHOICES == ("agentvault", "a2a-0.3", "a2a-1.0", "a2a-rest", "auto")
 
 
-@pytest.mark.parametrize("dialect, sync_cls, async_cls", [
-    ("agentvault", AgentVaultClient, AsyncAgentVaultClient), ("a2a-1.0", A2AV10Client, AsyncA2AV10Client),
-    ("a2a-rest", A2ARestClient, AsyncA2ARestClient),
+@pytest.mark.parametrize("dialect, codec_cls", [
+    ("agentvault", AgentVaultCodec), ("a2a-1.0", V10Codec), ("a2a-rest", RestCodec),
 ])
-async def test_factories_build_the_dialects_clients_with_the_common_options(dialect, sync_cls, async_cls):
-    sync = client_for(dialect, "http://a/", read_timeout=3, connect_timeout=2, verify=False)
-    assert type(sync) is sync_cls and (sync.rpc_url, sync.read_timeout, sync.connect_timeout) == ("http://a/", 3, 2)
-    assert isinstance(sync, AgentVaultClient)  # what the operators and the sync follower are typed for
-    async with async_client_for_dialect(dialect, "http://a/", read_timeout=3) as client:
-        assert type(client) is async_cls and isinstance(client, AsyncAgentVaultClient)
+async def test_factories_build_the_dialects_clients_with_the_common_options(dialect, codec_cls):
+    sync = AgentClient("http://a/", codec=codec_for(dialect), read_timeout=3, connect_timeout=2, verify=False)
+    assert type(sync.agent.codec) is codec_cls and sync.dialect == dialect
+    assert (sync.rpc_url, sync.agent.read_timeout, sync.agent.connect_timeout) == ("http://a/", 3, 2)
+    async with AsyncAgentClient("http://a/", codec=codec_for(dialect), read_timeout=3) as client:
+        assert type(client.agent.codec) is codec_cls and client.dialect == dialect
+        assert client.agent.read_timeout == 3
     assert set(DIALECTS) == {"agentvault", "a2a-0.3", "a2a-1.0", "a2a-rest"}
 
 
 def test_an_unknown_dialect_names_the_choices():
     with pytest.raises(ValueError, match="a2a-0.3"):
-        client_for("a2a-2.0", "http://a/")
+        codec_for("a2a-2.0")
 
 
 # -- reading cards ------------------------------------------------------------------------------------------
@@ -170,6 +162,26 @@ def test_no_declared_auth_gives_no_warning():
 # -- fetching (sync: requests-mock; async: respx) -----------------------------------------------------------
 
 
+def discover(url: str, *, auth: Auth = NO_AUTH, **kwargs):
+    client = AgentClient(url, auth=auth)
+    return client.run(operations.discover(client.agent, url, **kwargs))
+
+
+async def adiscover(url: str, *, auth: Auth = NO_AUTH, **kwargs):
+    async with AsyncAgentClient(url, auth=auth) as client:
+        return await client.run(operations.discover(client.agent, url, **kwargs))
+
+
+def resolve(dialect: str, rpc_url: str | None, card_url: str):
+    client = AgentClient(card_url)
+    return client.run(operations.resolve(client.agent, dialect, rpc_url, card_url))
+
+
+async def aresolve(dialect: str, rpc_url: str | None, card_url: str):
+    async with AsyncAgentClient(card_url) as client:
+        return await client.run(operations.resolve(client.agent, dialect, rpc_url, card_url))
+
+
 def test_discover_walks_the_card_paths_past_404s(requests_mock):
     requests_mock.get(f"{BASE}/.well-known/agent-card.json", status_code=404, text="Not Found")
     requests_mock.get(f"{BASE}/.well-known/agent.json", status_code=404, text="Not Found")
@@ -230,7 +242,7 @@ async def test_aresolve_auto(respx_mock):
 
 def test_a2a_fetch_card_normalises_any_card(requests_mock):
     requests_mock.get(f"{BASE}/.well-known/agent-card.json", json=V10_CARD)
-    card = A2AV03Client(f"{BASE}/").fetch_card(f"{BASE}/.well-known/agent-card.json")
+    card = AgentClient(f"{BASE}/", codec=codec_for("a2a-0.3")).fetch_card(f"{BASE}/.well-known/agent-card.json")
     assert card.name == "slow-test-agent" and card.url == "http://127.0.0.1:56151/"  # no 0.3 interface: preferred
 
 

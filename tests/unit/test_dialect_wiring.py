@@ -1,4 +1,4 @@
-"""The connection's ``dialect`` through the hook, the triggers' async_client_for and test_connection."""
+"""The connection's ``dialect`` through the hook (``client``, ``aget_client``) and test_connection."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ from a2a_wire import body
 from fakes import set_connection
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError, settings_from_connection
-from airflow_agentvault.protocol.client import AgentVaultClient
-from airflow_agentvault.protocol.dialects.a2a_rest import A2ARestClient, AsyncA2ARestClient
-from airflow_agentvault.protocol.dialects.a2a_v03 import A2AV03Client
-from airflow_agentvault.protocol.dialects.a2a_v10 import A2AV10Client, AsyncA2AV10Client
-from airflow_agentvault.triggers.agentvault import async_client_for
+from airflow_agentvault.protocol.async_client import AsyncAgentClient
+from airflow_agentvault.protocol.client import AgentClient
 
 pytestmark = pytest.mark.respx(assert_all_called=False)
 
@@ -50,14 +47,14 @@ def test_an_unknown_dialect_names_the_field_and_the_choices():
         settings_from_connection("c", f"{BASE}/a2a/", None, None, {"dialect": "a2a-2"})
 
 
-@pytest.mark.parametrize("dialect, host, cls", [
-    ("a2a-1.0", f"{BASE}/", A2AV10Client), ("a2a-0.3", f"{BASE}/rpc", A2AV03Client),
-    ("a2a-rest", f"{BASE}/rest", A2ARestClient), ("agentvault", f"{BASE}/a2a/", AgentVaultClient),
+@pytest.mark.parametrize("dialect, host", [
+    ("a2a-1.0", f"{BASE}/"), ("a2a-0.3", f"{BASE}/rpc"), ("a2a-rest", f"{BASE}/rest"), ("agentvault", f"{BASE}/a2a/"),
 ])
-def test_a_fixed_dialect_with_an_endpoint_reads_no_card(monkeypatch, requests_mock, dialect, host, cls):
+def test_a_fixed_dialect_with_an_endpoint_reads_no_card(monkeypatch, requests_mock, dialect, host):
     hook = hook_for(monkeypatch, host, dialect=dialect)
     client = hook.client
-    assert type(client) is cls and client.read_timeout == 7 and requests_mock.call_count == 0
+    assert isinstance(client, AgentClient) and client.dialect == dialect
+    assert client.agent.read_timeout == 7 and requests_mock.call_count == 0
     expected_url = host  # an A2A agent may serve at its base URL: it is taken as the endpoint
     assert client.rpc_url == expected_url
     assert logged(hook, "info") == [f"Talking to agent {expected_url} in the {dialect} dialect"]
@@ -69,8 +66,8 @@ def test_auto_reads_the_card_and_logs_the_choice_once(monkeypatch, requests_mock
     requests_mock.get(f"{BASE}/.well-known/agent-card.json", json=V10_CARD)
     hook = hook_for(monkeypatch, f"{BASE}/rest", password="k", auth_type="api_key", dialect="auto")
     client = hook.client
-    assert type(client) is A2ARestClient and client.rpc_url == f"{BASE}/rest"
-    assert client.auth.headers() == {"X-Api-Key": "k"}
+    assert client.dialect == "a2a-rest" and client.rpc_url == f"{BASE}/rest"
+    assert client.agent.auth.headers() == {"X-Api-Key": "k"}
     assert hook.client is client
     assert logged(hook, "info") == [
         f"Agent card at {BASE}/.well-known/agent-card.json names the endpoint {BASE}/rest",
@@ -85,7 +82,7 @@ def test_auto_warns_when_the_card_wants_other_auth(monkeypatch, requests_mock):
     requests_mock.get(f"{BASE}/.well-known/agent.json", status_code=404)
     requests_mock.get(f"{BASE}/agent-card.json", json=AV_CARD)
     hook = hook_for(monkeypatch, f"{BASE}/", dialect="auto")
-    assert type(hook.client) is AgentVaultClient and hook.client.rpc_url == f"{BASE}/a2a/"
+    assert hook.client.dialect == "agentvault" and hook.client.rpc_url == f"{BASE}/a2a/"
     (warning,) = logged(hook, "warning")
     assert "declares auth ['apiKey'] but the connection uses none" in warning
 
@@ -93,7 +90,7 @@ def test_auto_warns_when_the_card_wants_other_auth(monkeypatch, requests_mock):
 def test_a_fixed_a2a_dialect_with_a_card_url_takes_that_dialects_endpoint(monkeypatch, requests_mock):
     requests_mock.get(f"{BASE}/card.json", json=V10_CARD)
     hook = hook_for(monkeypatch, f"{BASE}/card.json", dialect="a2a-rest")
-    assert type(hook.client) is A2ARestClient and hook.client.rpc_url == "http://127.0.0.1:56151/rest"
+    assert hook.client.dialect == "a2a-rest" and hook.client.rpc_url == "http://127.0.0.1:56151/rest"
 
 
 def test_test_connection_for_an_a2a_dialect(monkeypatch, requests_mock):
@@ -106,17 +103,18 @@ def test_test_connection_for_an_a2a_dialect(monkeypatch, requests_mock):
     assert not ok and "a2a-0.3 endpoint nowhere" in message
 
 
-async def test_async_client_for_auto(monkeypatch, respx_mock):
+async def test_aget_client_auto(monkeypatch, respx_mock):
     set_connection(monkeypatch, CONN, f"{BASE}/", dialect="auto")
     respx_mock.get(f"{BASE}/agent-card.json").mock(return_value=httpx.Response(404))
     respx_mock.get(f"{BASE}/.well-known/agent-card.json").mock(return_value=httpx.Response(200, json=V10_CARD))
-    async with await async_client_for(CONN, read_timeout=9) as client:
-        assert type(client) is AsyncA2AV10Client and client.rpc_url == "http://127.0.0.1:56151/"
-        assert client.read_timeout == 9
+    async with await AgentVaultHook(CONN, read_timeout=9).aget_client() as client:
+        assert isinstance(client, AsyncAgentClient) and client.dialect == "a2a-1.0"
+        assert client.rpc_url == "http://127.0.0.1:56151/" and client.agent.read_timeout == 9
 
 
-async def test_async_client_for_a_fixed_dialect_reads_nothing(monkeypatch, respx_mock):
+async def test_aget_client_for_a_fixed_dialect_reads_nothing(monkeypatch, respx_mock):
     set_connection(monkeypatch, CONN, f"{BASE}/rest", dialect="a2a-rest")
-    async with await async_client_for(CONN) as client:
-        assert type(client) is AsyncA2ARestClient and client.rpc_url == f"{BASE}/rest"
+    async with await AgentVaultHook(CONN).aget_client() as client:
+        assert isinstance(client, AsyncAgentClient) and client.dialect == "a2a-rest"
+        assert client.rpc_url == f"{BASE}/rest"
     assert respx_mock.calls.call_count == 0

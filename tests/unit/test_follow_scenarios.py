@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from scenarios import RPC, SCENARIOS, TIMING, FakeClock, RecordingLogger, Scenario, Script
 
-from airflow_agentvault.protocol.async_client import AsyncAgentVaultClient
-from airflow_agentvault.protocol.async_follow import AsyncTaskFollower
-from airflow_agentvault.protocol.client import AgentVaultClient
-from airflow_agentvault.protocol.follow import FollowOutcome, TaskFollower
+from airflow_agentvault.protocol.async_client import AsyncAgentClient
+from airflow_agentvault.protocol.async_client import AsyncTaskFollower
+from airflow_agentvault.protocol.client import AgentClient
+from airflow_agentvault.protocol.client import TaskFollower
+from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.timing import Timing
 
 WAIT_BOUND = 10.0  # seconds of real time any async scenario may take (they take milliseconds)
@@ -35,7 +36,7 @@ def run_sync(scenario: Scenario, requests_mock) -> Run:
     script, clock, logger = Script(scenario.replies), FakeClock(), RecordingLogger()
     requests_mock.post(RPC, content=script.requests_mock_callback())
     timing = timing_of(scenario)
-    follower = TaskFollower(AgentVaultClient(RPC), timing, logger=logger, clock=clock.time, sleep=clock.sleep)
+    follower = TaskFollower(AgentClient(RPC), timing, logger=logger, clock=clock.time, sleep=clock.sleep)
     outcome = error = None
     try:
         # an absolute epoch deadline works here too, given the matching clock
@@ -50,7 +51,7 @@ async def run_async(scenario: Scenario, respx_mock) -> Run:
     respx_mock.post(RPC).mock(side_effect=script.respx_side_effect())
     timing = timing_of(scenario)
     outcome = error = None
-    async with AsyncAgentVaultClient(RPC) as client:
+    async with AsyncAgentClient(RPC) as client:
         follower = AsyncTaskFollower(client, timing, logger=logger, clock=clock.time, sleep=clock.asleep)
         try:
             outcome = await asyncio.wait_for(
@@ -106,21 +107,22 @@ async def test_the_story_names_each_event_and_the_path(respx_mock):
             "(4 events, 1 subscription attempts)") in text
 
 
-async def test_async_check_exists(respx_mock):
+async def test_async_existence_check_counts_and_finds(respx_mock):
     script = Script({"tasks/get": [SCENARIOS[1].replies["tasks/get"][0], SCENARIOS[0].replies["tasks/get"][0]]})
     respx_mock.post(RPC).mock(side_effect=script.respx_side_effect())
-    async with AsyncAgentVaultClient(RPC) as client:
-        follower = AsyncTaskFollower(client, Timing())
-        assert await follower.check_exists("t-1") is None
-        task = await follower.check_exists("t-1")
-    assert task is not None and task.state.value == "WORKING"
+    async with AsyncAgentClient(RPC) as client:
+        follower = Follower(client.agent, Timing())
+        wait = follower.visibility_wait("t-1")
+        assert await client.run(follower.check_visible(wait)) is None
+        task = await client.run(follower.check_visible(wait))
+    assert task is not None and task.state.value == "WORKING" and wait.attempts == 2
 
 
 async def test_on_event_sees_every_event(respx_mock):
     seen: list[Any] = []
     respx_mock.post(RPC).mock(side_effect=Script(SCENARIOS[0].replies).respx_side_effect())
     clock = FakeClock()
-    async with AsyncAgentVaultClient(RPC) as client:
+    async with AsyncAgentClient(RPC) as client:
         follower = AsyncTaskFollower(client, Timing.parse(TIMING), logger=RecordingLogger(), on_event=seen.append,
                                      clock=clock.time, sleep=clock.asleep)
         await asyncio.wait_for(follower.follow("t-1"), WAIT_BOUND)
@@ -139,14 +141,14 @@ def _seen_completed():
 def test_sync_follow_takes_a_task_just_seen_without_asking_again(requests_mock):
     """The compact stage has just read the task while checking it exists: no second tasks/get."""
     route = requests_mock.post(RPC, status_code=500)
-    follower = TaskFollower(AgentVaultClient(RPC), Timing.parse(TIMING), logger=RecordingLogger())
+    follower = TaskFollower(AgentClient(RPC), Timing.parse(TIMING), logger=RecordingLogger())
     outcome = follower.follow("t-1", seen=_seen_completed())
     assert (outcome.path, outcome.task.state.value, route.call_count) == ("already-finished", "COMPLETED", 0)
 
 
 async def test_async_follow_takes_a_task_just_seen_without_asking_again(respx_mock):
     route = respx_mock.post(RPC).respond(500)
-    async with AsyncAgentVaultClient(RPC) as client:
+    async with AsyncAgentClient(RPC) as client:
         follower = AsyncTaskFollower(client, Timing.parse(TIMING), logger=RecordingLogger())
         outcome = await asyncio.wait_for(follower.follow("t-1", seen=_seen_completed()), WAIT_BOUND)
     assert (outcome.path, outcome.task.state.value, route.call_count) == ("already-finished", "COMPLETED", 0)

@@ -292,7 +292,7 @@ def test_hook_builds_a_client_for_the_endpoint(connection):
     hook = AgentVaultHook(conn_id, read_timeout=7)
     assert hook.get_conn() is hook.client
     assert hook.client.rpc_url == RPC
-    assert hook.client.read_timeout == 7
+    assert hook.client.agent.read_timeout == 7
     assert hook.agent_url == RPC
 
 
@@ -447,7 +447,7 @@ def test_test_connection_401(connection, requests_mock):
     "kwargs, expected",
     [
         ({"json": {"url": "http://x/a2a/"}}, "invalid AgentCard"),
-        ({"json": [1, 2]}, "invalid AgentCard"),
+        ({"json": [1, 2]}, "agent card is not a JSON object"),
         ({"text": "<html>hello</html>"}, "not valid JSON"),
         ({"status_code": 404, "text": "nf"}, "404"),
     ],

@@ -34,16 +34,14 @@ def test_airflow_free_modules_do_not_import_airflow():
 
 
 def test_building_stages_loads_only_what_a_sync_task_runs():
-    """Every task process parses its DAG file: the triggers, async clients and other dialects load on use."""
+    """Every task process parses its DAG file: the trigger module (and Airflow's trigger base) loads on deferral."""
     code = (
         "import sys\n"
         "import airflow_agentvault.pipelines.stage, airflow_agentvault.pipelines.report\n"
-        "from airflow_agentvault.protocol.dialects import client_for\n"
-        "client_for('agentvault', 'http://127.0.0.1:1/a2a/')\n"
+        "from airflow_agentvault.protocol.client import AgentClient\n"
+        "AgentClient('http://127.0.0.1:1/a2a/')\n"
         "print(sorted(m for m in sys.modules if m.startswith('airflow_agentvault.')))\n"
     )
     loaded = python_prints(code)
     assert "'airflow_agentvault.protocol.client'" in loaded
-    for lazy in ("triggers.agentvault", "protocol.async_client", "protocol.async_follow", "dialects.a2a_v03",
-                 "dialects.a2a_v10", "dialects.a2a_rest", "dialects.base", "dialects.discovery"):
-        assert f"'airflow_agentvault.{lazy}'" not in loaded, lazy
+    assert "'airflow_agentvault.triggers.agentvault'" not in loaded

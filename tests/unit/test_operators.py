@@ -274,7 +274,7 @@ def test_stream_result_above_limit_can_be_truncated(requests_mock):
 def test_stream_result_above_limit_goes_to_object_storage_and_resolves_for_the_next_stage(
     requests_mock, tmp_path, monkeypatch
 ):
-    from airflow_agentvault.pipelines import storage
+    from airflow_agentvault import result_storage as storage
 
     monkeypatch.setenv("AIRFLOW__AGENTVAULT__RESULT_STORAGE", f"file://{tmp_path}")
     requests_mock.post(RPC, **rpc_result(BIG))
@@ -292,7 +292,7 @@ def test_stream_result_above_limit_goes_to_object_storage_and_resolves_for_the_n
 
 
 def test_references_inside_agent_results_or_outside_the_storage_are_never_followed(tmp_path, monkeypatch):
-    from airflow_agentvault.pipelines import storage
+    from airflow_agentvault import result_storage as storage
 
     monkeypatch.setenv("AIRFLOW__AGENTVAULT__RESULT_STORAGE", f"file://{tmp_path}/results")
     secret = tmp_path / "secret.json"

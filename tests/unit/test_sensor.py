@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 from fakes import FakeTaskStateStore, make_context, rpc_error, rpc_result, set_connection, task_json
@@ -37,7 +39,7 @@ def test_returns_the_observed_state_once_visible(requests_mock):
 def test_already_terminal_task_is_reported(requests_mock, capsys):
     requests_mock.post(RPC, **rpc_result(task_json("t-1", "COMPLETED")))
     assert sensor().execute(context()) == "COMPLETED"
-    assert "already COMPLETED; the stream step will take its result without streaming" in capsys.readouterr().out
+    assert "already COMPLETED; its result is taken without streaming" in capsys.readouterr().out
 
 
 def test_connection_errors_are_retried_within_the_bound(requests_mock):
@@ -71,16 +73,18 @@ def test_auth_and_protocol_errors_fail_at_once(requests_mock, answer):
 
 
 def test_interval_grows_and_is_capped():
+    """The sensor's next poke interval is the existence wait's: growing by the backoff, capped."""
+    from airflow_agentvault.protocol import errors
+    from airflow_agentvault.protocol.follow import VisibilityWait
     from airflow_agentvault.protocol.timing import Timing
 
-    op = sensor()
-    op._timing = Timing.parse({"verify_interval": 0.5, "verify_backoff": 2, "verify_max_interval": 3})
-    op._store, op._scope = None, "try1"
+    timing = Timing.parse({"verify_interval": 0.5, "verify_backoff": 2, "verify_max_interval": 3, "verify_attempts": 9})
+    wait = VisibilityWait("t-1", timing, RPC, started=0.0, deadline=1e9)
     intervals = []
-    for attempt in range(1, 6):
-        op._attempts = attempt
-        intervals.append(op._get_next_poke_interval(None, None, attempt))
-    assert intervals == [0.5, 1.0, 2.0, 3, 3]
+    for _ in range(5):
+        wait.attempts += 1
+        intervals.append(wait.missed(errors.TaskNotFoundError("Task not found"), logging.getLogger("t"), now=0.0))
+    assert intervals == [0.5, 1.0, 2.0, 3.0, 3.0]
 
 
 def test_reschedule_mode_keeps_the_bound_across_reschedules(requests_mock):

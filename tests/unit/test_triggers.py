@@ -133,7 +133,7 @@ async def test_not_found_after_verify_attempts(respx_mock, clock):
     assert events == [{"status": "not_found", "attempts": 4, "elapsed": 0.8,
                        "last_answer": "agent answered: Task not found: t-1"}]
     assert len(played.methods) == 4
-    assert "never became visible on agent http://agent.test/a2a/: 4 checks" in logger.text()
+    assert "never became visible: 4 checks" in logger.text()
 
 
 async def test_checks_made_before_deferring_count_towards_the_bound(respx_mock, clock):
@@ -363,7 +363,7 @@ async def test_triggers_register_a_fetched_oauth2_token_with_the_masker(monkeypa
     """Tokens fetched in the triggerer are masked as they arrive, without blocking the event loop."""
     from unittest import mock
 
-    from airflow_agentvault.triggers import agentvault as trigger_module
+    from airflow_agentvault.hooks import agentvault as hook_module
 
     token_url = RPC.split("/a2a/")[0] + "/oauth/token"
     conn = {"conn_type": "agentvault", "host": RPC, "login": "client-1", "password": SECRET,
@@ -372,8 +372,8 @@ async def test_triggers_register_a_fetched_oauth2_token_with_the_masker(monkeypa
     respx_mock.post(token_url).mock(return_value=httpx.Response(200, json={"access_token": "at-trigger-1"}))
     respx_mock.post(RPC).mock(return_value=httpx.Response(200, **rpc_result(task_json("t-1", "WORKING"))))
     masked = mock.AsyncMock()
-    monkeypatch.setattr(trigger_module, "amask_secret", masked)
-    client = await trigger_module.async_client_for(CONN)
+    monkeypatch.setattr(hook_module, "amask_secret", masked)
+    client = await hook_module.AgentVaultHook(CONN).aget_client()
     async with client:
         await asyncio.wait_for(client.get("t-1"), WAIT_BOUND)
     masked.assert_any_await(SECRET)

@@ -24,14 +24,9 @@ from airflow_agentvault.protocol.dialects.a2a_v10 import (
     send_result,
     task_from_wire,
 )
-from airflow_agentvault.protocol.dialects.base import (
-    A2AClient,
-    AsyncA2AClient,
-    Call,
-    Codec,
-    decode_rest,
-    rest_error,
-)
+from airflow_agentvault.protocol.dialects.a2a_errors import decode_rest, rest_error
+from airflow_agentvault.protocol.dialects.base import A2ACodec
+from airflow_agentvault.protocol.exchange import Request
 from airflow_agentvault.protocol.models import Message, Task
 
 DIALECT = "a2a-rest"
@@ -45,51 +40,46 @@ def _task_path(task_id: str) -> str:
     return "/tasks/" + quote(task_id, safe="")
 
 
-class RestCodec(Codec):
+class RestCodec(A2ACodec):
     """A2A 1.0 HTTP+JSON requests and decoding."""
 
     dialect = DIALECT
+    headers = HEADERS
+    not_found_hint = ("check that the connection points at the agent's HTTP+JSON base URL (the card's HTTP+JSON "
+                      "interface, e.g. .../rest), or give the agent's base URL with the dialect auto")
 
-    def _call(self, op: str, http_method: str, endpoint: str, path: str, body: Any, task_id: str | None) -> Call:
-        return Call(op, http_method, _url(endpoint, path), endpoint, body, dict(HEADERS), task_id)
+    def _request(self, op: str, http_method: str, endpoint: str, path: str, body: Any, task_id: str | None) -> Request:
+        return Request(op, http_method, _url(endpoint, path), endpoint, body, dict(self.headers), task_id,
+                       starts_task=path == "/message:send")
 
-    def send_call(self, endpoint: str, message: Message, task_id: str | None) -> Call:
-        return self._call("POST /message:send", "POST", endpoint, "/message:send", send_params(message, task_id),
+    def send_request(self, endpoint: str, message: Message, task_id: str | None) -> Request:
+        return self._request("POST /message:send", "POST", endpoint, "/message:send", send_params(message, task_id),
+                             task_id)
+
+    def get_request(self, endpoint: str, task_id: str) -> Request:
+        return self._request("GET /tasks/{id}", "GET", endpoint, _task_path(task_id), None, task_id)
+
+    def cancel_request(self, endpoint: str, task_id: str) -> Request:
+        return self._request("POST /tasks/{id}:cancel", "POST", endpoint, _task_path(task_id) + ":cancel", {}, task_id)
+
+    def subscribe_request(self, endpoint: str, task_id: str) -> Request:
+        return self._request("GET /tasks/{id}:subscribe", "GET", endpoint, _task_path(task_id) + ":subscribe", None,
                           task_id)
 
-    def get_call(self, endpoint: str, task_id: str) -> Call:
-        return self._call("GET /tasks/{id}", "GET", endpoint, _task_path(task_id), None, task_id)
-
-    def cancel_call(self, endpoint: str, task_id: str) -> Call:
-        return self._call("POST /tasks/{id}:cancel", "POST", endpoint, _task_path(task_id) + ":cancel", {}, task_id)
-
-    def subscribe_call(self, endpoint: str, task_id: str) -> Call:
-        return self._call("GET /tasks/{id}:subscribe", "GET", endpoint, _task_path(task_id) + ":subscribe", None,
-                          task_id)
-
-    def answer(self, call: Call, status: int, content_type: str | None, body: bytes, *,
+    def answer(self, request: Request, status: int, content_type: str | None, body: bytes, *,
                subscribing: bool = False) -> Any:
-        return decode_rest(status, content_type, body, subscribing=subscribing, **call.where)
+        return decode_rest(status, content_type, body, subscribing=subscribing, hint=self.not_found_hint,
+                           **request.where)
 
-    def send_result(self, call: Call, payload: Any) -> str:
-        return send_result(payload, **call.where)
+    def send_result(self, request: Request, payload: Any) -> str:
+        return send_result(payload, **request.where)
 
-    def task_result(self, call: Call, payload: Any) -> Task:
-        return task_from_wire(payload, **call.where)
+    def task_result(self, request: Request, payload: Any) -> Task:
+        return task_from_wire(payload, **request.where)
 
-    def stream_decoder(self, call: Call) -> V10StreamDecoder:
+    def stream_decoder(self, request: Request) -> V10StreamDecoder:
         return V10StreamDecoder(
-            call, enveloped=False, error=lambda obj, **where: rest_error(obj, None, subscribing=True, **where)
+            request, enveloped=False, error=lambda obj, **where: rest_error(obj, None, subscribing=True, **where)
         )
 
 
-class A2ARestClient(A2AClient):
-    """Synchronous client of the ``a2a-rest`` dialect."""
-
-    codec = RestCodec()
-
-
-class AsyncA2ARestClient(AsyncA2AClient):
-    """Asynchronous client of the ``a2a-rest`` dialect."""
-
-    codec = RestCodec()

@@ -14,34 +14,26 @@ with -32602 "... is in terminal state", 1.x with -32004: both mean "no stream" (
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.codec import UnknownEvent
 from airflow_agentvault.protocol.dialects.base import (
-    A2AClient,
-    ArtifactAssembler,
-    AsyncA2AClient,
-    Call,
+    A2AStreamDecoder,
     JsonRpcCodec,
-    StreamDecoder,
     WireShape,
     data_part,
     file_part,
-    jsonrpc_error,
     require_dict,
     require_str,
-    state_from,
-    status_event,
 )
+from airflow_agentvault.protocol.exchange import Request
 from airflow_agentvault.protocol.models import (
     DataPart,
     FilePart,
     Message,
-    TaskArtifactEvent,
     TaskEvent,
-    TaskMessageEvent,
     TaskState,
     TextPart,
 )
@@ -114,60 +106,23 @@ artifact_parts = SHAPE.artifact_parts
 task_from_wire = SHAPE.task
 
 
-class V03StreamDecoder(StreamDecoder):
+class V03StreamDecoder(A2AStreamDecoder):
     """One ``tasks/resubscribe`` (or ``message/stream``) stream: JSON-RPC envelopes of kind-tagged results."""
 
-    def __init__(self, call: Call) -> None:
-        self.call = call
-        self.artifacts = ArtifactAssembler()
-
-    def feed(self, data: str) -> list[TaskEvent]:
-        where = self.call.where
-        try:
-            envelope = json.loads(data)
-        except ValueError as exc:
-            raise errors.ProtocolViolationError(f"stream event carries malformed JSON ({exc})", **where) from None
-        envelope = require_dict(envelope, "a stream event", **where)
-        if envelope.get("error") is not None:
-            raise jsonrpc_error(envelope["error"], subscribing=True, **where)
-        if "result" not in envelope:
-            raise errors.ProtocolViolationError("stream event has neither 'result' nor 'error'", **where)
-        return self.events_of(require_dict(envelope["result"], "a stream result", **where))
+    shape = SHAPE
 
     def events_of(self, result: dict[str, Any]) -> list[TaskEvent]:
-        where = self.call.where
         kind = result.get("kind")
-        task_id = result.get("taskId") or result.get("id") or self.call.task_id
-        if kind == "task":  # the first event of a stream: a snapshot of the task, read as a status event
-            task = task_from_wire(result, **where)
-            status = require_dict(result.get("status"), "a task status", **where)
-            events: list[TaskEvent] = []
-            for artifact in result.get("artifacts") or []:
-                events.append(self._artifact(task.id, artifact, append=False))
-            _, message = message_from_wire(status.get("message"), **where)
-            events.append(status_event(task.id, task.state, status.get("timestamp"), message))
-            return events
+        task_id = result.get("taskId") or result.get("id") or self.request.task_id
+        if kind == "task":
+            return self.snapshot(result)
         if kind == "status-update":
-            status = require_dict(result.get("status"), "a task status", **where)
-            _, message = message_from_wire(status.get("message"), **where)
-            return [status_event(task_id, state_from(status.get("state"), STATES, **where), status.get("timestamp"),
-                                 message)]
+            return [self.status(task_id, result.get("status"))]
         if kind == "artifact-update":
-            return [self._artifact(task_id, result.get("artifact"), append=bool(result.get("append")))]
+            return [self.artifact(task_id, result.get("artifact"), append=bool(result.get("append")))]
         if kind == "message":
-            _, message = message_from_wire(result, **where)
-            return [TaskMessageEvent(task_id=task_id, message=message)] if message is not None else []
-        raise errors.ProtocolViolationError(f"stream event of unknown kind {kind!r:.40}", **where)
-
-    def _artifact(self, task_id: str, artifact: Any, *, append: bool) -> TaskArtifactEvent:
-        where = self.call.where
-        artifact = require_dict(artifact, "an artifact", **where)
-        assembled = self.artifacts.add(
-            require_str(artifact, "artifactId", "an artifact", **where), artifact.get("name"),
-            artifact_parts(artifact, **where), append=append, metadata=artifact.get("metadata"),
-            description=artifact.get("description"),
-        )
-        return TaskArtifactEvent(task_id=task_id, artifact=assembled)
+            return self.message(task_id, result)
+        raise UnknownEvent(f"stream result of kind {kind!r:.40}")
 
 
 class V03Codec(JsonRpcCodec):
@@ -181,24 +136,14 @@ class V03Codec(JsonRpcCodec):
     def send_params(self, message: Message, task_id: str | None) -> dict[str, Any]:
         return {"message": message_to_wire(message, task_id), "configuration": {"blocking": False}}
 
-    def send_result(self, call: Call, payload: Any) -> str:
-        result = require_dict(payload, "a message/send result", **call.where)
+    def send_result(self, request: Request, payload: Any) -> str:
+        result = require_dict(payload, "a message/send result", **request.where)
         if result.get("kind") == "message":
             if isinstance(result.get("taskId"), str) and result["taskId"]:
                 return result["taskId"]
             raise errors.ProtocolViolationError(
                 "agent answered with a message and no task: this operator follows tasks, and the agent "
-                "completed the exchange without one", **call.where)
-        return require_str(result, "id", "a task", **call.where)
+                "completed the exchange without one", **request.where)
+        return require_str(result, "id", "a task", **request.where)
 
 
-class A2AV03Client(A2AClient):
-    """Synchronous client of the ``a2a-0.3`` dialect."""
-
-    codec = V03Codec()
-
-
-class AsyncA2AV03Client(AsyncA2AClient):
-    """Asynchronous client of the ``a2a-0.3`` dialect."""
-
-    codec = V03Codec()

@@ -16,35 +16,27 @@ HTTP+JSON binding (:mod:`a2a_rest`), which carries the same objects without the 
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.codec import UnknownEvent
+from airflow_agentvault.protocol.dialects.a2a_errors import VERSION_HEADER
 from airflow_agentvault.protocol.dialects.base import (
-    VERSION_HEADER,
-    A2AClient,
-    ArtifactAssembler,
-    AsyncA2AClient,
-    Call,
+    A2AStreamDecoder,
     JsonRpcCodec,
-    StreamDecoder,
     WireShape,
     data_part,
     file_part,
-    jsonrpc_error,
     require_dict,
     require_str,
-    state_from,
-    status_event,
 )
+from airflow_agentvault.protocol.exchange import Request
 from airflow_agentvault.protocol.models import (
     DataPart,
     FilePart,
     Message,
-    TaskArtifactEvent,
     TaskEvent,
-    TaskMessageEvent,
     TaskState,
     TextPart,
 )
@@ -137,66 +129,26 @@ def send_result(payload: Any, **where: Any) -> str:
     raise errors.ProtocolViolationError("SendMessage result holds neither 'task' nor 'message'", **where)
 
 
-class V10StreamDecoder(StreamDecoder):
+class V10StreamDecoder(A2AStreamDecoder):
     """One 1.0 stream. ``enveloped``: JSON-RPC envelopes (this dialect) or bare objects (HTTP+JSON)."""
 
-    def __init__(self, call: Call, *, enveloped: bool = True, error=None) -> None:
-        self.call = call
-        self.enveloped = enveloped
-        self.error = error or (lambda obj, **where: jsonrpc_error(obj, subscribing=True, **where))
-        self.artifacts = ArtifactAssembler()
-
-    def feed(self, data: str) -> list[TaskEvent]:
-        where = self.call.where
-        try:
-            payload = json.loads(data)
-        except ValueError as exc:
-            raise errors.ProtocolViolationError(f"stream event carries malformed JSON ({exc})", **where) from None
-        payload = require_dict(payload, "a stream event", **where)
-        if payload.get("error") is not None:
-            raise self.error(payload["error"], **where)
-        if self.enveloped:
-            if "result" not in payload:
-                raise errors.ProtocolViolationError("stream event has neither 'result' nor 'error'", **where)
-            payload = require_dict(payload["result"], "a stream result", **where)
-        return self.events_of(payload)
+    shape = SHAPE
 
     def events_of(self, response: dict[str, Any]) -> list[TaskEvent]:
-        """A ``StreamResponse`` -> our events (a task snapshot reads as its artifacts, then its status)."""
-        where = self.call.where
+        """A ``StreamResponse`` -> our events."""
+        task_id = self.request.task_id
         if isinstance(response.get("task"), dict):
-            raw = response["task"]
-            task = task_from_wire(raw, **where)
-            events: list[TaskEvent] = [self._artifact(task.id, a, append=False) for a in raw.get("artifacts") or []]
-            status = require_dict(raw.get("status"), "a task status", **where)
-            _, message = message_from_wire(status.get("message"), **where)
-            events.append(status_event(task.id, task.state, status.get("timestamp"), message))
-            return events
+            return self.snapshot(response["task"])
         if isinstance(response.get("statusUpdate"), dict):
             update = response["statusUpdate"]
-            status = require_dict(update.get("status"), "a task status", **where)
-            _, message = message_from_wire(status.get("message"), **where)
-            return [status_event(update.get("taskId") or self.call.task_id,
-                                 state_from(status.get("state"), STATES, **where), status.get("timestamp"), message)]
+            return [self.status(update.get("taskId") or task_id, update.get("status"))]
         if isinstance(response.get("artifactUpdate"), dict):
             update = response["artifactUpdate"]
-            return [self._artifact(update.get("taskId") or self.call.task_id, update.get("artifact"),
-                                   append=bool(update.get("append")))]
+            return [self.artifact(update.get("taskId") or task_id, update.get("artifact"),
+                                  append=bool(update.get("append")))]
         if isinstance(response.get("message"), dict):
-            _, message = message_from_wire(response["message"], **where)
-            task_id = response["message"].get("taskId") or self.call.task_id
-            return [TaskMessageEvent(task_id=task_id, message=message)] if message is not None else []
-        raise errors.ProtocolViolationError(f"stream event of unknown shape: {sorted(response)!r:.120}", **where)
-
-    def _artifact(self, task_id: str, artifact: Any, *, append: bool) -> TaskArtifactEvent:
-        where = self.call.where
-        artifact = require_dict(artifact, "an artifact", **where)
-        assembled = self.artifacts.add(
-            require_str(artifact, "artifactId", "an artifact", **where), artifact.get("name"),
-            artifact_parts(artifact, **where), append=append, metadata=artifact.get("metadata"),
-            description=artifact.get("description"),
-        )
-        return TaskArtifactEvent(task_id=task_id, artifact=assembled)
+            return self.message(response["message"].get("taskId") or task_id, response["message"])
+        raise UnknownEvent(f"stream result with fields {sorted(response)!r:.120}")
 
 
 class V10Codec(JsonRpcCodec):
@@ -211,17 +163,7 @@ class V10Codec(JsonRpcCodec):
     def send_params(self, message: Message, task_id: str | None) -> dict[str, Any]:
         return send_params(message, task_id)
 
-    def send_result(self, call: Call, payload: Any) -> str:
-        return send_result(payload, **call.where)
+    def send_result(self, request: Request, payload: Any) -> str:
+        return send_result(payload, **request.where)
 
 
-class A2AV10Client(A2AClient):
-    """Synchronous client of the ``a2a-1.0`` dialect."""
-
-    codec = V10Codec()
-
-
-class AsyncA2AV10Client(AsyncA2AClient):
-    """Asynchronous client of the ``a2a-1.0`` dialect."""
-
-    codec = V10Codec()

@@ -30,17 +30,11 @@ agent's own 401 is the authority (raised as NotAuthorizedError by the clients).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
-import httpx
-import requests
-
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.async_client import AsyncAgentVaultClient
-from airflow_agentvault.protocol.auth import NO_AUTH, ApiKeyAuth, Auth
-from airflow_agentvault.protocol.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, AgentVaultClient
-from airflow_agentvault.protocol.dialects import Discovered
+from airflow_agentvault.protocol.auth import ApiKeyAuth, Auth
 from airflow_agentvault.protocol.jsonrpc import raise_for_http_status
 from airflow_agentvault.protocol.models import AgentCard, AuthScheme, parse_model
 
@@ -62,6 +56,14 @@ class Interface:
 
     def describe(self) -> str:
         return f"{self.binding} {self.version} at {errors.redact_url(self.url)}"
+
+
+class Discovered(NamedTuple):
+    """What discovery decided: the dialect, the endpoint, and the card it read (None if none was read)."""
+
+    dialect: str
+    rpc_url: str
+    card: DiscoveredCard | None
 
 
 @dataclass
@@ -285,7 +287,7 @@ def card_urls(url: str) -> list[str]:
     return candidates
 
 
-def _take(url: str, status: int, content_type: str | None, body: Any, tried: list[str]) -> DiscoveredCard | None:
+def take_card_answer(url: str, status: int, content_type: str | None, body: Any, tried: list[str]) -> DiscoveredCard | None:
     """One answer: the card, or None (and a note in ``tried``) to try the next place."""
     if status in (404, 410):
         tried.append(f"{errors.redact_url(url)} (HTTP {status})")
@@ -297,52 +299,10 @@ def _take(url: str, status: int, content_type: str | None, body: Any, tried: lis
     return read_card(body, url)
 
 
-def _finish(card: DiscoveredCard | None, url: str, tried: list[str], auth: Auth, dialect: str | None,
+def finish_discovery(card: DiscoveredCard | None, url: str, tried: list[str], auth: Auth, dialect: str | None,
             endpoint_hint: str | None) -> Discovered:
     if card is None:
         raise errors.ProtocolViolationError(f"no agent card found; tried {', '.join(tried)}", agent_url=url,
                                             method=CARD_METHOD)
     card.warnings.extend(auth_warnings(card, auth))
     return choose(card, dialect=dialect, endpoint_hint=endpoint_hint)
-
-
-def _json_or_none(response: Any) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def discover(url: str, session: requests.Session | None = None, *, auth: Auth = NO_AUTH, verify: bool | str = True,
-             connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT,
-             dialect: str | None = None, endpoint_hint: str | None = None) -> Discovered:
-    """Read the agent card for ``url`` (card, base or endpoint URL) and pick the dialect and endpoint."""
-    probe = AgentVaultClient(url, auth=auth, verify=verify, connect_timeout=connect_timeout,
-                             read_timeout=read_timeout, session=session)
-    tried: list[str] = []
-    card = None
-    for candidate in card_urls(url):
-        response = probe._request("GET", candidate, where={"agent_url": candidate, "method": CARD_METHOD})
-        card = _take(candidate, response.status_code, response.headers.get("Content-Type"), _json_or_none(response),
-                     tried)
-        if card is not None:
-            break
-    return _finish(card, url, tried, auth, dialect, endpoint_hint)
-
-
-async def adiscover(url: str, http: httpx.AsyncClient | None = None, *, auth: Auth = NO_AUTH,
-                    verify: bool | str = True, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-                    read_timeout: float = DEFAULT_READ_TIMEOUT, dialect: str | None = None,
-                    endpoint_hint: str | None = None) -> Discovered:
-    """:func:`discover` without blocking the event loop."""
-    tried: list[str] = []
-    card = None
-    async with AsyncAgentVaultClient(url, auth=auth, verify=verify, connect_timeout=connect_timeout,
-                                     read_timeout=read_timeout, http=http) as probe:
-        for candidate in card_urls(url):
-            response = await probe._request("GET", candidate, where={"agent_url": candidate, "method": CARD_METHOD})
-            card = _take(candidate, response.status_code, response.headers.get("Content-Type"),
-                         _json_or_none(response), tried)
-            if card is not None:
-                break
-    return _finish(card, url, tried, auth, dialect, endpoint_hint)

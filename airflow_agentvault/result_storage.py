@@ -1,5 +1,5 @@
 """
-Results too large for XCom go to Airflow object storage and travel between stages by reference.
+A stage's result: delivered to XCom, or (too large) to Airflow object storage and passed on by reference.
 
 A stage's result above ``max_result_bytes`` is written as JSON under ``result_storage`` (an
 ``ObjectStoragePath`` URL, the local file system by default) and XCom holds a small stand-in with
@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
+
+from airflow_agentvault.protocol.models import Task
+from airflow_agentvault.protocol.result import fit_result, outcome_of, result_size
 
 REF_KEY = "result_ref"
 
@@ -88,3 +92,22 @@ def resolve_references(value: Any, base: str | None = None) -> Any:
     if isinstance(value, list):
         return [resolve_references(item, base) for item in value]
     return value
+
+
+def deliver(task: Task, *, agent_url: str, metadata: dict[str, Any], status_message: str | None,
+            max_result_bytes: int, truncate: bool, storage: str, name: str, log: Any) -> dict[str, Any]:
+    """
+    The final task -> the XCom result, or the typed error its state stands for.
+
+    A result above ``max_result_bytes`` is truncated (``truncate``), stored under ``storage`` and passed
+    on by reference, or (no storage) refused with a clear error.
+    """
+    result = outcome_of(task, agent_url=agent_url, metadata=metadata, status_message=status_message,
+                        max_result_bytes=sys.maxsize)
+    size = result_size(result)
+    if size <= max_result_bytes or truncate or not storage:
+        return fit_result(result, max_result_bytes=max_result_bytes, truncate=truncate)
+    reference = offload(result, storage, name=name)
+    log.info("Result is %d bytes, above the XCom limit of %d: stored at %s, passed on by reference",
+             size, max_result_bytes, reference[REF_KEY])
+    return reference

@@ -1,0 +1,46 @@
+"""docs/architecture.md lists every module of the provider's core, and nothing that no longer exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "airflow_agentvault"
+#: Folders the map describes as a whole, not module by module.
+SUMMARISED = ("agent/",)
+
+
+def mapped_paths() -> set[str]:
+    """The module paths in the map's tree, relative to the package."""
+    tree = (REPO / "docs" / "architecture.md").read_text().split("```")[1]
+    paths, parent = set(), ""
+    for line in tree.splitlines():
+        match = re.match(r"^( *)(\S+)", line)
+        if not match or match.group(1) == "" or match.group(2) == "airflow_agentvault/":
+            continue
+        name = match.group(2)
+        depth = len(match.group(1))
+        if depth == 2 and name.endswith("/") and name not in ("protocol/",):
+            paths.add(name)
+            continue
+        if name == "protocol/":
+            parent = "protocol/"
+            continue
+        if name.endswith(".py"):
+            paths.add((parent if depth >= 4 else "") + name)
+    return paths
+
+
+def package_modules() -> set[str]:
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.startswith(SUMMARISED) or relative.endswith("__init__.py") and "dialects" not in relative:
+            continue
+        found.add(relative)
+    return found | {folder for folder in SUMMARISED}
+
+
+def test_the_map_lists_exactly_the_package_modules():
+    assert mapped_paths() == package_modules()
