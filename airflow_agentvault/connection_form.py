@@ -26,7 +26,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "host": "http://127.0.0.1:8000/a2a/",
         "login": "client id (OAuth2 only)",
         "password": "secret (not needed for auth none)",
-        "extra": '{"auth_type": "api_key", "api_key_header": "X-Api-Key"}',
+        "extra": '{"auth_type": "api_key", "key_header": "X-Api-Key"}',
     },
 }
 
@@ -36,11 +36,11 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "none, api_key (password sent in a header), bearer (password as token) or oauth2",
         "schema": {"type": ["string", "null"], "default": "none", "enum": list(AUTH_TYPES)},
     },
-    "api_key_header": {
+    "key_header": {
         "label": "API key header",
         "schema": {"type": ["string", "null"], "default": "X-Api-Key"},
     },
-    "token_url": {
+    "oauth_endpoint": {
         "label": "OAuth2 token URL",
         "description": "Client-credentials token endpoint (absolute, or relative to the agent URL)",
         "schema": {"type": ["string", "null"]},

@@ -169,18 +169,25 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run the research pipeline once, end to end, on this machine.")
+    parser = argparse.ArgumentParser(
+        prog="scripts/demo.sh", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Run the research pipeline once, end to end, on this machine: seven reference research "
+                    "agents and a real Airflow (LocalExecutor on SQLite).")
     parser.add_argument("topic", nargs="?", default="solar power adoption", help="what to research")
     parser.add_argument("--preset", choices=["fast", "slow_llm"], default="fast", help="timing preset of the run")
     parser.add_argument("--compact", action="store_true", help="one task per stage instead of three")
     parser.add_argument("--tokens-per-second", type=float, default=0,
-                        help="make the agents stream like a slow local LLM (0: as fast as they can)")
+                        help="make the agents stream like a slow local LLM; 0: as fast as they can")
     parser.add_argument("--port", type=int, default=8080, help="port of the Airflow UI on 127.0.0.1")
-    parser.add_argument("--home", default=str(REPO / ".airflow" / "demo"), help="AIRFLOW_HOME of the demo")
-    parser.add_argument("--reports", default=str(REPO / "reports"), help="where reports and charts go")
+    parser.add_argument("--home", default=argparse.SUPPRESS,
+                        help="AIRFLOW_HOME of the demo (default: .airflow/demo in the repository)")
+    parser.add_argument("--reports", default=argparse.SUPPRESS,
+                        help="where reports and charts go (default: reports/ in the repository)")
     parser.add_argument("--timeout", type=float, default=900, help="give up on the run after this many seconds")
     parser.add_argument("--keep-running", action="store_true", help="leave the UI up until Ctrl-C")
     args = parser.parse_args(argv)
+    args.home = getattr(args, "home", None) or str(REPO / ".airflow" / "demo")
+    args.reports = getattr(args, "reports", None) or str(REPO / "reports")
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run_demo(args)

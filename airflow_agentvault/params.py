@@ -28,6 +28,14 @@ def _schema_for(name: str) -> dict[str, Any]:
     return schema
 
 
+def title_of(name: str) -> str:
+    """The form's title of a knob, with its unit: seconds, a count, or a factor."""
+    words = name.replace("_", " ")
+    if Timing.model_fields[name].annotation is int:
+        return f"{words} (count)"
+    return f"{words} (factor)" if name.endswith("backoff") else f"{words} (seconds)"
+
+
 def timing_params(preset: str = "fast", prefix: str = "", **overrides: Any) -> dict[str, Param]:
     """
     ``Param`` objects for every timing knob, defaults from ``preset`` (``fast`` or ``slow_llm``).
@@ -42,7 +50,7 @@ def timing_params(preset: str = "fast", prefix: str = "", **overrides: Any) -> d
         f"{prefix}{name}": Param(
             getattr(defaults, name),
             description=Timing.model_fields[name].description,
-            title=name.replace("_", " "),
+            title=title_of(name),
             **_schema_for(name),
         )
         for name in TIMING_FIELDS

@@ -3,9 +3,7 @@
 # Usage: bash scripts/demo.sh ["topic"] [--preset slow_llm] [--compact] [--keep-running] [--port 8080]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x .venv/bin/python ]; then
-  echo "error: no .venv here: run 'bash scripts/setup.sh' first" >&2
-  exit 2
-fi
+# Sets itself up: creates or syncs .venv from uv.lock (a quick no-op when it is current).
+bash scripts/setup.sh >&2
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/python -m airflow_agentvault.demo "$@"

@@ -29,3 +29,13 @@ def airflow_db():
         [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
         check=True, env=os.environ.copy(), capture_output=True, timeout=180,
     )
+
+
+@pytest.fixture(autouse=True)
+def fresh_discoveries():
+    """Each test reads agent cards afresh: a card found for one test's mock must not answer the next."""
+    from airflow_agentvault.hooks.agentvault import forget_discoveries
+
+    forget_discoveries()
+    yield
+    forget_discoveries()

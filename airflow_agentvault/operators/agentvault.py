@@ -9,8 +9,9 @@ event in the log) and returns the result read from ``tasks/get``; deferrable, it
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -27,6 +28,7 @@ from airflow_agentvault.operators.common import (
     result_name,
 )
 from airflow_agentvault.operators.remote_task import start_or_reconnect
+from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import Task
 from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES
@@ -44,6 +46,8 @@ class AgentVaultInitiateOperator(BaseOperator):
     :param data: a JSON-serialisable dict sent as a data part (templated).
     :param message_metadata: metadata of the message (templated).
     :param durable: record the remote id in the task state store so a retry reconnects (default True).
+    :param resend_if_unsure: let Airflow retry a send whose answer was lost after it reached the agent
+        (default False: such a try fails without retry, since the agent may be running the task already).
     """
 
     template_fields: Sequence[str] = ("text", "data", "message_metadata")
@@ -58,11 +62,12 @@ class AgentVaultInitiateOperator(BaseOperator):
         data: dict[str, Any] | None = None,
         message_metadata: dict[str, Any] | None = None,
         durable: bool = True,
+        resend_if_unsure: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if self.retry_policy is None:  # neither given nor in default_args
-            self.retry_policy = fail_fast_policy()
+            self.retry_policy = fail_fast_policy(resend_if_unsure=resend_if_unsure)
         self.agentvault_conn_id = agentvault_conn_id
         self.durable = durable
         self.text = text
@@ -95,7 +100,12 @@ class FollowingOperator(BaseOperator):
         off, and an oversized result then fails with a clear error.
     :param deferrable: wait in the triggerer instead of a worker slot (default
         ``[operators] default_deferrable``); the same result and log lines either way.
+
+    When ``overall_timeout`` passes, the remote task is canceled too (unless ``cancel_on_kill`` is off).
     """
+
+    #: Whether a retry of this operator starts a new remote task (the default retry policy depends on it).
+    starts_tasks = False
 
     def __init__(
         self,
@@ -107,11 +117,12 @@ class FollowingOperator(BaseOperator):
         truncate_result: bool = False,
         result_storage: str | None = None,
         deferrable: bool | None = None,
+        resend_if_unsure: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if self.retry_policy is None:  # neither given nor in default_args
-            self.retry_policy = fail_fast_policy()
+            self.retry_policy = fail_fast_policy(starts_tasks=self.starts_tasks, resend_if_unsure=resend_if_unsure)
         self.agentvault_conn_id = agentvault_conn_id
         self.timing = timing
         self.cancel_on_kill = cancel_on_kill
@@ -147,7 +158,8 @@ class FollowingOperator(BaseOperator):
         follower = self.follower(timing)
         client = self.hook.client
         if not self.deferrable:
-            return self.deliver(client.run(follower.follow(agent_task_id, seen=seen)), context)
+            with self.cancel_on_timeout(agent_task_id):
+                return self.deliver(client.run(follower.follow(agent_task_id, seen=seen)), context)
         finished = follower.outcome_if_finished(agent_task_id, seen) if seen is not None \
             else client.run(follower.finished(agent_task_id))
         if finished is not None:
@@ -168,9 +180,22 @@ class FollowingOperator(BaseOperator):
         if isinstance(event, dict) and event.get("status") == STATUS_DONE and "task" not in event:
             # the final task was too big to travel in the event: read it again
             event = {**event, "task": self.hook.client.get(require_task_id(event.get("task_id"))).to_wire()}
-        task, metadata, status_message = event_task(event, agent_url=self.hook.agent_url)
+        with self.cancel_on_timeout(event.get("task_id") if isinstance(event, dict) else None):
+            task, metadata, status_message = event_task(event, agent_url=self.hook.agent_url)
         self.log.info("Task %s ended %s in the triggerer (%s)", task.id, task.state.value, metadata)
         return self._deliver(task, metadata or {}, status_message, context)
+
+    @contextlib.contextmanager
+    def cancel_on_timeout(self, agent_task_id: str | None) -> Iterator[None]:
+        """The overall timeout passed: cancel the remote task too (unless ``cancel_on_kill`` is off)."""
+        try:
+            yield
+        except errors.WaitTimeoutError as exc:
+            if self.cancel_on_kill and agent_task_id:
+                self.log.warning("Stopped waiting for task %s (%s); canceling it on the agent", agent_task_id,
+                                 exc.detail)
+                cancel_remote(self.hook.client, agent_task_id, self.log)
+            raise
 
     def on_kill(self) -> None:
         if self.cancel_on_kill:

@@ -14,18 +14,21 @@ from typing import Any
 
 from airflow_agentvault.operators.agentvault import FollowingOperator
 from airflow_agentvault.operators.common import parse_timing, rendered_message
-from airflow_agentvault.operators.remote_task import start_or_reconnect
+from airflow_agentvault.operators.remote_task import mark_seen, start_or_reconnect
 
 
 class AgentVaultStageOperator(FollowingOperator):
     """
     Start an agent task and follow it to its result, in one Airflow task (the compact stage).
 
-    Takes the initiate operator's message arguments (``text``, ``data``, ``message_metadata``) and the
-    stream operator's result arguments (see :class:`FollowingOperator`).
+    Takes the initiate operator's message arguments (``text``, ``data``, ``message_metadata``,
+    ``resend_if_unsure``) and the stream operator's result arguments (see :class:`FollowingOperator`).
+    A retry starts the stage again: it reconnects to the remote task of an earlier try while that task can
+    still deliver, and starts a new one after FAILED, CANCELED or a loss (the agent forgot the task).
     """
 
     template_fields: Sequence[str] = ("text", "data", "message_metadata", "timing")
+    starts_tasks = True
     template_fields_renderers = {"data": "json", "message_metadata": "json"}
     ui_color = "#e4ecf7"
 
@@ -40,8 +43,10 @@ class AgentVaultStageOperator(FollowingOperator):
         timing = parse_timing(self.timing)
         message = rendered_message(self.task_id, self.text, self.data, self.message_metadata)
         client = self.hook.client
-        agent_task_id = start_or_reconnect(client, message, context.get("task_state_store"), self.log)
+        store = context.get("task_state_store")
+        agent_task_id = start_or_reconnect(client, message, store, self.log)
         self._following = agent_task_id
         follower = self.follower(timing)
         visible = client.run(follower.wait_until_visible(follower.visibility_wait(agent_task_id)))
+        mark_seen(store, agent_task_id)
         return self.follow_here_or_defer(agent_task_id, timing, context, seen=visible)

@@ -80,6 +80,7 @@ class VisibilityWait:
     deadline: float
     attempts: int = 0
     last_answer: str = "no answer yet"
+    get_name: str = "tasks/get"
 
     def seen(self, task: Task, logger: Any) -> Task:
         if task.state.ends_wait:
@@ -105,18 +106,32 @@ class VisibilityWait:
     def gave_up(self, now: float) -> errors.WaitTimeoutError:
         t = self.timing
         return errors.WaitTimeoutError(
-            f"task never became visible: {self.attempts} checks of tasks/get over {now - self.started:.1f} s "
+            f"task never became visible: {self.attempts} checks of {self.get_name} over {now - self.started:.1f} s "
             f"(initial delay {t.initial_delay:g} s, interval {t.verify_interval:g} s growing x{t.verify_backoff:g} "
             f"up to {t.verify_max_interval:g} s); last answer: {self.last_answer}. Likely causes: {LIKELY_CAUSES}",
-            agent_url=self.agent_url, method="tasks/get", task_id=self.task_id,
+            agent_url=self.agent_url, method=self.get_name, task_id=self.task_id,
         )
 
 
+#: Consecutive unreadable answers to ``get`` (damaged in transit) tolerated before it is a protocol error.
+UNREADABLE_GETS = 3
+
+
 @dataclass
-class _StreamState:
+class _Progress:
+    """What one follow has seen so far: counts for the metadata, and what timeouts and losses report."""
+
+    started: float
     attempts: int = 0
     events: int = 0
     status_message: str | None = None
+    state: str | None = None  # the task's last known state
+    seen_at: float | None = None  # when the agent last showed the task
+    missing_since: float | None = None  # first "Task not found" after it was seen
+    unreadable: int = 0
+
+    def saw(self, state: str, now: float) -> None:
+        self.state, self.seen_at, self.missing_since, self.unreadable = state, now, None, 0
 
 
 @dataclass
@@ -143,7 +158,8 @@ class Follower:
                         attempts: int = 0) -> VisibilityWait:
         started = self.clock() if started is None else started
         deadline = started + self.timing.overall_timeout if deadline is None else deadline
-        return VisibilityWait(task_id, self.timing, self.agent.endpoint, started, deadline, attempts)
+        return VisibilityWait(task_id, self.timing, self.agent.endpoint, started, deadline, attempts,
+                              get_name=self.get_name(task_id))
 
     def check_visible(self, wait: VisibilityWait) -> Program[Task | None]:
         """One existence check: the task, or None (not visible yet); WaitTimeoutError once the bound is spent."""
@@ -186,17 +202,19 @@ class Follower:
         """
         started = self.clock()
         deadline = deadline if deadline is not None else started + self.timing.overall_timeout
-        state = _StreamState()
+        state = _Progress(started)
         current = seen if seen is not None else (yield from self._peek(task_id))
         finished = self.outcome_if_finished(task_id, current, started)
         if finished is not None:
             return finished
+        if current is not None:
+            state.saw(current.state.value, self.clock())
         path = yield from self._stream(task_id, deadline, state)
         if path is None:
-            task = yield from self._poll(task_id, deadline)
+            task = yield from self._poll(task_id, deadline, state)
             path = PATH_POLLING
         else:
-            task = yield from self._final_task(task_id, deadline)
+            task = yield from self._final_task(task_id, deadline, state)
         return self._finished(task_id, task, path, started, state)
 
     def finished(self, task_id: str) -> Program[FollowOutcome | None]:
@@ -222,7 +240,7 @@ class Follower:
         self.logger.info("Task %s is already %s; taking its result without streaming", task_id, current.state.value)
         return FollowOutcome(current, PATH_ALREADY_FINISHED, 0.0 if started is None else self.clock() - started)
 
-    def _stream(self, task_id: str, deadline: float, state: _StreamState) -> Program[str | None]:
+    def _stream(self, task_id: str, deadline: float, state: _Progress) -> Program[str | None]:
         """Subscribe with bounded retries; the path on success, None to fall back to polling."""
         watch = StreamWatch(lambda event: self._record_event(task_id, event, state, deadline),
                             lambda note: self.logger.info("[%s] %s", task_id, note))
@@ -247,33 +265,35 @@ class Follower:
 
     @staticmethod
     def _resubscribable(exc: errors.AgentVaultError) -> bool:
-        """Worth another subscription: retryable, but not a disconnect (that one goes straight to polling)."""
-        return exc.retryable and not isinstance(exc, errors.StreamDisconnectedError)
+        """Worth another subscription: retryable, unless the agent said it has no stream for the task."""
+        return exc.retryable and not isinstance(exc, errors.StreamUnavailableError)
 
-    def _record_event(self, task_id: str, event: TaskEvent, state: _StreamState, deadline: float) -> None:
+    def _record_event(self, task_id: str, event: TaskEvent, state: _Progress, deadline: float) -> None:
         state.events += 1
         self.logger.info("[%s] %s", task_id, describe_event(event))
-        if isinstance(event, TaskStatusEvent) and event.message_text:
-            state.status_message = event.message_text
+        if isinstance(event, TaskStatusEvent):
+            state.saw(event.state.value, self.clock())
+            if event.message_text:
+                state.status_message = event.message_text
         if self.on_event:
             self.on_event(event)
         if self.clock() >= deadline and not (isinstance(event, TaskStatusEvent) and event.state.ends_wait):
-            raise self._timed_out(task_id, f"still streaming after {state.events} events")
+            raise self._timed_out(task_id, state, f"still streaming after {state.events} events")
 
-    def _subscription_given_up(self, exc: errors.AgentVaultError, state: _StreamState) -> None:
+    def _subscription_given_up(self, exc: errors.AgentVaultError, state: _Progress) -> None:
         """After the retries: raise what cannot be helped, else say why we poll instead."""
-        if isinstance(exc, errors.StreamDisconnectedError):
-            self.logger.warning("%s; falling back to polling every %.2f s", exc.detail, self.timing.poll_interval)
-            return
         if not exc.retryable:
             raise exc
+        if isinstance(exc, errors.StreamUnavailableError):
+            self.logger.warning("%s; falling back to polling every %.2f s", exc.detail, self.timing.poll_interval)
+            return
         self.logger.warning(
             "Subscription failed %d times (last: %s); falling back to polling every %.2f s",
             state.attempts, exc.detail, self.timing.poll_interval,
         )
 
-    def _poll(self, task_id: str, deadline: float) -> Program[Task]:
-        """Poll tasks/get until the task ends the wait, or the overall deadline passes."""
+    def _poll(self, task_id: str, deadline: float, state: _Progress) -> Program[Task]:
+        """Poll tasks/get until the task ends the wait, the deadline passes, or the agent has lost the task."""
         polls = 0
         while True:
             polls += 1
@@ -281,25 +301,50 @@ class Follower:
             try:
                 task = yield from operations.get(self.agent, task_id)
             except errors.AgentVaultError as exc:
-                if not exc.retryable:
-                    raise
+                self._poll_failed(task_id, exc, state)
                 self.logger.info("Poll %d of task %s: %s", polls, task_id, exc.detail)
                 failure = exc
             else:
+                state.saw(task.state.value, self.clock())
                 self.logger.info("Poll %d: task %s is %s", polls, task_id, task.state.value)
                 if task.state.ends_wait:
                     return task
             if self.clock() >= deadline:
-                raise self._timed_out(task_id, f"{polls} polls every {self.timing.poll_interval:g} s")
+                raise self._timed_out(task_id, state, f"{polls} polls every {self.timing.poll_interval:g} s")
             yield Sleep(self._delay(self.timing.poll_interval, failure, deadline))
 
-    def _final_task(self, task_id: str, deadline: float) -> Program[Task]:
-        """The stream said the task ended: read the authoritative task (poll if it lags the stream)."""
-        task = yield from operations.get(self.agent, task_id)
-        if task.state.ends_wait:
-            return task
-        self.logger.info("Stream ended but tasks/get still says %s; polling", task.state.value)
-        task = yield from self._poll(task_id, deadline)
+    def _poll_failed(self, task_id: str, exc: errors.AgentVaultError, state: _Progress) -> None:
+        """A failed ``get`` while polling: raise what waiting cannot mend, count what it may."""
+        now = self.clock()
+        if isinstance(exc, errors.ProtocolViolationError):  # damaged in transit, or a broken agent
+            state.unreadable += 1
+            if state.unreadable >= UNREADABLE_GETS:
+                raise exc
+            return
+        if not exc.retryable:
+            raise exc
+        if isinstance(exc, errors.TaskNotFoundError) and state.seen_at is not None:
+            state.missing_since = state.missing_since if state.missing_since is not None else now
+            if now - state.missing_since >= self.timing.lost_grace:
+                raise errors.TaskLostError(
+                    f"the agent no longer knows task {task_id}: it last showed it {now - state.seen_at:.1f} s ago "
+                    f"({state.state}) and has answered '{exc.detail}' for {now - state.missing_since:.1f} s since; "
+                    "it may have restarted and lost its in-memory tasks",
+                    agent_url=self.agent.endpoint, method=exc.method, task_id=task_id,
+                )
+
+    def _final_task(self, task_id: str, deadline: float, state: _Progress) -> Program[Task]:
+        """The stream said the task ended: read the authoritative task (poll if it lags or the read fails)."""
+        try:
+            task = yield from operations.get(self.agent, task_id)
+        except errors.AgentVaultError as exc:
+            self._poll_failed(task_id, exc, state)
+            self.logger.info("Stream ended but tasks/get failed (%s); polling", exc.detail)
+        else:
+            if task.state.ends_wait:
+                return task
+            self.logger.info("Stream ended but tasks/get still says %s; polling", task.state.value)
+        task = yield from self._poll(task_id, deadline, state)
         return task
 
     def _delay(self, planned: float, failure: errors.AgentVaultError | None, deadline: float) -> float:
@@ -307,13 +352,19 @@ class Follower:
         asked = getattr(failure, "retry_after", None) or 0.0
         return min(max(planned, asked), max(deadline - self.clock(), 0.0))
 
-    def _timed_out(self, task_id: str, doing: str) -> errors.WaitTimeoutError:
+    def _timed_out(self, task_id: str, state: _Progress, doing: str) -> errors.WaitTimeoutError:
+        last = f"last seen {state.state}" if state.state else "never seen running"
         return errors.WaitTimeoutError(
-            f"task did not finish within the overall timeout of {self.timing.overall_timeout:g} s ({doing})",
-            agent_url=self.agent.endpoint, method="tasks/get", task_id=task_id,
+            f"task did not finish within the overall timeout of {self.timing.overall_timeout:g} s (waited "
+            f"{self.clock() - state.started:.1f} s; {last}; {doing})",
+            agent_url=self.agent.endpoint, method=self.get_name(task_id), task_id=task_id,
         )
 
-    def _finished(self, task_id: str, task: Task, path: str, started: float, state: _StreamState) -> FollowOutcome:
+    def get_name(self, task_id: str) -> str:
+        """The dialect's name for reading a task (``tasks/get``, ``GetTask``, ``GET /tasks/{id}``), for messages."""
+        return self.agent.codec.get_request(self.agent.endpoint, task_id).op
+
+    def _finished(self, task_id: str, task: Task, path: str, started: float, state: _Progress) -> FollowOutcome:
         waited = self.clock() - started
         self.logger.info(
             "Task %s ended %s; result delivered by %s after %.2f s (%d events, %d subscription attempts)",

@@ -130,6 +130,41 @@ class Task(WireModel):
                 return message.text
         return None
 
+    def answer_text(self) -> str | None:
+        """
+        What a person would call the agent's answer: its reply since the last user message.
+
+        An agent that streams its answer token by token sends many one-word messages: they are one
+        answer, joined (with spaces unless the tokens carry their own). Otherwise the answer is the
+        last message; earlier ones are progress ("searching...") and stay in ``messages``.
+        """
+        replies = reply_fragments(self.messages)
+        if not replies:
+            return None
+        return join_fragments([m.text for m in replies]) if is_token_stream(replies) else replies[-1].text
+
+
+def reply_fragments(messages: list[Message]) -> list[Message]:
+    """The agent's text messages after the last user message."""
+    replies: list[Message] = []
+    for message in messages:
+        if message.role == "user":
+            replies = []
+        elif message.text:
+            replies.append(message)
+    return replies
+
+
+def is_token_stream(messages: list[Message]) -> bool:
+    """Several messages of at most one word each: an answer streamed token by token."""
+    return len(messages) > 1 and all(len(m.text.split()) <= 1 and len(m.parts) == 1 for m in messages)
+
+
+def join_fragments(texts: list[str]) -> str:
+    if any(text[:1].isspace() for text in texts[1:]):
+        return "".join(texts).strip()
+    return " ".join(text.strip() for text in texts)
+
 
 class TaskStatusEvent(WireModel):
     task_id: str
@@ -212,3 +247,15 @@ def parse_model(model: type[M], data: Any, **where: Any) -> M:
             f"field '{'.'.join(str(p) for p in err['loc']) or '<root>'}': {err['msg']}" for err in exc.errors()[:5]
         )
         raise ProtocolViolationError(f"agent sent an invalid {model.__name__}: {problems}", **where) from None
+
+
+def build_all() -> None:
+    """
+    Build every wire model's schema now instead of on first use.
+
+    Task processes leave them deferred (most never touch most models); the triggerer calls this when
+    the trigger module loads, so no schema is built inside its event loop.
+    """
+    for model in (TextPart, DataPart, FilePart, Message, Artifact, Task, TaskStatusEvent, TaskMessageEvent,
+                  TaskArtifactEvent, AuthScheme, Provider, AgentCard, SendResult, CancelResult):
+        model.model_rebuild(force=True)

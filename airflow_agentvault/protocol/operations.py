@@ -23,11 +23,13 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.auth import NO_AUTH, Auth
 from airflow_agentvault.protocol.codec import Codec, UnknownEvent
 from airflow_agentvault.protocol.dialects import AUTO, codec_for
+from airflow_agentvault.protocol.dialects.a2a_errors import VERSION_HEADER
 from airflow_agentvault.protocol.dialects.cards import (
     Discovered,
     DiscoveredCard,
@@ -36,6 +38,7 @@ from airflow_agentvault.protocol.dialects.cards import (
     take_card_answer,
 )
 from airflow_agentvault.protocol.exchange import (
+    CARD,
     AuthHeaders,
     Close,
     Fetch,
@@ -124,10 +127,28 @@ def call(agent: Agent, request: Request) -> Program[Any]:
 # -- the operations ---------------------------------------------------------------------------------------
 
 
+#: Statuses that may come after the agent acted on a send (an error inside it, a gateway giving up on it).
+AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
+
+
 def send(agent: Agent, message: Message, task_id: str | None = None) -> Program[str]:
-    """Start a task (or send a follow-up message to ``task_id``); return the task id."""
+    """
+    Start a task (or send a follow-up message to ``task_id``); return the task id.
+
+    An answer lost after the request reached the agent (a reset, a read timeout, 500/502/504 without an
+    error the agent wrote) is :class:`AmbiguousSendError`: a task may exist, so nobody should resend blindly.
+    """
     request = agent.codec.send_request(agent.endpoint, message, task_id)
-    payload = yield from call(agent, request)
+    response = yield from fetch(agent, request)
+    try:
+        payload = answer(agent, request, response)
+    except errors.AgentUnreachableError as exc:
+        if response.status not in AMBIGUOUS_STATUSES:
+            raise
+        raise errors.AmbiguousSendError(
+            f"{exc.detail} to the send: the agent (or a gateway in front of it) may have started the task anyway",
+            **request.where,
+        ) from None
     return agent.codec.send_result(request, payload)
 
 
@@ -289,7 +310,8 @@ def discover(agent: Agent, url: str, *, dialect: str | None = None,
     tried: list[str] = []
     card: DiscoveredCard | None = None
     for candidate in card_urls(url):
-        request = agent.codec.card_request(candidate)
+        # A2A 1.0 servers that declare only 1.0 interfaces refuse a card request without the version header.
+        request = Request(CARD, "GET", candidate, candidate, headers={VERSION_HEADER: "1.0"})
         response = yield from fetch(agent, request)
         try:
             raw = json.loads(response.body)
@@ -305,14 +327,25 @@ def resolve(probe: Agent, dialect: str, rpc_url: str | None, card_url: str) -> P
     """
     The dialect and endpoint for a connection's settings, reading the card only when needed.
 
-    ``auto`` reads the card (``rpc_url`` as the endpoint hint); a fixed dialect with an endpoint reads
-    nothing; a fixed dialect with only a card URL takes that dialect's endpoint from the card. ``probe``
-    says how to reach the card (credentials, timeouts).
+    ``auto`` reads the card (``rpc_url`` as the endpoint hint). A fixed dialect with an endpoint reads
+    nothing, unless the endpoint is a bare base URL (``http://host:port/``): then the card names that
+    dialect's endpoint, and without a card the base URL is used as given. A fixed dialect with only a
+    card URL takes that dialect's endpoint from the card. ``probe`` says how to reach the card.
     """
-    if dialect != AUTO:
-        codec_for(dialect)
-        if rpc_url:
-            return Discovered(dialect, rpc_url, None)
-    found = yield from discover(probe, card_url, dialect=None if dialect == AUTO else dialect,
-                                endpoint_hint=rpc_url if dialect == AUTO else None)
+    if dialect == AUTO:
+        found = yield from discover(probe, card_url, endpoint_hint=rpc_url)
+        return found
+    codec_for(dialect)
+    if rpc_url and not is_base_url(rpc_url):
+        return Discovered(dialect, rpc_url, None)
+    try:
+        found = yield from discover(probe, rpc_url or card_url, dialect=dialect)
+    except errors.ProtocolViolationError:
+        if not rpc_url:
+            raise
+        return Discovered(dialect, rpc_url, None)  # no card (or none for this dialect): the URL as given
     return found
+
+
+def is_base_url(url: str) -> bool:
+    return urlsplit(url).path in ("", "/")

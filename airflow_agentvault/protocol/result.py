@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.models import Task, TaskState
+from airflow_agentvault.protocol.models import Message, Task, TaskState, TextPart, is_token_stream, reply_fragments
 
 #: State -> (error class, what to tell the user). COMPLETED (absent here) is the one success.
 OUTCOME_ERRORS: dict[TaskState, tuple[type[errors.TaskOutcomeError], str]] = {
@@ -75,11 +75,23 @@ def build_result(task: Task, *, agent_url: str, metadata: dict[str, Any] | None 
     return {
         "task_id": task.id,
         "state": task.state.value,
-        "text": task.last_agent_text() or "",
-        "messages": [m.to_wire() for m in task.messages if m.role != "user"],
+        "text": task.answer_text() or "",
+        "messages": agent_messages(task),
         "artifacts": list(artifacts.values()),
         "metadata": {"agent_url": errors.redact_url(agent_url), **(metadata or {})},
     }
+
+
+def agent_messages(task: Task) -> list[dict[str, Any]]:
+    """The agent's messages as the result keeps them: a token-by-token answer becomes one message."""
+    replies = reply_fragments(task.messages)
+    if not is_token_stream(replies):
+        return [m.to_wire() for m in task.messages if m.role != "user"]
+    first = next(i for i, m in enumerate(task.messages) if m is replies[0])
+    before = [m for m in task.messages[:first] if m.role != "user"]
+    answer = Message(role=replies[-1].role, parts=[TextPart(content=task.answer_text() or "")],
+                     metadata={"joined_messages": len(replies)})
+    return [m.to_wire() for m in before] + [answer.to_wire()]
 
 
 def result_size(result: dict[str, Any]) -> int:

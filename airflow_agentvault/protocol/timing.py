@@ -34,6 +34,9 @@ class Timing(BaseModel):
     poll_interval: float = Field(1.0, gt=0, description="Seconds between tasks/get calls when polling.")
     read_timeout: float = Field(300.0, gt=0, description="Longest silence tolerated on a stream (an LLM may think for minutes).")
     overall_timeout: float = Field(3600.0, gt=0, description="Give up waiting for the task after this many seconds.")
+    lost_grace: float = Field(10.0, ge=0, description="Seconds a task the agent had shown may answer 'Task not found' "
+                              "before the wait ends as lost (an agent restart); replicas behind a load balancer may "
+                              "lag a little.")
 
     @classmethod
     def parse(cls, values: dict[str, Any] | None = None, base: Timing | None = None) -> Timing:
@@ -75,6 +78,7 @@ SLOW_LLM = Timing(
     poll_interval=5.0,
     read_timeout=900.0,
     overall_timeout=4 * 3600.0,
+    lost_grace=30.0,
 )
 
 PRESETS: dict[str, Timing] = {"fast": Timing(), "slow_llm": SLOW_LLM}

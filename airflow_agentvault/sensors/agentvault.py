@@ -61,7 +61,7 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
         kwargs.setdefault("poke_interval", Timing().verify_interval)
         super().__init__(**kwargs)
         if self.retry_policy is None:  # neither given nor in default_args
-            self.retry_policy = fail_fast_policy()
+            self.retry_policy = fail_fast_policy(starts_tasks=False)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.agent_task_id = agent_task_id
         self.agentvault_conn_id = agentvault_conn_id

@@ -26,14 +26,23 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.async_client import AsyncAgentClient
+from airflow_agentvault.protocol.async_client import AsyncAgentClient, ssl_context
+from airflow_agentvault.protocol import models
 from airflow_agentvault.protocol.follow import Follower
 from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
 from airflow_agentvault.triggers.events import STATUS_DONE, STATUS_EXISTS, STATUS_NOT_FOUND, error_event
+
+# What a trigger run needs is loaded with this module (once per triggerer), not on each first use inside
+# the event loop: the wire models' schemas, the default TLS context (loading the CA store takes tens of
+# milliseconds) and httpx's connection pool (httpcore, which httpx imports on first use).
+models.build_all()
+ssl_context(True)
+httpx.AsyncHTTPTransport()
 
 #: Largest final task a stream event carries; a bigger one is read again by the worker.
 MAX_EVENT_TASK_BYTES = 64 * 1024

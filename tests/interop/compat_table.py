@@ -1,15 +1,17 @@
 """The interop matrix's results, and ``docs/compatibility.md`` written from them.
 
 ``test_matrix.py`` records one :class:`Cell` per (row, scenario); at the end of the session the
-``pytest_sessionfinish`` hook in ``tests/interop/conftest.py`` calls :func:`write_if_complete`, which
+``pytest_sessionfinish`` hook in ``tests/interop/conftest.py`` calls :func:`check_or_write`, which
 renders the Markdown table (rows: server and dialect; columns: scenarios; cells ``pass``,
-``unsupported: <the server's answer>`` or ``fail: <why>``) into ``docs/compatibility.md``. Only a run of
-the whole matrix writes the file, so running one cell never leaves a partial table behind. Nothing in
-the table is typed by hand.
+``unsupported: <the server's answer>`` or ``fail: <why>``). A run of the whole matrix checks that
+``docs/compatibility.md`` and the README's table say exactly that (and fails if not); with
+``AGENTVAULT_WRITE_DOCS=1`` it writes them instead. A test run never rewrites a tracked file, and
+nothing in the table is typed by hand.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -88,28 +90,39 @@ def render(rows: Iterable[tuple[str, str]], scenarios: Iterable[tuple[str, str, 
     return "\n".join(lines) + "\n"
 
 
-def write_if_complete(rows: list[tuple[str, str]], scenarios: list[tuple[str, str, str]],
-                      path: Path = DOC) -> Path | None:
-    """Write the table if every cell of the matrix has a result; return the path written, else None."""
+#: Set to 1 to write the documents; a plain test run only checks that the checked-in copies are current.
+WRITE_ENV = "AGENTVAULT_WRITE_DOCS"
+
+
+def check_or_write(rows: list[tuple[str, str]], scenarios: list[tuple[str, str, str]],
+                   path: Path = DOC) -> str | None:
+    """
+    Once every cell of the matrix has a result: write the table (``AGENTVAULT_WRITE_DOCS=1``), or say
+    how the checked-in ``docs/compatibility.md`` and README table differ from what this run measured.
+    """
     wanted = {(r, s) for r, _ in rows for s, _, _ in scenarios}
     if not wanted or not wanted <= RESULTS.keys():
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = render(rows, scenarios, RESULTS)
-    path.write_text(document)
-    update_readme(document)
-    return path
+    readme = README.read_text()
+    if os.environ.get(WRITE_ENV) == "1":
+        path.write_text(document)
+        README.write_text(readme_with(document, readme))
+        return f"interop matrix written to {path} and the README"
+    if path.read_text() != document or README.read_text() != readme_with(document, readme):
+        return (f"the interop matrix differs from {path.name} / the README table: run "
+                f"'{WRITE_ENV}=1 bash scripts/test.sh tests/interop' and review the change")
+    return None
 
 
-def update_readme(document: str, readme: Path = README) -> None:
-    """Put the document's totals and table between the README's markers (left alone without them)."""
-    text = readme.read_text()
+def readme_with(document: str, text: str) -> str:
+    """The README with the document's totals and table between its markers (as is without them)."""
     if README_START not in text or README_END not in text:
-        return
+        return text
     lines = document.splitlines()
     table_start = next(i for i, line in enumerate(lines) if line.startswith("| server"))
     table_end = next((i for i in range(table_start, len(lines)) if not lines[i].startswith("|")), len(lines))
     totals = next(line for line in lines if line.startswith("Totals:"))
     block = "\n".join([README_START, "", totals, "", *lines[table_start:table_end], "", README_END])
     head, rest = text.split(README_START, 1)
-    readme.write_text(head + block + rest.split(README_END, 1)[1])
+    return head + block + rest.split(README_END, 1)[1]

@@ -48,11 +48,13 @@ def scenario_table() -> list[tuple[str, str, str]]:
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    path = compat_table.write_if_complete([(r.key, r.label) for r in servers.ROWS], scenario_table())
-    if path is not None:
-        _written.append(str(path))
+    note = compat_table.check_or_write([(r.key, r.label) for r in servers.ROWS], scenario_table())
+    if note is not None:
+        _written.append(note)
+        if note.startswith("the interop matrix differs"):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    for path in _written:
-        terminalreporter.write_line(f"interop matrix written to {path}")
+    for note in _written:
+        terminalreporter.write_line(note)

@@ -95,6 +95,14 @@ ARTIFACT = ("task_artifact", {"taskId": "t-1",
 FULL_STREAM = stream(status("WORKING"), SAYS_DONE, ARTIFACT, status("COMPLETED"))
 CUT_STREAM = stream(status("WORKING"), SAYS_DONE)  # ends without a terminal state: a disconnect
 
+#: Faults of the stream or the transport, not of the task: none may cost the result.
+UNKNOWN_EVENT = ("proxy_heartbeat", {"x": 1})
+DAMAGED_STREAM = {"content": sse_body(status("WORKING")) + b'event: task_artifact\ndata: {"taskId": "t-1", "arti\n\n',
+                  "headers": SSE_HEADERS}
+MISLABELLED_STREAM = {"content": FULL_STREAM["content"], "headers": {"Content-Type": "application/json"}}
+BUSY = {"status_code": 503, "content": b"busy", "headers": {"Content-Type": "text/plain", "Retry-After": "3"}}
+UNREADABLE = {"content": b'{"jsonrpc": "2.0", "result": {"id": "t-1", "sta', "headers": {"Content-Type": "application/json"}}
+
 WORKING = rpc_result(task_json("t-1", "WORKING"))
 COMPLETED = rpc_result(task_json("t-1", "COMPLETED", agent_text="done",
                                  artifacts=[{"id": "t-1-result", "type": "result", "content": {"answer": 42}}]))
@@ -135,10 +143,16 @@ SCENARIOS = [
         methods=["tasks/get", "tasks/sendSubscribe", "tasks/sendSubscribe", "tasks/get"],
     ),
     Scenario(
-        "disconnect-then-polling",
+        "disconnect-then-resubscribe",
+        {"tasks/get": [WORKING, COMPLETED], "tasks/sendSubscribe": [CUT_STREAM, FULL_STREAM]},
+        path=PATH_RESUBSCRIBE, state="COMPLETED", metadata=meta(PATH_RESUBSCRIBE, 0.5, 6, 2),
+        methods=["tasks/get", "tasks/sendSubscribe", "tasks/sendSubscribe", "tasks/get"],
+    ),
+    Scenario(
+        "disconnects-then-polling",
         {"tasks/get": [WORKING, WORKING, COMPLETED], "tasks/sendSubscribe": [CUT_STREAM]},
-        path=PATH_POLLING, state="COMPLETED", metadata=meta(PATH_POLLING, 1.0, 2, 1),
-        methods=["tasks/get", "tasks/sendSubscribe", "tasks/get", "tasks/get"],
+        path=PATH_POLLING, state="COMPLETED", metadata=meta(PATH_POLLING, 2.5, 6, 3),
+        methods=["tasks/get"] + ["tasks/sendSubscribe"] * 3 + ["tasks/get"] * 2,
     ),
     Scenario(
         "subscribe-never-found-then-polling",
@@ -182,6 +196,44 @@ SCENARIOS = [
         {"tasks/get": [WORKING], "tasks/sendSubscribe": [NOT_FOUND]},
         error=errors.WaitTimeoutError, error_match="overall timeout of 5 s",
         timing={"overall_timeout": 5.0, "sse_attempts": 1},
+    ),
+    Scenario(
+        "unknown-event-is-skipped",
+        {"tasks/get": [WORKING, COMPLETED],
+         "tasks/sendSubscribe": [stream(status("WORKING"), UNKNOWN_EVENT, SAYS_DONE, ARTIFACT, status("COMPLETED"))]},
+        path=PATH_STREAM, state="COMPLETED", metadata=meta(PATH_STREAM, 0.0, 4, 1),
+    ),
+    Scenario(
+        "damaged-event-ends-the-stream-then-resubscribe",
+        {"tasks/get": [WORKING, COMPLETED], "tasks/sendSubscribe": [DAMAGED_STREAM, FULL_STREAM]},
+        path=PATH_RESUBSCRIBE, state="COMPLETED", metadata=meta(PATH_RESUBSCRIBE, 0.5, 5, 2),
+    ),
+    Scenario(
+        "stream-labelled-json-is-a-disconnect-then-polling",
+        {"tasks/get": [WORKING, COMPLETED], "tasks/sendSubscribe": [MISLABELLED_STREAM]},
+        path=PATH_POLLING, state="COMPLETED", metadata=meta(PATH_POLLING, 1.5, 0, 3),
+        methods=["tasks/get"] + ["tasks/sendSubscribe"] * 3 + ["tasks/get"],
+    ),
+    Scenario(
+        "retry-after-is-honoured",
+        {"tasks/get": [WORKING, COMPLETED], "tasks/sendSubscribe": [BUSY, FULL_STREAM]},
+        path=PATH_RESUBSCRIBE, state="COMPLETED", metadata=meta(PATH_RESUBSCRIBE, 3.0, 4, 2),
+    ),
+    Scenario(
+        "unreadable-gets-are-read-again",
+        {"tasks/get": [WORKING, UNREADABLE, UNREADABLE, COMPLETED], "tasks/sendSubscribe": [NOT_FOUND]},
+        path=PATH_POLLING, state="COMPLETED", metadata=meta(PATH_POLLING, 2.0, 0, 1),
+        timing={"sse_attempts": 1},
+    ),
+    Scenario(
+        "unreadable-gets-end-as-a-protocol-error",
+        {"tasks/get": [WORKING, UNREADABLE], "tasks/sendSubscribe": [NOT_FOUND]},
+        error=errors.ProtocolViolationError, error_match="malformed JSON", timing={"sse_attempts": 1},
+    ),
+    Scenario(
+        "forgotten-task-is-lost-after-the-grace",
+        {"tasks/get": [WORKING, NOT_FOUND], "tasks/sendSubscribe": [NOT_FOUND]},
+        error=errors.TaskLostError, error_match="no longer knows task t-1", timing={"lost_grace": 4.0},
     ),
     Scenario(
         "not-authorised",

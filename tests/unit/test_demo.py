@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import os
 import subprocess
 from pathlib import Path
 
@@ -23,13 +24,19 @@ def test_a_taken_port_is_a_message_not_a_traceback(capsys):
     assert f"port {port} on 127.0.0.1 is taken" in err and "Traceback" not in err
 
 
-def test_setup_not_run_is_explained(tmp_path):
+@pytest.mark.parametrize("script", ["demo.sh", "test.sh"])
+def test_the_commands_set_themselves_up(tmp_path, script):
+    """On a fresh clone the README's commands run setup first, then the job (no third command to type)."""
     clone = tmp_path / "clone"
     (clone / "scripts").mkdir(parents=True)
-    (clone / "scripts" / "demo.sh").write_text((REPO / "scripts" / "demo.sh").read_text())
-    out = subprocess.run(["bash", str(clone / "scripts" / "demo.sh"), "topic"], capture_output=True, text=True,
-                         timeout=30)
-    assert out.returncode == 2 and "run 'bash scripts/setup.sh' first" in out.stderr
+    (clone / "scripts" / script).write_text((REPO / "scripts" / script).read_text())
+    (clone / "scripts" / "setup.sh").write_text(
+        "mkdir -p .venv/bin && printf '#!/bin/sh\\necho ran \"$@\"\\n' > .venv/bin/python"
+        " && chmod +x .venv/bin/python && echo setup-done >&2\n")
+    out = subprocess.run(["bash", str(clone / "scripts" / script), "topic"], capture_output=True, text=True,
+                         timeout=30, env={**os.environ, "UV": "uv"})
+    assert out.returncode == 0, out.stderr
+    assert "setup-done" in out.stderr and "ran -m" in out.stdout and "topic" in out.stdout
 
 
 def test_progress_reports_each_stage_once(capsys):

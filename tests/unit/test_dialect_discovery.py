@@ -86,7 +86,7 @@ def test_the_connections_endpoint_picks_the_interface_and_is_kept():
 
 def test_a_card_without_the_wanted_dialect_says_what_it_offers():
     card = read_card(V10_CARD, f"{BASE}/.well-known/agent-card.json")
-    with pytest.raises(errors.ProtocolViolationError, match="a2a-0.3 endpoint nowhere.*JSONRPC 1.0.*HTTP\\+JSON 1.0"):
+    with pytest.raises(errors.ProtocolViolationError, match="lists no a2a-0.3 endpoint.*JSONRPC 1.0.*HTTP\\+JSON 1.0"):
         choose(card, dialect="a2a-0.3")
 
 
@@ -253,3 +253,13 @@ def test_the_dialects_import_nothing_from_airflow():
     code = ("import sys, airflow_agentvault.protocol.dialects; "
             "sys.exit(any(m == 'airflow' or m.startswith('airflow.') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_interfaces_of_other_bindings_are_named_by_their_own_address():
+    raw = {"name": "grpc only", "supportedInterfaces": [
+        {"url": "127.0.0.1:22101", "protocolBinding": "GRPC", "protocolVersion": "1.0"}]}
+    card = read_card(raw, "http://127.0.0.1:22100/.well-known/agent-card.json")
+    with pytest.raises(errors.ProtocolViolationError) as info:
+        choose(card)
+    assert "GRPC 1.0 at 127.0.0.1:22101 (not spoken by this provider)" in str(info.value)
+    assert "lists no endpoint this provider can speak" in str(info.value)

@@ -48,17 +48,33 @@ def test_an_unknown_dialect_names_the_field_and_the_choices():
 
 
 @pytest.mark.parametrize("dialect, host", [
-    ("a2a-1.0", f"{BASE}/"), ("a2a-0.3", f"{BASE}/rpc"), ("a2a-rest", f"{BASE}/rest"), ("agentvault", f"{BASE}/a2a/"),
+    ("a2a-1.0", f"{BASE}/a2a"), ("a2a-0.3", f"{BASE}/rpc"), ("a2a-rest", f"{BASE}/rest"), ("agentvault", f"{BASE}/a2a/"),
 ])
 def test_a_fixed_dialect_with_an_endpoint_reads_no_card(monkeypatch, requests_mock, dialect, host):
     hook = hook_for(monkeypatch, host, dialect=dialect)
     client = hook.client
     assert isinstance(client, AgentClient) and client.dialect == dialect
     assert client.agent.read_timeout == 7 and requests_mock.call_count == 0
-    expected_url = host  # an A2A agent may serve at its base URL: it is taken as the endpoint
-    assert client.rpc_url == expected_url
-    assert logged(hook, "info") == [f"Talking to agent {expected_url} in the {dialect} dialect"]
+    assert client.rpc_url == host
+    assert logged(hook, "info") == [f"Talking to agent {host} in the {dialect} dialect"]
     assert hook.client is client  # chosen and logged once
+
+
+def test_a_fixed_dialect_with_a_base_url_finds_its_endpoint_in_the_card(monkeypatch, requests_mock):
+    card = requests_mock.get(f"{BASE}/.well-known/agent-card.json", json=V10_CARD)
+    hook = hook_for(monkeypatch, f"{BASE}/", dialect="a2a-rest")
+    assert hook.client.dialect == "a2a-rest" and hook.client.rpc_url == "http://127.0.0.1:56151/rest"
+    assert card.last_request.headers["A2A-Version"] == "1.0"
+    assert f"Agent card at {BASE}/.well-known/agent-card.json names the endpoint http://127.0.0.1:56151/rest" \
+        in logged(hook, "info")
+
+
+def test_a_fixed_dialect_with_a_base_url_and_no_card_uses_the_url_as_given(monkeypatch, requests_mock):
+    requests_mock.get(f"{BASE}/.well-known/agent-card.json", status_code=404)
+    requests_mock.get(f"{BASE}/.well-known/agent.json", status_code=404)
+    requests_mock.get(f"{BASE}/agent-card.json", status_code=404)
+    hook = hook_for(monkeypatch, f"{BASE}/", dialect="a2a-1.0")
+    assert hook.client.dialect == "a2a-1.0" and hook.client.rpc_url == f"{BASE}/"
 
 
 def test_auto_reads_the_card_and_logs_the_choice_once(monkeypatch, requests_mock):
@@ -74,7 +90,7 @@ def test_auto_reads_the_card_and_logs_the_choice_once(monkeypatch, requests_mock
         f"Talking to agent {BASE}/rest in the a2a-rest dialect (chosen from its card)",
     ]
     assert logged(hook, "warning") == []
-    assert requests_mock.call_count == 2
+    assert requests_mock.call_count == 1  # the A2A well-known path first: no detour through AgentVault's
 
 
 def test_auto_warns_when_the_card_wants_other_auth(monkeypatch, requests_mock):
@@ -100,7 +116,7 @@ def test_test_connection_for_an_a2a_dialect(monkeypatch, requests_mock):
     assert ok and "slow-test-agent" in message and "using a2a-1.0 at http://127.0.0.1:56151/" in message
     assert "warning" not in message
     ok, message = hook_for(monkeypatch, f"{BASE}/", dialect="a2a-0.3").test_connection()
-    assert not ok and "a2a-0.3 endpoint nowhere" in message
+    assert not ok and "lists no a2a-0.3 endpoint" in message
 
 
 async def test_aget_client_auto(monkeypatch, respx_mock):
@@ -118,3 +134,10 @@ async def test_aget_client_for_a_fixed_dialect_reads_nothing(monkeypatch, respx_
         assert isinstance(client, AsyncAgentClient) and client.dialect == "a2a-rest"
         assert client.rpc_url == f"{BASE}/rest"
     assert respx_mock.calls.call_count == 0
+
+
+def test_a_card_is_read_once_per_process_for_the_same_connection(monkeypatch, requests_mock):
+    card = requests_mock.get(f"{BASE}/.well-known/agent-card.json", json=V10_CARD)
+    for _ in range(3):
+        assert hook_for(monkeypatch, f"{BASE}/", dialect="auto").client.dialect == "a2a-1.0"
+    assert card.call_count == 1

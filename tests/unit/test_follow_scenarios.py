@@ -7,12 +7,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from scenarios import RPC, SCENARIOS, TIMING, FakeClock, RecordingLogger, Scenario, Script
+from scenarios import (
+    RPC,
+    SAYS_DONE,
+    SCENARIOS,
+    TIMING,
+    WORKING,
+    FakeClock,
+    RecordingLogger,
+    Scenario,
+    Script,
+    status,
+    stream,
+)
 
-from airflow_agentvault.protocol.async_client import AsyncAgentClient
-from airflow_agentvault.protocol.async_client import AsyncTaskFollower
-from airflow_agentvault.protocol.client import AgentClient
-from airflow_agentvault.protocol.client import TaskFollower
+from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.async_client import AsyncAgentClient, AsyncTaskFollower
+from airflow_agentvault.protocol.client import AgentClient, TaskFollower
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.timing import Timing
 
@@ -152,3 +163,26 @@ async def test_async_follow_takes_a_task_just_seen_without_asking_again(respx_mo
         follower = AsyncTaskFollower(client, Timing.parse(TIMING), logger=RecordingLogger())
         outcome = await asyncio.wait_for(follower.follow("t-1", seen=_seen_completed()), WAIT_BOUND)
     assert (outcome.path, outcome.task.state.value, route.call_count) == ("already-finished", "COMPLETED", 0)
+
+
+class TickingClock:
+    """A clock that moves one second every time it is read: time passes while a stream keeps talking."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_overall_timeout_bounds_a_stream_that_keeps_talking(requests_mock):
+    chatter = [status("WORKING")] + [SAYS_DONE] * 50 + [status("COMPLETED")]
+    script = Script({"tasks/get": [WORKING], "tasks/sendSubscribe": [stream(*chatter)]})
+    requests_mock.post(RPC, content=script.requests_mock_callback())
+    clock = TickingClock()
+    follower = TaskFollower(AgentClient(RPC), Timing.parse({"overall_timeout": 10}), clock=clock.time)
+    with pytest.raises(errors.WaitTimeoutError, match="still streaming after") as info:
+        follower.follow("t-1")
+    events = int(str(info.value).split("still streaming after ")[1].split()[0])
+    assert events < 10 and clock.now < 30

@@ -225,13 +225,17 @@ def test_stream_failed_status_event_message_is_the_reason(requests_mock):
         stream_op().execute(make_context())
 
 
-def test_stream_overall_timeout_says_what_it_tried(requests_mock):
+@pytest.mark.parametrize("cancel_on_kill", [True, False])
+def test_stream_overall_timeout_says_what_it_tried_and_cancels(requests_mock, cancel_on_kill):
     requests_mock.post(RPC, content=by_method({
         "tasks/get": [rpc_result(task_json("t-1", "WORKING"))],
         "tasks/sendSubscribe": [rpc_error(-32001, "Task not found: t-1")],
+        "tasks/cancel": [rpc_result({"success": True, "message": None})],
     }))
-    with pytest.raises(errors.WaitTimeoutError, match="overall timeout of 0.3 s"):
-        stream_op(timing={**FAST, "overall_timeout": 0.3, "sse_attempts": 1}).execute(make_context())
+    op = stream_op(timing={**FAST, "overall_timeout": 0.3, "sse_attempts": 1}, cancel_on_kill=cancel_on_kill)
+    with pytest.raises(errors.WaitTimeoutError, match=r"overall timeout of 0.3 s \(waited .* s; last seen WORKING"):
+        op.execute(make_context())
+    assert ("tasks/cancel" in methods(requests_mock)) is cancel_on_kill
 
 
 def test_stream_not_authorised_fails_at_once(requests_mock):

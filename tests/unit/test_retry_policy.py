@@ -62,3 +62,23 @@ def test_a_policy_in_default_args_wins(make):
     own = ExceptionRetryPolicy(rules=[])
     with DAG("retry_policy_defaults", schedule=None, default_args={"retry_policy": own}):
         assert make().retry_policy is own
+
+
+def test_an_ambiguous_send_is_not_retried_unless_the_user_opts_in():
+    unsure = errors.AmbiguousSendError("reset after the request was sent", **WHERE)
+    assert fail_fast_policy().evaluate(unsure, 1, 3).action is RetryAction.FAIL
+    assert fail_fast_policy(resend_if_unsure=True).evaluate(unsure, 1, 3).action is RetryAction.DEFAULT
+    initiate = AgentVaultInitiateOperator(task_id="initiate", text="hi", resend_if_unsure=True)
+    assert initiate.retry_policy.evaluate(unsure, 1, 3).action is RetryAction.DEFAULT
+
+
+@pytest.mark.parametrize("error", [
+    errors.TaskFailedError("task failed", agent_message="model crashed", **WHERE),
+    errors.TaskCanceledError("task canceled", **WHERE),
+    errors.TaskLostError("the agent no longer knows the task", **WHERE),
+])
+def test_a_task_that_ended_without_result_is_retried_only_where_a_retry_starts_a_new_one(error):
+    stream = AgentVaultStreamOperator(task_id="stream", agent_task_id="t-1")
+    stage = AgentVaultStageOperator(task_id="stage", text="hi")
+    assert stream.retry_policy.evaluate(error, 1, 3).action is RetryAction.FAIL
+    assert stage.retry_policy.evaluate(error, 1, 3).action is RetryAction.DEFAULT

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.codec import Codec, StreamDecoder
+from airflow_agentvault.protocol.codec import Codec, StreamDecoder, UnknownEvent
 from airflow_agentvault.protocol.dialects.cards import agent_card_from
 from airflow_agentvault.protocol.dialects.a2a_errors import (
     TASK_NOT_CANCELABLE,
@@ -229,6 +229,8 @@ class A2AStreamDecoder(StreamDecoder):
 
     def feed(self, event: ServerEvent) -> list[TaskEvent]:
         where = self.request.where
+        if event.event not in (None, "", "message"):  # A2A streams name no events: one named is someone else's
+            raise UnknownEvent(f"event type '{event.event}'")
         try:
             payload = json.loads(event.data)
         except ValueError as exc:

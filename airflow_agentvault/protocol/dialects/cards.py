@@ -55,7 +55,16 @@ class Interface:
     dialect: str | None
 
     def describe(self) -> str:
-        return f"{self.binding} {self.version} at {errors.redact_url(self.url)}"
+        where = errors.redact_url(self.url) if "://" in self.url else self.url
+        skipped = "" if self.dialect else " (not spoken by this provider)"
+        return f"{self.binding} {self.version} at {where}{skipped}"
+
+
+def _address(card_url: str, binding: str, url: str) -> str:
+    """An interface's address: HTTP bindings resolve against the card; others (gRPC) stay as written."""
+    if "://" in url or binding.upper() in ("JSONRPC", "HTTP+JSON", "REST", "AGENTVAULT JSON-RPC"):
+        return urljoin(card_url, url)
+    return url
 
 
 class Discovered(NamedTuple):
@@ -116,7 +125,7 @@ def interfaces_of(raw: dict[str, Any], card_url: str) -> list[Interface]:
             if isinstance(entry, dict) and isinstance(entry.get("url"), str):
                 binding = str(entry.get("protocolBinding") or "")
                 version = str(entry.get("protocolVersion") or "1.0")
-                url = urljoin(card_url, entry["url"])
+                url = _address(card_url, binding, entry["url"])
                 found.append(Interface(url, binding, version, _dialect_of(binding, version)))
     elif kind == "agentvault":
         if isinstance(raw.get("url"), str):
@@ -126,11 +135,13 @@ def interfaces_of(raw: dict[str, Any], card_url: str) -> list[Interface]:
         version = str(raw.get("protocolVersion") or "0.3")
         if isinstance(raw.get("url"), str):
             binding = str(raw.get("preferredTransport") or "JSONRPC")
-            found.append(Interface(urljoin(card_url, raw["url"]), binding, version, _dialect_of(binding, version)))
+            found.append(Interface(_address(card_url, binding, raw["url"]), binding, version,
+                                   _dialect_of(binding, version)))
         for entry in raw.get("additionalInterfaces") or []:
             if isinstance(entry, dict) and isinstance(entry.get("url"), str):
                 binding = str(entry.get("transport") or "")
-                item = Interface(urljoin(card_url, entry["url"]), binding, version, _dialect_of(binding, version))
+                item = Interface(_address(card_url, binding, entry["url"]), binding, version,
+                                 _dialect_of(binding, version))
                 if item not in found:
                     found.append(item)
     return found
@@ -249,8 +260,8 @@ def agent_card_from(raw: dict[str, Any], card_url: str, dialect: str | None = No
 
 def _nothing_usable(card: DiscoveredCard, dialect: str | None = None) -> str:
     offered = "; ".join(i.describe() for i in card.interfaces) or "no endpoint at all"
-    wanted = f"a {dialect} endpoint" if dialect else "an endpoint this provider can speak"
-    return (f"the agent card at {errors.redact_url(card.url)} lists {wanted} nowhere (it offers: {offered}); "
+    wanted = f"no {dialect} endpoint" if dialect else "no endpoint this provider can speak"
+    return (f"the agent card at {errors.redact_url(card.url)} lists {wanted} (it offers: {offered}); "
             "supported: JSON-RPC 1.0, HTTP+JSON 1.0, JSON-RPC 0.3 and AgentVault")
 
 

@@ -1,0 +1,269 @@
+"""The reliability table: each fault the suite injects, what the provider does, what the user sees.
+
+One source for two readers: :mod:`faults.test_fault_suite` parametrizes its cases from :data:`CASES`
+(each row carries the function that installs its faults on a :class:`~faults.proxy.FaultProxy`), and
+:func:`render` turns the same rows into ``docs/reliability.md``. Regenerate the page with::
+
+    .venv/bin/python tests/faults/reliability.py
+
+``test_fault_suite.test_reliability_doc_is_current`` fails when the checked-in page differs from the
+rendering (it only reads the file).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_TESTS = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a script: make ``faults`` importable
+    sys.path.insert(0, str(_TESTS))
+
+from faults.proxy import (  # noqa: E402
+    FaultProxy,
+    Match,
+    cut_after_events,
+    cut_mid_event,
+    damage_json,
+    delay_visibility,
+    forget_tasks,
+    inject_unknown_event,
+    reset_after_request,
+    reset_before_request,
+    stall,
+    status,
+    status_after_upstream,
+    wrong_content_type,
+)
+
+DOC_PATH = _TESTS.parent / "docs" / "reliability.md"
+SUITE = "tests/faults/test_fault_suite.py"
+
+#: The servers and modes every case runs against (the ``{server}-{mode}-`` prefix of a test id).
+SERVERS = ("reference", "a2a")
+MODES = ("sync", "async")
+
+#: How a case must end.
+RESULT = "result"  # the follow returns the agent's own final task
+AMBIGUOUS_SEND = "ambiguous-send"  # AmbiguousSendError; the agent holds exactly one task
+TASK_LOST = "task-lost"  # TaskLostError naming the task, within lost_grace
+
+#: Seconds the 429 case's agent asks the client to wait (``Retry-After``).
+RETRY_AFTER = 1.0
+#: How long a stall lasts: longer than the suite's read_timeout (2 s), so the client must give up on it.
+STALL_SECONDS = 3.0
+#: A well-formed JSON-RPC stream event whose result is of a kind no A2A version defines.
+UNKNOWN_A2A_RESULT = '{"jsonrpc":"2.0","id":1,"result":{"proxyHeartbeat":{"seq":1}}}'
+
+
+@dataclass(frozen=True)
+class Methods:
+    """A dialect's names for the calls a fault targets (the JSON-RPC method the proxy matches)."""
+
+    send: str
+    get: str
+    subscribe: str
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row: a fault, the provider's answer to it, and the function that installs it on a proxy."""
+
+    id: str
+    fault: str
+    provider: str
+    user_sees: str
+    install: Callable[[FaultProxy, Methods], None]
+    outcome: str = RESULT
+    servers: tuple[str, ...] = SERVERS
+    #: The case waits for the task to become visible (``wait_until_visible``) before following it.
+    wait_visible: bool = False
+    #: The client must have slept at least this long once (a lower bound the agent asked for).
+    min_sleep: float | None = None
+    #: ``server -> reason`` for a combination that cannot be produced (marked xfail, never hidden).
+    xfail: Mapping[str, str] = field(default_factory=dict)
+    #: Another test that proves this row (in the suite), and a note on it, quoted in the table.
+    also: str = ""
+    also_note: str = ""
+
+    def test_ids(self) -> list[str]:
+        return [f"{server}-{mode}-{self.id}" for server in self.servers for mode in MODES]
+
+
+def _on(method: str) -> Match:
+    return Match(rpc_method=method)
+
+
+CASES: tuple[Case, ...] = (
+    Case(
+        "cut-after-2-clean",
+        "The event stream ends cleanly (terminating chunk) after 2 events, before a final state",
+        "Treats the end as a disconnect, never a success; resubscribes after `sse_retry_delay`",
+        "The complete result",
+        lambda proxy, m: proxy.add(cut_after_events(2, when=_on(m.subscribe))),
+    ),
+    Case(
+        "cut-after-2-abrupt",
+        "The event stream is cut by a TCP reset after 2 events",
+        "Resubscribes; the result is read with `tasks/get`, so nothing streamed twice is counted twice",
+        "The complete result",
+        lambda proxy, m: proxy.add(cut_after_events(2, abrupt=True, when=_on(m.subscribe))),
+    ),
+    Case(
+        "cut-mid-event",
+        "The connection is reset half way through the 2nd event",
+        "The half event is discarded, not parsed; resubscribes",
+        "The complete result",
+        lambda proxy, m: proxy.add(cut_mid_event(1, when=_on(m.subscribe))),
+    ),
+    Case(
+        "stall",
+        f"The stream goes silent after 1 event for {STALL_SECONDS:g} s, longer than `read_timeout`",
+        "Gives up on the stream after `read_timeout` of silence; resubscribes or reads the task",
+        "The complete result",
+        lambda proxy, m: proxy.add(stall(STALL_SECONDS, after_events=1, when=_on(m.subscribe))),
+    ),
+    Case(
+        "damaged-json",
+        "The 2nd event's data is not valid JSON (the SSE framing stays valid)",
+        "Ends the stream as a disconnect quoting the damage; resubscribes",
+        "The complete result",
+        lambda proxy, m: proxy.add(damage_json(2, when=_on(m.subscribe))),
+    ),
+    Case(
+        "unknown-event-named",
+        "An event of an unknown type (`event: proxy_heartbeat`) arrives before the 1st",
+        "AgentVault dialect: skips it and says so in the log. A2A dialects: read it as a damaged event and "
+        "resubscribe (open bug: the A2A stream decoder ignores the SSE event type)",
+        "The complete result",
+        lambda proxy, m: proxy.add(inject_unknown_event(1, name="proxy_heartbeat", when=_on(m.subscribe))),
+        also="test_unknown_event_is_skipped_without_a_disconnect[{reference,a2a}-unknown-event-named]",
+        also_note="a2a: strict xfail until the bug is fixed",
+    ),
+    Case(
+        "unknown-event-data-only",
+        "A data-only event whose JSON-RPC result is of an unknown kind arrives before the 2nd",
+        "Skips it (A2A events carry no names, so the result's shape decides) and says so; keeps streaming",
+        "The complete result",
+        lambda proxy, m: proxy.add(inject_unknown_event(2, name=None, data=UNKNOWN_A2A_RESULT, when=_on(m.subscribe))),
+        servers=("a2a",),
+        also="test_unknown_event_is_skipped_without_a_disconnect[a2a-unknown-event-data-only]",
+    ),
+    Case(
+        "wrong-content-type",
+        "The stream's answer says `Content-Type: application/json`",
+        "Treats the answer as no stream (a disconnect naming what came back); resubscribes, then polls",
+        "The complete result",
+        lambda proxy, m: proxy.add(wrong_content_type("application/json", when=_on(m.subscribe))),
+    ),
+    Case(
+        "503-burst-subscribe",
+        "Two subscriptions in a row are answered 503 by a gateway",
+        "Retries the subscription with backed-off delays, within `sse_attempts`",
+        "The complete result",
+        lambda proxy, m: proxy.add(status(503, times=2, when=_on(m.subscribe))),
+    ),
+    Case(
+        "503-burst-get",
+        "Two reads of the task in a row are answered 503 by a gateway",
+        "A failed read is retried (a read is idempotent); the result always comes from a successful read",
+        "The complete result",
+        lambda proxy, m: proxy.add(status(503, times=2, when=_on(m.get))),
+    ),
+    Case(
+        "429-retry-after",
+        f"A subscription is answered 429 with `Retry-After: {RETRY_AFTER:g}`",
+        "Waits at least what the agent asked (never past the overall deadline) before the next try",
+        "The complete result, after the wait the agent asked for",
+        lambda proxy, m: proxy.add(status(429, retry_after=RETRY_AFTER, when=_on(m.subscribe))),
+        min_sleep=RETRY_AFTER,
+    ),
+    Case(
+        "reset-before-get",
+        "The connection is reset after a read of the task was sent, before the agent saw it",
+        "Retries the read (it is idempotent)",
+        "The complete result",
+        lambda proxy, m: proxy.add(reset_before_request(times=2, when=_on(m.get))),
+    ),
+    Case(
+        "reset-after-send",
+        "The agent starts the task, then the connection is reset before its answer arrives",
+        "Does not resend (a blind resend could run the task twice); raises `AmbiguousSendError`",
+        "A failed attempt saying a task may exist on the agent (check before re-running)",
+        lambda proxy, m: proxy.add(reset_after_request(when=_on(m.send))),
+        outcome=AMBIGUOUS_SEND,
+    ),
+    Case(
+        "502-after-send",
+        "The agent starts the task, then a gateway replaces its answer with a 502",
+        "Does not resend; raises `AmbiguousSendError`",
+        "A failed attempt saying a task may exist on the agent",
+        lambda proxy, m: proxy.add(status_after_upstream(502, when=_on(m.send))),
+        outcome=AMBIGUOUS_SEND,
+    ),
+    Case(
+        "restart-forgets-tasks",
+        "The agent restarts while the task is followed and answers \"Task not found\" from then on",
+        "Keeps reading the task for `lost_grace`, then raises `TaskLostError`",
+        "A failed attempt naming the lost task, within `lost_grace` of the restart",
+        lambda proxy, m: proxy.add(forget_tasks(when=_on(m.subscribe))),
+        outcome=TASK_LOST,
+    ),
+    Case(
+        "delayed-visibility",
+        "A new task answers \"Task not found\" to its first 3 reads",
+        "`wait_until_visible` checks with growing intervals (bounded by `verify_attempts`), then follows",
+        "The complete result",
+        lambda proxy, m: proxy.add(delay_visibility(count=3)),
+        wait_visible=True,
+    ),
+)
+
+CASES_BY_ID = {case.id: case for case in CASES}
+
+INTRO = (
+    "Each fault below is injected on the wire by a loopback proxy (`tests/faults/proxy.py`) between the "
+    "provider's client and a real agent (the reference agent, and an a2a-sdk 1.3.0 server over JSON-RPC 1.0), "
+    "with the blocking and the asyncio client. In every case the result equals the agent's own final task "
+    "(read directly), every wait ends within its bound, every failure is a typed error naming the agent URL, "
+    "the task and a cause, and no task is started twice. A property-based test "
+    "(`test_random_fault_schedules`) also runs random schedules of up to 3 stream and transport faults."
+)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render() -> str:
+    """The Markdown page: a title, the intro and the table (generated: edit this module, not the page)."""
+    lines = [
+        "# Reliability under network and agent faults",
+        "",
+        "<!-- Generated by tests/faults/reliability.py; do not edit by hand. -->",
+        "",
+        INTRO,
+        "",
+        "| Fault | What the provider does | What the user sees | Test that proves it |",
+        "| --- | --- | --- | --- |",
+    ]
+    for case in CASES:
+        servers = case.servers[0] if len(case.servers) == 1 else "{" + ",".join(case.servers) + "}"
+        proof = f"`{SUITE}::test_fault[{servers}-{{{','.join(MODES)}}}-{case.id}]`"
+        if case.also:
+            proof += f", `{case.also}`" + (f" ({case.also_note})" if case.also_note else "")
+        if case.xfail:
+            proof += " (xfail: " + "; ".join(f"{s}: {r}" for s, r in sorted(case.xfail.items())) + ")"
+        lines.append(f"| {_cell(case.fault)} | {_cell(case.provider)} | {_cell(case.user_sees)} | {_cell(proof)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    DOC_PATH.write_text(render(), encoding="utf-8")
+    print(f"wrote {DOC_PATH}")
+
+
+if __name__ == "__main__":
+    main()
