@@ -3,9 +3,10 @@ The one-command demo: seven research agents, a real Airflow on SQLite, one resea
 
 It starts the reference research agents on loopback, an Airflow (scheduler, triggerer, dag-processor,
 API server; LocalExecutor on SQLite) with its home in the project's ``.airflow/demo`` folder, creates the
-agent connections, triggers the research pipeline for the topic given, shows each stage as it
-finishes, and prints where the report and chart are and the run's URL in the Airflow UI. Everything
-it started stops when the run ends or on Ctrl-C, unless ``--keep-running`` leaves the UI up.
+agent connections in its metadata database (listed on the Connections page, where "Test connection"
+is enabled), triggers the research pipeline for the topic given, shows each stage as it finishes,
+and prints where the report and chart are and the run's URL in the Airflow UI. Everything it
+started stops when the run ends or on Ctrl-C, unless ``--keep-running`` leaves the UI up.
 
     bash scripts/demo.sh "coral reef bleaching"
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import shutil
 import signal
 import socket
@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,13 +61,23 @@ def _fresh_home(home: Path) -> Path:
     return home
 
 
-def _connections(urls: dict[str, str]) -> dict[str, str]:
+def _connections(urls: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The agents' connections, ``{conn_id: fields}``, for the metadata DB: listed on the Connections page.
+
+    ``port`` repeats the URL's port (the hook reads the URL): the Connections page's "Test connection"
+    button sends a missing port as 0, which Airflow 3.3 rejects as "differs from the stored connection".
+    """
     from airflow_agentvault.pipelines.research import connection_id
 
     return {
-        f"AIRFLOW_CONN_{connection_id(stage).upper()}": json.dumps({"conn_type": "agentvault", "host": url})
+        connection_id(stage): {"conn_type": "agentvault", "host": url,
+                               **({"port": port} if (port := urlsplit(url).port) else {})}
         for stage, url in urls.items()
     }
+
+
+#: Airflow leaves "Test connection" disabled; the demo's own Airflow turns it on.
+DEMO_AIRFLOW_ENV = {"AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
 
 
 def _stage_of(task_id: str) -> str:
@@ -97,6 +108,18 @@ class Progress:
             print(f"  {time.monotonic() - self.started:6.1f} s  {stage:<16} {mark}", flush=True)
 
 
+def _corpus(folder: str | None) -> Any:
+    """The research agents' documents: a folder of the user's, or the shipped corpus (None)."""
+    if not folder:
+        return None
+    from airflow_agentvault.agent.research.documents import Corpus
+
+    try:
+        return Corpus.load(folder)
+    except (FileNotFoundError, ValueError) as exc:
+        raise DemoError(f"--corpus {folder}: {exc}") from None
+
+
 def run_demo(args: argparse.Namespace) -> int:
     _check_setup()
     _check_port(args.port)
@@ -115,11 +138,12 @@ def run_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     print(f"Starting the research agents{f' ({tokens_per_second:g} tokens/s)' if tokens_per_second else ''}...",
           flush=True)
-    with start_research_agents(base_port=0, tokens_per_second=tokens_per_second) as agents:
-        env = {**_connections(agents.urls), "AGENTVAULT_REPORTS_DIR": str(reports)}
+    corpus = _corpus(args.corpus)
+    with start_research_agents(base_port=0, tokens_per_second=tokens_per_second, corpus=corpus) as agents:
+        env = {**DEMO_AIRFLOW_ENV, "AGENTVAULT_REPORTS_DIR": str(reports)}
         print(f"Starting Airflow (scheduler, triggerer, dag-processor, API server) in {home} ...", flush=True)
         with AirflowStack(home=home, dags_folder=REPO / "dags", extra_env=env, api_port=args.port,
-                          preload_modules=PROVIDER_MODULES) as stack:
+                          preload_modules=PROVIDER_MODULES, connections=_connections(agents.urls)) as stack:
             print(f"Airflow is up after {time.monotonic() - t0:.1f} s: {stack.api_url}", flush=True)
             stack.wait_for_dag(dag_id, timeout=120)
             run_id = stack.trigger(dag_id, conf)
@@ -136,7 +160,9 @@ def run_demo(args: argparse.Namespace) -> int:
                 print(f"  Chart:  {_local(info['chart'])}")
             print(f"  Run:    {url}", flush=True)
             if args.keep_running:
-                print("\nThe Airflow UI stays up (log in as any user); Ctrl-C stops everything.", flush=True)
+                print(f"\nThe Airflow UI stays up (log in as any user); the agents' connections, which "
+                      f"\"Test connection\" checks, are at {stack.api_url}/connections. Ctrl-C stops everything.",
+                      flush=True)
                 with contextlib.suppress(KeyboardInterrupt):
                     while True:
                         stack.check_alive()
@@ -183,11 +209,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="AIRFLOW_HOME of the demo (default: .airflow/demo in the repository)")
     parser.add_argument("--reports", default=argparse.SUPPRESS,
                         help="where reports and charts go (default: reports/ in the repository)")
+    parser.add_argument("--corpus", default=argparse.SUPPRESS,
+                        help="a folder of Markdown documents (front matter: title, source, date, topic) for the "
+                             "research agents to work on (default: the shipped corpus)")
     parser.add_argument("--timeout", type=float, default=900, help="give up on the run after this many seconds")
     parser.add_argument("--keep-running", action="store_true", help="leave the UI up until Ctrl-C")
     args = parser.parse_args(argv)
     args.home = getattr(args, "home", None) or str(REPO / ".airflow" / "demo")
     args.reports = getattr(args, "reports", None) or str(REPO / "reports")
+    args.corpus = getattr(args, "corpus", None)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run_demo(args)

@@ -26,6 +26,29 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "AgentVault", "python-modules": ["airflow_agentvault.triggers.agentvault"]}
         ],
+        "config": {
+            "agentvault": {
+                "description": "Where the AgentVault provider keeps what does not fit in XCom, and its reports.",
+                "options": {
+                    "result_storage": {
+                        "description": "Object storage URL for stage results above max_result_bytes; they are "
+                                       "passed on by reference. Default: agentvault-results under AIRFLOW_HOME.",
+                        "version_added": "0.1.0", "type": "string", "example": "s3://my-bucket/agentvault-results",
+                        "default": None,
+                    },
+                    "reports_dir": {
+                        "description": "Folder the research pipeline publishes its reports and charts to "
+                                       "(AGENTVAULT_REPORTS_DIR overrides it). Default: reports under AIRFLOW_HOME.",
+                        "version_added": "0.1.0", "type": "string", "example": "/data/research-reports",
+                        "default": None,
+                    },
+                },
+            },
+        },
+        "extra-links": ["airflow_agentvault.links.AgentCardLink"],
+        "task-decorators": [
+            {"class-name": "airflow_agentvault.decorators.agentvault.agentvault_task", "name": "agentvault"}
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_agentvault.hooks.agentvault.AgentVaultHook",

@@ -24,7 +24,7 @@ REF_KEY = "result_ref"
 
 def default_result_storage() -> str:
     """``[agentvault] result_storage`` from the Airflow config, else a folder in AIRFLOW_HOME."""
-    from airflow.sdk.configuration import conf
+    from airflow_agentvault.compat import conf
 
     configured = conf.get("agentvault", "result_storage", fallback=None)
     if configured:

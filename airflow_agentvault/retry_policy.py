@@ -16,7 +16,9 @@ once (clear the stage's task group to start over). Pass ``retry_policy=`` to an 
 
 from __future__ import annotations
 
-from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+from typing import Any
+
+from airflow_agentvault.compat import ExceptionRetryPolicy, RetryAction, RetryRule
 
 from airflow_agentvault.protocol import errors
 
@@ -41,7 +43,7 @@ ENDED_WITHOUT_RESULT: tuple[type[errors.AgentVaultError], ...] = (
 )
 
 
-def fail_fast_policy(*, starts_tasks: bool = True, resend_if_unsure: bool = False) -> ExceptionRetryPolicy:
+def fail_fast_policy(*, starts_tasks: bool = True, resend_if_unsure: bool = False) -> Any:
     """
     A fresh policy (operators must not share one mutable object).
 

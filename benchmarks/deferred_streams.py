@@ -32,18 +32,18 @@ CONN_ID = "bench_agent"
 
 
 def _latency_probe(latencies: list[float]):
-    """Wrap the follower's event describer: every decoded event passes through it exactly once."""
-    from airflow_agentvault.protocol import follow
+    """Wrap the follower's log writer: every decoded event passes through ``LogLines.add`` exactly once."""
+    from airflow_agentvault.protocol.describe import LogLines
 
-    original = follow.describe_event
+    original = LogLines.add
 
-    def probe(event):
+    def probe(self, event):
         stamp = getattr(event, "timestamp", None)
         if stamp is not None:
             latencies.append(datetime.now(timezone.utc).timestamp() - stamp.timestamp())
-        return original(event)
+        return original(self, event)
 
-    follow.describe_event = probe
+    LogLines.add = probe
 
 
 def _start_tasks(url: str, n: int, work: float) -> list[str]:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_agentvault.agent.behaviour import AgentBehaviour
@@ -48,6 +48,8 @@ FAILURE_REASON = "reference agent failed on purpose"
 PROGRESS_TEXT = "half way"
 
 _CLOSE = object()  # queue sentinel: close the stream without an event (server shutdown)
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 
 def now_iso() -> str:

@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from airflow.sdk import BaseHook
-from airflow.sdk.log import amask_secret, mask_secret
+from airflow.sdk.log import mask_secret
 
+from airflow_agentvault.compat import aextra_dejson, amask_secret
 from airflow_agentvault.connection_form import AUTH_TYPES, DIALECT_CHOICES, UI_FIELD_BEHAVIOUR
 from airflow_agentvault.protocol import operations
 from airflow_agentvault.protocol.async_client import AsyncAgentClient
@@ -220,6 +221,7 @@ class AgentVaultHook(BaseHook):
         super().__init__(**kwargs)
         self.agentvault_conn_id = agentvault_conn_id
         self.read_timeout = read_timeout
+        self._card_url: str | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -245,7 +247,7 @@ class AgentVaultHook(BaseHook):
     async def asettings(self) -> AgentSettings:
         """:attr:`settings` read without blocking the event loop (the triggerer's masker is async too)."""
         conn = await BaseHook.aget_connection(self.agentvault_conn_id)
-        extra = await conn.aextra_dejson()
+        extra = await aextra_dejson(conn)
         if conn.password:
             await amask_secret(conn.password)
         settings = settings_from_connection(
@@ -264,6 +266,7 @@ class AgentVaultHook(BaseHook):
 
     def _endpoint(self, settings: AgentSettings, found: Discovered) -> str:
         """The endpoint to use for what discovery found, said once in the log."""
+        self._card_url = found.card.url if found.card is not None else settings.card_url
         if found.card is not None:
             self.log.info("Agent card at %s names the endpoint %s", redact_url(found.card.url),
                           redact_url(found.rpc_url))
@@ -307,6 +310,13 @@ class AgentVaultHook(BaseHook):
 
     def get_conn(self) -> AgentClient:
         return self.client
+
+    @property
+    def agent_card_url(self) -> str:
+        """The agent card's URL (the one discovery read, else the connection's), safe to show."""
+        if self._card_url is None:
+            self.get_conn()  # resolving the endpoint finds the card too
+        return redact_url(self._card_url)
 
     @property
     def agent_url(self) -> str:

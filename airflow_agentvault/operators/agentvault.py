@@ -18,7 +18,9 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_agentvault import result_storage as result_storage_module
+from airflow_agentvault.compat import set_default_retry_policy
 from airflow_agentvault.hooks.agentvault import AgentVaultHook
+from airflow_agentvault.links import AgentCardLink
 from airflow_agentvault.operators.common import (
     cancel_remote,
     default_deferrable,
@@ -53,6 +55,7 @@ class AgentVaultInitiateOperator(BaseOperator):
     template_fields: Sequence[str] = ("text", "data", "message_metadata")
     template_fields_renderers = {"data": "json", "message_metadata": "json"}
     ui_color = "#e8f4fd"
+    operator_extra_links = (AgentCardLink(),)
 
     def __init__(
         self,
@@ -66,8 +69,7 @@ class AgentVaultInitiateOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if self.retry_policy is None:  # neither given nor in default_args
-            self.retry_policy = fail_fast_policy(resend_if_unsure=resend_if_unsure)
+        set_default_retry_policy(self, lambda: fail_fast_policy(resend_if_unsure=resend_if_unsure))
         self.agentvault_conn_id = agentvault_conn_id
         self.durable = durable
         self.text = text
@@ -106,6 +108,7 @@ class FollowingOperator(BaseOperator):
 
     #: Whether a retry of this operator starts a new remote task (the default retry policy depends on it).
     starts_tasks = False
+    operator_extra_links = (AgentCardLink(),)
 
     def __init__(
         self,
@@ -121,8 +124,8 @@ class FollowingOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if self.retry_policy is None:  # neither given nor in default_args
-            self.retry_policy = fail_fast_policy(starts_tasks=self.starts_tasks, resend_if_unsure=resend_if_unsure)
+        set_default_retry_policy(
+            self, lambda: fail_fast_policy(starts_tasks=self.starts_tasks, resend_if_unsure=resend_if_unsure))
         self.agentvault_conn_id = agentvault_conn_id
         self.timing = timing
         self.cancel_on_kill = cancel_on_kill

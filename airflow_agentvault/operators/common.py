@@ -6,8 +6,8 @@ import json
 import re
 from typing import Any
 
-from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowFailException
+from airflow_agentvault.compat import conf
+from airflow_agentvault.compat import AirflowFailException
 
 from airflow_agentvault import result_storage
 from airflow_agentvault.protocol import errors

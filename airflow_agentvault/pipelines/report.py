@@ -24,7 +24,7 @@ CHART_SUFFIXES = {"image/svg+xml": "svg", "image/png": "png"}
 
 
 def reports_base() -> str:
-    from airflow.sdk.configuration import conf
+    from airflow_agentvault.compat import conf
 
     configured = os.environ.get("AGENTVAULT_REPORTS_DIR") or conf.get("agentvault", "reports_dir", fallback=None)
     if configured:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from airflow_agentvault.protocol.models import Message, TaskEvent, TaskMessageEvent, TaskStatusEvent
+from collections.abc import Callable
+
+from airflow_agentvault.protocol.models import Message, TaskEvent, TaskMessageEvent, TaskStatusEvent, join_fragments
 
 
 def describe_event(event: TaskEvent) -> str:
@@ -11,7 +13,7 @@ def describe_event(event: TaskEvent) -> str:
         text = f": {event.message_text}" if event.message_text else ""
         return f"state -> {event.state.value}{text}"
     if isinstance(event, TaskMessageEvent):
-        return f"{event.message.role} says: {_clip(event.message.text or _parts_summary(event.message))}"
+        return f"{event.message.role} says: {clip(event.message.text or _parts_summary(event.message))}"
     artifact = event.artifact
     kind = artifact.media_type or artifact.type
     where = f" at {artifact.url}" if artifact.url else ""
@@ -22,5 +24,57 @@ def _parts_summary(message: Message) -> str:
     return ", ".join(p.type for p in message.parts)
 
 
-def _clip(text: str, limit: int = 500) -> str:
+def clip(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+#: A gathered line of tokens is written after this many seconds even without a sentence end.
+LINE_SECONDS = 1.0
+_LINE_ENDS = (".", "!", "?", ":", ";", "\n")
+
+
+class LogLines:
+    """
+    Writes a stream's events as readable log lines: token-sized messages gathered into sentences.
+
+    An agent that streams its answer token by token sends one event per word; a line per event makes a
+    log of hundreds of one-word lines. Tokens are joined into one line, written at a sentence end, a
+    newline, after :data:`LINE_SECONDS`, or before any other event; every other event is one line.
+    """
+
+    def __init__(self, write: Callable[[str], None], clock: Callable[[], float]) -> None:
+        self.write = write
+        self.clock = clock
+        self.role = ""
+        self.tokens: list[str] = []
+        self.started = 0.0
+
+    def add(self, event: TaskEvent) -> None:
+        token = _token_of(event)
+        if token is None:
+            self.flush()
+            self.write(describe_event(event))
+            return
+        role, text = token
+        if self.tokens and role != self.role:
+            self.flush()
+        if not self.tokens:
+            self.role, self.started = role, self.clock()
+        self.tokens.append(text)
+        if text.rstrip(" ").endswith(_LINE_ENDS) or self.clock() - self.started >= LINE_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.tokens:
+            self.write(f"{self.role} says: {clip(join_fragments(self.tokens))}")
+            self.tokens = []
+
+
+def _token_of(event: TaskEvent) -> tuple[str, str] | None:
+    """(role, text) of a message event that is one token of a streamed answer, else None."""
+    if not isinstance(event, TaskMessageEvent) or len(event.message.parts) != 1:
+        return None
+    text = event.message.text
+    if not text or len(text.split()) > 1:
+        return None
+    return event.message.role, text

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_agentvault.protocol import errors, operations
-from airflow_agentvault.protocol.describe import describe_event
+from airflow_agentvault.protocol.describe import LogLines, clip
 from airflow_agentvault.protocol.exchange import Program, Sleep
 from airflow_agentvault.protocol.models import Task, TaskEvent, TaskStatusEvent
 from airflow_agentvault.protocol.operations import Agent, StreamWatch
@@ -81,6 +81,7 @@ class VisibilityWait:
     attempts: int = 0
     last_answer: str = "no answer yet"
     get_name: str = "tasks/get"
+    next_delay: float | None = None  # what the last missed check asked to wait (``Retry-After`` included)
 
     def seen(self, task: Task, logger: Any) -> Task:
         if task.state.ends_wait:
@@ -101,6 +102,7 @@ class VisibilityWait:
             delay = min(delay, max(self.deadline - now, 0.0))
         logger.info("Check %d of %d: task %s not visible yet (%s)%s", self.attempts, self.timing.verify_attempts,
                     self.task_id, exc.detail, f"; next check in {delay:.2f} s" if delay is not None else "")
+        self.next_delay = delay
         return delay
 
     def gave_up(self, now: float) -> errors.WaitTimeoutError:
@@ -209,6 +211,9 @@ class Follower:
             return finished
         if current is not None:
             state.saw(current.state.value, self.clock())
+            said = current.answer_text()
+            if said:  # so the log never starts mid-sentence
+                self.logger.info("[%s] %s so far; the agent has said: %s", task_id, current.state.value, clip(said))
         path = yield from self._stream(task_id, deadline, state)
         if path is None:
             task = yield from self._poll(task_id, deadline, state)
@@ -242,7 +247,8 @@ class Follower:
 
     def _stream(self, task_id: str, deadline: float, state: _Progress) -> Program[str | None]:
         """Subscribe with bounded retries; the path on success, None to fall back to polling."""
-        watch = StreamWatch(lambda event: self._record_event(task_id, event, state, deadline),
+        lines = LogLines(lambda line: self.logger.info("[%s] %s", task_id, line), self.clock)
+        watch = StreamWatch(lambda event: self._record_event(task_id, event, state, deadline, lines),
                             lambda note: self.logger.info("[%s] %s", task_id, note))
         while True:
             state.attempts += 1
@@ -252,6 +258,7 @@ class Follower:
             try:
                 yield from operations.subscribe(self.agent, task_id, read_timeout, watch)
             except errors.AgentVaultError as exc:
+                lines.flush()
                 if not self._resubscribable(exc) or state.attempts >= self.timing.sse_attempts \
                         or self.clock() >= deadline:
                     self._subscription_given_up(exc, state)
@@ -261,6 +268,7 @@ class Follower:
                                     exc.detail, delay)
                 yield Sleep(delay)
                 continue
+            lines.flush()
             return PATH_STREAM if state.attempts == 1 else PATH_RESUBSCRIBE
 
     @staticmethod
@@ -268,9 +276,10 @@ class Follower:
         """Worth another subscription: retryable, unless the agent said it has no stream for the task."""
         return exc.retryable and not isinstance(exc, errors.StreamUnavailableError)
 
-    def _record_event(self, task_id: str, event: TaskEvent, state: _Progress, deadline: float) -> None:
+    def _record_event(self, task_id: str, event: TaskEvent, state: _Progress, deadline: float,
+                      lines: LogLines) -> None:
         state.events += 1
-        self.logger.info("[%s] %s", task_id, describe_event(event))
+        lines.add(event)
         if isinstance(event, TaskStatusEvent):
             state.saw(event.state.value, self.clock())
             if event.message_text:

@@ -17,9 +17,11 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, timezone
-from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
+from airflow_agentvault.compat import AirflowFailException, AirflowRescheduleException
 
+from airflow_agentvault.compat import set_default_retry_policy
 from airflow_agentvault.hooks.agentvault import AgentVaultHook
+from airflow_agentvault.links import AgentCardLink
 from airflow_agentvault.operators.common import default_deferrable, parse_timing, require_task_id
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import Follower, VisibilityWait
@@ -48,6 +50,7 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("agent_task_id", "timing")
     ui_color = "#fff4d6"
+    operator_extra_links = (AgentCardLink(),)
 
     def __init__(
         self,
@@ -60,8 +63,7 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
     ) -> None:
         kwargs.setdefault("poke_interval", Timing().verify_interval)
         super().__init__(**kwargs)
-        if self.retry_policy is None:  # neither given nor in default_args
-            self.retry_policy = fail_fast_policy(starts_tasks=False)
+        set_default_retry_policy(self, lambda: fail_fast_policy(starts_tasks=False))
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.agent_task_id = agent_task_id
         self.agentvault_conn_id = agentvault_conn_id
@@ -145,6 +147,10 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
         time.sleep(delay)
 
     def _get_next_poke_interval(self, started_at: Any, run_duration: Any, poke_count: int) -> float:
+        """The wait's own next interval: growing and capped, or longer if the agent asked (``Retry-After``)."""
+        asked = self._progress.recall("next_delay")
+        if asked is not None:
+            return float(asked)
         return parse_timing(self.timing).verify_interval_for(int(self._progress.recall("verify_attempts") or 1))
 
     # -- the check --------------------------------------------------------------------------------
@@ -162,6 +168,8 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
             raise AirflowFailException(f"Cannot verify task {task_id}: {exc}") from None
         finally:
             self._progress.remember("verify_attempts", wait.attempts)
+            if wait.next_delay is not None:  # the task state store keeps no None
+                self._progress.remember("next_delay", wait.next_delay)
         return PokeReturnValue(is_done=task is not None, xcom_value=task.state.value if task else None)
 
 

@@ -23,6 +23,10 @@ Usage::
         assert stack.wait_for_run("my_dag", run_id) == "success"
 
 Demo: ``python -m airflow_agentvault.testing.airflow_stack --dags-folder DIR --dag-id ID``.
+
+Why one long module: starting, watching, querying and sweeping the stack share one life cycle (the
+marker variable, the process groups, the home folder); split apart, each piece would have to know
+the others' bookkeeping. The sections are marked, and nothing outside tests and the demo uses it.
 """
 
 from __future__ import annotations
@@ -162,6 +166,13 @@ class AirflowStack:
     :param dags_folder: folder the dag-processor parses.
     :param extra_env: extra variables for every component (e.g. ``AIRFLOW_CONN_*`` URIs or
         JSON, ``AIRFLOW_VAR_*``, ``AIRFLOW__SECTION__KEY`` overrides). Applied last.
+    :param connections: connections to create in the metadata database, ``{conn_id: fields}``
+        with the fields of an ``AIRFLOW_CONN_*`` JSON value (``conn_type``, ``host``, ``login``,
+        ``password``, ``schema``, ``port``, ``extra`` as a dict or JSON text, ``description``),
+        or that JSON as text. Unlike ``AIRFLOW_CONN_*`` variables they are listed on the UI's
+        Connections page, where they can be edited and tested (Test connection needs
+        ``AIRFLOW__CORE__TEST_CONNECTION=Enabled`` in ``extra_env``). They are created through
+        the REST API as soon as the stack is ready (:meth:`wait_ready`), before any run starts.
     :param api_port: port of the API server on 127.0.0.1; a free one is picked if None.
     :param parallelism: ``[core] parallelism`` - LocalExecutor forks this many workers up front.
     :param ready_timeout: seconds ``__enter__`` waits for :meth:`wait_ready`.
@@ -194,6 +205,7 @@ class AirflowStack:
         reuse_migrated_db: bool = True,
         fast_scheduling: bool = True,
         preload_modules: Iterable[str] = (),
+        connections: Mapping[str, Mapping[str, Any] | str] | None = None,
     ) -> None:
         self.home = Path(home).resolve()
         self.dags_folder = Path(dags_folder).resolve()
@@ -207,6 +219,8 @@ class AirflowStack:
         self.reuse_migrated_db = reuse_migrated_db
         self.fast_scheduling = fast_scheduling
         self.preload_modules = tuple(preload_modules)
+        self.connections = {str(k): _connection_fields(k, v) for k, v in (connections or {}).items()}
+        self._connections_created = False
         self.stack_id = uuid.uuid4().hex
         self.logs_dir = self.home / "logs"
         self.db_path = self.home / "airflow.db"
@@ -486,6 +500,10 @@ class AirflowStack:
                 last = self.health()
                 if all((last.get(c) or {}).get("status") == "healthy" for c in components):
                     self.timings.setdefault("ready", time.monotonic() - self._t_started)
+                    if not self._connections_created:
+                        for conn_id, fields in self.connections.items():
+                            self.add_connection(conn_id, fields)
+                        self._connections_created = True
                     return last
             except (requests.RequestException, ValueError) as exc:
                 last = repr(exc)
@@ -534,6 +552,29 @@ class AirflowStack:
     @staticmethod
     def _q(value: str) -> str:
         return quote(value, safe="")
+
+    def add_connection(self, conn_id: str, conn: Mapping[str, Any] | str) -> dict[str, Any]:
+        """Create (or replace) a connection in the metadata database through the REST API.
+
+        ``conn`` takes the fields of an ``AIRFLOW_CONN_*`` JSON value (see ``connections``).
+        Returns the connection as the REST API reports it.
+        """
+        body = {"connection_id": conn_id, **_connection_fields(conn_id, conn)}
+        try:
+            return self.api("POST", "connections", json_body=body)
+        except AirflowStackError as exc:
+            if exc.status_code != 409:
+                raise
+        return self.api("PATCH", f"connections/{self._q(conn_id)}", json_body=body)
+
+    def get_connection(self, conn_id: str) -> dict[str, Any] | None:
+        """A connection of the metadata database as the REST API reports it, or None."""
+        try:
+            return self.api("GET", f"connections/{self._q(conn_id)}")
+        except AirflowStackError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
 
     def import_errors(self) -> list[dict[str, Any]]:
         """Import errors the dag-processor recorded: ``[{"filename", "stack_trace", ...}]``."""
@@ -933,6 +974,22 @@ def _signal_pid(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
+_CONNECTION_FIELDS = frozenset({"conn_type", "description", "host", "login", "password", "schema", "port", "extra"})
+
+
+def _connection_fields(conn_id: str, conn: Mapping[str, Any] | str) -> dict[str, Any]:
+    """The REST API's connection body for an ``AIRFLOW_CONN_*``-style JSON value (dict or text)."""
+    fields = json.loads(conn) if isinstance(conn, str) else dict(conn)
+    if not isinstance(fields, dict) or not fields.get("conn_type"):
+        raise ValueError(f"connection {conn_id!r}: expected JSON fields with a conn_type, got {conn!r}")
+    unknown = set(fields) - _CONNECTION_FIELDS
+    if unknown:
+        raise ValueError(f"connection {conn_id!r}: unknown fields {sorted(unknown)}")
+    if isinstance(fields.get("extra"), Mapping):
+        fields["extra"] = json.dumps(fields["extra"])
+    return fields
+
+
 def _fmt_errors(errors: list[dict[str, Any]]) -> str:
     return "\n".join(f"{e.get('filename')}:\n{e.get('stack_trace')}" for e in errors)
 
@@ -946,13 +1003,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, help="AIRFLOW_HOME (default: a new temp dir)")
     parser.add_argument("--port", type=int)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the components")
+    parser.add_argument("--connection", action="append", default=[], metavar="ID=JSON",
+                        help="a connection to create in the metadata DB (JSON as in AIRFLOW_CONN_*)")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--keep", action="store_true", help="keep running after the run until Ctrl-C")
     args = parser.parse_args(argv)
     home = args.home or Path(tempfile.mkdtemp(prefix="airflow-stack-"))
     extra = dict(item.split("=", 1) for item in args.env)
+    connections = dict(item.split("=", 1) for item in args.connection)
     t0 = time.monotonic()
-    with AirflowStack(home, args.dags_folder, extra, args.port) as stack:
+    with AirflowStack(home, args.dags_folder, extra, args.port, connections=connections) as stack:
         print(f"Airflow ready in {time.monotonic() - t0:.1f}s at {stack.api_url} (home {home})", flush=True)
         stack.wait_for_dag(args.dag_id)
         run_id = stack.trigger(args.dag_id, json.loads(args.conf))

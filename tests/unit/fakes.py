@@ -17,6 +17,8 @@ class FakeTaskStateStore:
         return self.data.get(key, default)
 
     def set(self, key: str, value: Any, **_: Any) -> None:
+        if value is None:  # as Airflow's store: None is refused, not stored
+            raise ValueError("Cannot set value as None")
         self.data[key] = value
 
 

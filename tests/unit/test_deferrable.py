@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow_agentvault.compat import AirflowFailException, TaskDeferred
 from fakes import make_context, rpc_error, rpc_result, set_connection, task_json
 
 from airflow_agentvault.operators.agentvault import AgentVaultStreamOperator

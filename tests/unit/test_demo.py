@@ -66,3 +66,19 @@ def test_the_demo_never_empties_a_folder_it_did_not_make(tmp_path):
     made = demo._fresh_home(tmp_path / "demo-home")
     (made / "airflow.db").write_text("old run")
     assert list(demo._fresh_home(made).iterdir()) == [made / demo.HOME_MARKER]
+
+
+def test_the_readme_states_the_python_versions_the_project_declares_and_tests():
+    """One list of Python versions: README, requires-python, classifiers and the CI script agree."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    stated = re.search(r"Supported: Python ([\d., and]+);", readme).group(1)
+    versions = re.findall(r"3\.\d+", stated)
+    project = (REPO / "pyproject.toml").read_text()
+    low, high = re.search(r'requires-python = ">=(3\.\d+),<(3\.\d+)"', project).groups()
+    declared = [f"3.{minor}" for minor in range(int(low.split(".")[1]), int(high.split(".")[1]))]
+    classified = re.findall(r'"Programming Language :: Python :: (3\.\d+)"', project)
+    other = re.search(r"versions=\(([\d. ]+)\)", (REPO / "scripts" / "test-pythons.sh").read_text()).group(1)
+    assert versions == declared == classified
+    assert sorted(other.split() + ["3.11"], key=lambda v: int(v.split(".")[1])) == versions

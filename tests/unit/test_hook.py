@@ -13,6 +13,7 @@ import requests
 
 import airflow_agentvault.hooks.agentvault as hook_module
 from airflow_agentvault.connection_form import AUTH_TYPES, CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_agentvault.compat import AIRFLOW_V_3_3_PLUS
 from airflow_agentvault.get_provider_info import get_provider_info
 from airflow_agentvault.hooks.agentvault import (
     AgentVaultHook,
@@ -542,6 +543,7 @@ def test_hook_ui_field_behaviour_matches_the_provider_info():
     }
 
 
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="forms from provider info came with Airflow 3.3 (compat.py)")
 def test_providers_manager_loads_the_connection_form():
     from airflow.providers_manager import ProvidersManager
 
@@ -590,3 +592,15 @@ def test_renamed_extras_are_still_read():
     old = settings_from_connection("c", "http://a/a2a/", None, "k", {"api_key_header": "X-Old"})
     new = settings_from_connection("c", "http://a/a2a/", None, "k", {"key_header": "X-New"})
     assert old.auth.header == "X-Old" and new.auth.header == "X-New"
+
+
+def test_every_config_option_the_code_reads_is_declared():
+    """``conf.get("agentvault", name)`` anywhere in the package has its option in the provider info."""
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "airflow_agentvault"
+    read = {match for path in package.rglob("*.py")
+            for match in re.findall(r'conf\.get\w*\(\s*"agentvault",\s*"(\w+)"', path.read_text())}
+    declared = set(get_provider_info()["config"]["agentvault"]["options"])
+    assert read and read == declared

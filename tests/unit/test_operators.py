@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow_agentvault.compat import AirflowFailException
 from fakes import (
     SSE_HEADERS,
     FakeTaskStateStore,

@@ -351,12 +351,10 @@ def test_chain_on_other_topics(skills: dict[str, Any], topic: str) -> None:
     check_citations(artifact(results["edit"], "report")["content"])
 
 
-def test_chain_on_an_unknown_topic_completes_empty(skills: dict[str, Any]) -> None:
-    results = run_chain(skills, "quantum computing")
-    assert artifact(results["crawl"], "documents")["content"]["documents"] == []
-    report = artifact(results["edit"], "report")["content"]
-    assert "None found." in report and "No sources were cited." in report
-    ET.fromstring(artifact(results["visualize"], "chart")["content"])
+def test_chain_on_an_unknown_topic_stops_at_the_crawl(skills: dict[str, Any]) -> None:
+    """An empty report must never pass for a result: the crawl fails and says what the corpus covers."""
+    with pytest.raises(SkillInputError, match="no document in the research corpus is about 'quantum computing'"):
+        run_chain(skills, "quantum computing")
 
 
 def test_inputs_are_found_further_back_and_in_odd_shapes(skills: dict[str, Any]) -> None:
@@ -485,3 +483,11 @@ def test_llm_fallback_output_equals_the_deterministic_one(
     assert "unusable" in caplog.text
     monkeypatch.delenv(llm.ENV_BASE_URL)
     assert fallback.artifacts == run(skills["topic_research"], {"topic": TOPIC}).artifacts
+
+
+def test_a_topic_nothing_covers_fails_the_crawl_with_what_the_corpus_covers(skills: dict[str, Any]) -> None:
+    with pytest.raises(SkillInputError) as info:
+        run(skills["crawl"], {"topic": "microplastics in drinking water"})
+    message = str(info.value)
+    assert "microplastics in drinking water" in message and "coral reef bleaching" in message
+    assert "AGENTVAULT_RESEARCH_CORPUS" in message

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
+from airflow_agentvault.compat import AirflowFailException, AirflowRescheduleException
 from fakes import FakeTaskStateStore, make_context, rpc_error, rpc_result, set_connection, task_json
 
 from airflow_agentvault.sensors.agentvault import AgentVaultTaskExistsSensor

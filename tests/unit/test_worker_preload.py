@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from airflow_agentvault.compat import AIRFLOW_V_3_3_PLUS
 from airflow_agentvault.testing.airflow_stack import AIRFLOW_WORKER_MODULES, PROVIDER_MODULES
+
+pytestmark = pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="the forkserver preload of workers came with Airflow 3.3")
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from airflow_agentvault.agent.research.documents import Corpus
 from airflow_agentvault.agent.research.runner import DEFAULT_WORK_SECONDS, research_agents
 
 
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_WORK_SECONDS,
         help=f"Simulated work per task besides the tokens (default {DEFAULT_WORK_SECONDS}).",
     )
+    parser.add_argument("--corpus", default=None,
+                        help="Folder of Markdown documents to research (default: the shipped corpus, or "
+                             "$AGENTVAULT_RESEARCH_CORPUS).")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning).")
     return parser
 
@@ -58,9 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host,
             work_seconds=args.work_seconds,
             log_level=args.log_level,
+            corpus=Corpus.load(args.corpus) if args.corpus else None,
         )
         agents.start()
-    except (OSError, ValueError, RuntimeError, TimeoutError) as exc:
+    except (OSError, ValueError, RuntimeError, TimeoutError) as exc:  # a missing corpus folder too
         print(f"research agents: failed to start: {exc}", file=sys.stderr, flush=True)
         return 2
     try:

@@ -33,6 +33,9 @@ data part of the predecessor's own user message when the result carries one (the
 do not echo the request; ``previous`` may also be a list of results). Every stage also takes direct
 input (``{"documents": [...]}`` for extract, ``{"claims": [...]}`` for verify, ...), which is what
 the unit tests use.
+
+Why one long module: the seven skills hand one artifact shape down the pipeline (the table above);
+kept together, a change to one stage's output sits next to every stage that reads it.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from typing import Any
 
 from airflow_agentvault.agent.research import llm
 from airflow_agentvault.agent.research.chart import render_chart
-from airflow_agentvault.agent.research.documents import Corpus, Document
+from airflow_agentvault.agent.research.documents import CORPUS_ENV, Corpus, Document
 from airflow_agentvault.agent.research.report import (
     LABELS,
     cite_findings,
@@ -235,6 +238,14 @@ def crawl_documents(
         return []
     floor = ranked[0][1] * min_share
     return [doc.to_dict(score=score) for doc, score in ranked if score >= floor][: max(top_n, 0)]
+
+
+def nothing_covers(topic: str, corpus: Corpus) -> str:
+    """Why a crawl found nothing, and what to do: an empty report must never pass for a result."""
+    covered = ", ".join(corpus.topics()) or "nothing yet"
+    return (f"no document in the research corpus is about {topic!r}; it covers: {covered}. Add Markdown "
+            f"documents on the topic to the corpus folder (set {CORPUS_ENV} to a folder of your own, or pass "
+            "--corpus to the agents' command) and run again")
 
 
 # -- 3. extract -----------------------------------------------------------------------------
@@ -477,6 +488,8 @@ class ResearchSkill(Skill):
         top_n = payload.get("top_n", DEFAULT_TOP_N)
         top_n = top_n if isinstance(top_n, int) and not isinstance(top_n, bool) else DEFAULT_TOP_N
         documents = crawl_documents(self.corpus, topic, keywords, top_n=top_n)
+        if not documents:
+            raise SkillInputError(nothing_covers(topic, self.corpus))
         content = {
             "topic": topic,
             "questions": _list_of_str(plan.get("questions")),
