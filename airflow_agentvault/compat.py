@@ -31,6 +31,12 @@ import airflow.sdk
 import airflow.sdk.exceptions
 import airflow.sdk.log
 
+__all__ = [
+    "AIRFLOW_VERSION", "AIRFLOW_V_3_3_PLUS", "AirflowFailException", "AirflowRescheduleException",
+    "ExceptionRetryPolicy", "ParamValidationError", "RetryAction", "RetryRule", "TaskDeferred", "aextra_dejson",
+    "amask_secret", "conf", "set_default_retry_policy",
+]
+
 
 def _version(text: str) -> tuple[int, int, int]:
     numbers = [int(n) for n in re.findall(r"\d+", text.split("+")[0])[:3]]
@@ -39,6 +45,7 @@ def _version(text: str) -> tuple[int, int, int]:
 
 AIRFLOW_VERSION = _version(airflow.__version__)
 AIRFLOW_V_3_3_PLUS = AIRFLOW_VERSION >= (3, 3, 0)
+
 
 def _exception(name: str) -> Any:
     """Task exceptions moved to ``airflow.sdk.exceptions`` in 3.2; before, ``airflow.exceptions`` had them."""

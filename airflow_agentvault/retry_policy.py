@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_agentvault.compat import ExceptionRetryPolicy, RetryAction, RetryRule
-
 from airflow_agentvault.protocol import errors
 
 #: Errors that every try of the same task would raise again.

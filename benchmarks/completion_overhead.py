@@ -19,8 +19,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _agent import reference_agent  # noqa: E402
 from seed_strategy import seed_wait  # noqa: E402
 
-from airflow_agentvault.protocol.client import AgentClient  # noqa: E402
-from airflow_agentvault.protocol.client import TaskFollower  # noqa: E402
+from airflow_agentvault.protocol.client import (
+    AgentClient,  # noqa: E402
+    TaskFollower,  # noqa: E402
+)
 from airflow_agentvault.protocol.models import Message, TextPart  # noqa: E402
 from airflow_agentvault.protocol.timing import Timing  # noqa: E402
 

@@ -87,8 +87,7 @@ def run_deferred(url: str, n: int, work: float) -> dict:
 
 
 def run_sync(url: str, n: int, work: float) -> dict:
-    from airflow_agentvault.protocol.client import AgentClient
-    from airflow_agentvault.protocol.client import TaskFollower
+    from airflow_agentvault.protocol.client import AgentClient, TaskFollower
     from airflow_agentvault.protocol.timing import Timing
 
     latencies: list[float] = []
@@ -159,7 +158,7 @@ def main() -> None:
                     [sys.executable, __file__, "--child", mode, url, str(n), str(args.work_seconds)],
                     capture_output=True, text=True, timeout=args.work_seconds + 900,
                 )
-                line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+                line = next((text for text in out.stdout.splitlines() if text.startswith("RESULT ")), None)
                 if line is None:
                     raise SystemExit(f"{mode} x {n} failed:\n{out.stderr[-3000:]}")
                 rows.append({"mode": mode, "streams": n, **json.loads(line[7:])})

@@ -22,17 +22,17 @@ POLL_SLEEP = 2.0
 
 
 def seed_wait(client: AgentClient, task_id: str) -> Task:
-    """Wait for ``task_id`` the way the seed orchestrator does; return the final task."""
+    """Wait for ``task_id`` the way a fixed-sleep orchestrator does; return the final task."""
     time.sleep(INITIAL_SLEEP)
-    for attempt in range(VERIFY_ATTEMPTS):
+    for _ in range(VERIFY_ATTEMPTS):
         try:
             client.get(task_id)
             break
         except errors.TaskNotFoundError:
             time.sleep(VERIFY_SLEEP)
-    for attempt in range(SSE_ATTEMPTS):
+    for _ in range(SSE_ATTEMPTS):
         try:
-            for event in client.subscribe(task_id, read_timeout=600):
+            for _event in client.subscribe(task_id, read_timeout=600):
                 pass
             break
         except (errors.TaskNotFoundError, errors.StreamDisconnectedError):

@@ -25,8 +25,8 @@ from airflow.providers.common.compat.sdk import (
     determine_kwargs,
     task_decorator_factory,
 )
-from airflow_agentvault.compat import AirflowFailException
 
+from airflow_agentvault.compat import AirflowFailException
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
 
 

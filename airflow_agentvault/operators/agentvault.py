@@ -29,7 +29,7 @@ from airflow_agentvault.operators.common import (
     require_task_id,
     result_name,
 )
-from airflow_agentvault.operators.remote_task import start_or_reconnect
+from airflow_agentvault.operators.remote_task import conversation_id, start_or_reconnect
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import Task
@@ -83,7 +83,8 @@ class AgentVaultInitiateOperator(BaseOperator):
     def execute(self, context: Any) -> str:
         message = rendered_message(self.task_id, self.text, self.data, self.message_metadata)
         store = context.get("task_state_store") if self.durable else None
-        agent_task_id = start_or_reconnect(self.hook.client, message, store, self.log)
+        agent_task_id = start_or_reconnect(self.hook.client, message, store, self.log,
+                                           context_id=conversation_id(context, self.task_id))
         context["ti"].xcom_push(key="agent_url", value=self.hook.agent_url)
         return agent_task_id
 

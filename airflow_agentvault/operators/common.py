@@ -6,10 +6,8 @@ import json
 import re
 from typing import Any
 
-from airflow_agentvault.compat import conf
-from airflow_agentvault.compat import AirflowFailException
-
 from airflow_agentvault import result_storage
+from airflow_agentvault.compat import AirflowFailException, conf
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.models import DataPart, Message, TextPart
 from airflow_agentvault.protocol.timing import InvalidTimingError, Timing

@@ -12,11 +12,12 @@ task state store (no durable storage configured) every try starts afresh, as the
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol import errors, operations
 from airflow_agentvault.protocol.client import AgentClient
-from airflow_agentvault.protocol.models import Message, TaskState
+from airflow_agentvault.protocol.models import Message, Task, TaskState
 
 #: Task state store keys: the remote task id; the id once the agent showed it; a send of unknown outcome.
 TASK_ID_KEY = "agentvault_task_id"
@@ -27,8 +28,14 @@ UNSURE_KEY = "agentvault_send_unsure"
 REPLACEABLE = {TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED}
 
 
-def start_or_reconnect(client: AgentClient, message: Message, store: Any, log: Any) -> str:
-    """The id of this task instance's remote task: an earlier try's if it can still deliver, else a new one."""
+def start_or_reconnect(client: AgentClient, message: Message, store: Any, log: Any,
+                       context_id: str | None = None) -> str:
+    """
+    The id of this task instance's remote task: an earlier try's if it can still deliver, else a new one.
+
+    ``context_id``: this task instance's conversation id. Where the dialect can list a conversation's
+    tasks (A2A 1.0), a send whose answer was lost is resolved by finding the task it started.
+    """
     previous = store.get(TASK_ID_KEY) if store is not None else None
     if previous:
         lost = False
@@ -48,14 +55,25 @@ def start_or_reconnect(client: AgentClient, message: Message, store: Any, log: A
     elif store is None:
         log.warning("No task state store: a retry of this task cannot find the remote task it started")
     elif store.get(UNSURE_KEY):
+        adopted = _find_started(client, context_id)
+        if adopted is not None:
+            log.warning("Following task %s, which the agent lists in this task's conversation %s: an earlier "
+                        "try's send started it, though its answer was lost", adopted.id, context_id)
+            store.set(TASK_ID_KEY, adopted.id)
+            return adopted.id
         log.warning("An earlier try's send may have started a task the agent still runs (its answer was lost); "
                     "sending again as resend_if_unsure allows: that task, if it exists, is orphaned")
     try:
-        task_id = client.send(message)
-    except errors.AmbiguousSendError:
-        if store is not None:
-            store.set(UNSURE_KEY, True)
-        raise
+        task_id = client.send(message, context_id=context_id)
+    except errors.AmbiguousSendError as exc:
+        adopted = _find_started(client, context_id)
+        if adopted is None:
+            if store is not None:
+                store.set(UNSURE_KEY, True)
+            raise
+        log.warning("The answer to the send was lost (%s), but the agent lists task %s in this task's "
+                    "conversation %s: following it instead of sending again", exc.detail, adopted.id, context_id)
+        task_id = adopted.id
     if store is not None:
         store.set(TASK_ID_KEY, task_id)
     log.info("Started task %s on agent %s", task_id, errors.redact_url(client.rpc_url))
@@ -66,3 +84,14 @@ def mark_seen(store: Any, task_id: str) -> None:
     """Record that the agent showed ``task_id``: if a retry finds it unknown, the agent lost it."""
     if store is not None:
         store.set(SEEN_KEY, task_id)
+
+
+def _find_started(client: AgentClient, context_id: str | None) -> Task | None:
+    return client.run(operations.find_started(client.agent, context_id)) if context_id else None
+
+
+def conversation_id(context: Any, task_id: str) -> str:
+    """One conversation id per task instance (DAG, run, task, map index), the same on every try."""
+    ti = context.get("ti")
+    parts = (getattr(ti, "dag_id", "dag"), getattr(ti, "run_id", "run"), task_id, getattr(ti, "map_index", -1))
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "airflow-agentvault:" + "/".join(str(p) for p in parts)))

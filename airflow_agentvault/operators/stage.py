@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow_agentvault.operators.agentvault import FollowingOperator
 from airflow_agentvault.operators.common import parse_timing, rendered_message
-from airflow_agentvault.operators.remote_task import mark_seen, start_or_reconnect
+from airflow_agentvault.operators.remote_task import conversation_id, mark_seen, start_or_reconnect
 
 
 class AgentVaultStageOperator(FollowingOperator):
@@ -44,7 +44,8 @@ class AgentVaultStageOperator(FollowingOperator):
         message = rendered_message(self.task_id, self.text, self.data, self.message_metadata)
         client = self.hook.client
         store = context.get("task_state_store")
-        agent_task_id = start_or_reconnect(client, message, store, self.log)
+        agent_task_id = start_or_reconnect(client, message, store, self.log,
+                                           context_id=conversation_id(context, self.task_id))
         self._following = agent_task_id
         follower = self.follower(timing)
         visible = client.run(follower.wait_until_visible(follower.visibility_wait(agent_task_id)))

@@ -14,7 +14,7 @@ import inspect
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -113,7 +113,7 @@ class AsyncRunner:
         return result[0]
 
     async def steps(self, program: Program[T], out: list[Any], result: list[T], *, sleep: Sleeper | None = None
-                    ) -> AsyncIterator[Any]:
+                    ) -> AsyncGenerator[Any, None]:
         """Run ``program``, yielding whatever it appended to ``out`` as soon as it did; its value goes to ``result``."""
         stream = _OpenStream()
         value: Any = None
@@ -142,6 +142,7 @@ class AsyncRunner:
         kind = type(effect)
         if kind is NextEvent:
             if stream.events is None:
+                assert stream.response is not None, "NextEvent needs an open stream"
                 stream.events = EventSource(stream.response).aiter_sse()
             try:
                 sse = await anext(stream.events, None)
@@ -233,8 +234,8 @@ class AsyncAgentClient:
         """Run a core routine (an operation, a follower's wait) against this agent."""
         return await self.runner.run(program, sleep=sleep)
 
-    async def send(self, message: Message, *, task_id: str | None = None) -> str:
-        return await self.run(operations.send(self.agent, message, task_id))
+    async def send(self, message: Message, *, task_id: str | None = None, context_id: str | None = None) -> str:
+        return await self.run(operations.send(self.agent, message, task_id, context_id))
 
     async def get(self, task_id: str) -> Task:
         return await self.run(operations.get(self.agent, task_id))

@@ -110,7 +110,7 @@ class OAuth2ClientCredentials(Auth):
         return None
 
     def _store(self, status: int, body: Any) -> str:
-        where = {"agent_url": self.token_url, "method": "oauth2 token"}
+        where: dict[str, Any] = {"agent_url": self.token_url, "method": "oauth2 token"}
         if status in (400, 401, 403):
             raise errors.NotAuthorizedError(f"token endpoint refused the client credentials (HTTP {status})", **where)
         if status >= 300:

@@ -103,7 +103,8 @@ class BlockingRunner:
             try:
                 next(steps)
             except StopIteration as done:
-                return done.value
+                value: T = done.value
+                return value
 
     def steps(self, program: Program[T], out: list[Any], *, sleep: Callable[[float], None] | None = None
               ) -> Generator[Any, None, T]:
@@ -117,7 +118,8 @@ class BlockingRunner:
                     effect = program.throw(failure) if failure is not None else program.send(value)
                 except StopIteration as done:
                     yield from _drain(out)
-                    return done.value
+                    result: T = done.value
+                    return result
                 yield from _drain(out)
                 value, failure = None, None
                 try:
@@ -132,7 +134,8 @@ class BlockingRunner:
         kind = type(effect)
         if kind is NextEvent:
             if stream.events is None:
-                stream.events = iter(sseclient.SSEClient(stream.response).events())
+                assert stream.response is not None, "NextEvent needs an open stream"
+                stream.events = iter(sseclient.SSEClient(stream.response).events())  # type: ignore[arg-type]
             try:
                 sse = next(stream.events, None)
             except requests.RequestException as exc:
@@ -218,8 +221,8 @@ class AgentClient:
         """Run a core routine (an operation, a follower's wait) against this agent."""
         return self.runner.run(program, sleep=sleep)
 
-    def send(self, message: Message, *, task_id: str | None = None) -> str:
-        return self.run(operations.send(self.agent, message, task_id))
+    def send(self, message: Message, *, task_id: str | None = None, context_id: str | None = None) -> str:
+        return self.run(operations.send(self.agent, message, task_id, context_id))
 
     def get(self, task_id: str) -> Task:
         return self.run(operations.get(self.agent, task_id))

@@ -39,7 +39,16 @@ class Codec:
     #: A "Task not found" answer to a subscription may mean "no stream for a finished task" (A2A SDKs).
     subscribe_not_found_may_mean_finished = True
 
-    def send_request(self, endpoint: str, message: Message, task_id: str | None) -> Request:
+    def send_request(self, endpoint: str, message: Message, task_id: str | None,
+                     context_id: str | None = None) -> Request:
+        """``context_id``: a conversation id chosen by the caller, where the dialect lets the client choose."""
+        raise NotImplementedError
+
+    def list_request(self, endpoint: str, context_id: str) -> Request | None:
+        """The request listing the tasks of a conversation, or None where the dialect cannot list them."""
+        return None
+
+    def list_result(self, request: Request, payload: Any) -> list[Task]:
         raise NotImplementedError
 
     def get_request(self, endpoint: str, task_id: str) -> Request:

@@ -56,7 +56,7 @@ class AgentVaultError(Exception):
         code = f" (code {self.code})" if self.code is not None else ""
         return f"{self.detail}{code} [{', '.join(where)}]"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         """Keep the structured fields through pickling (Airflow ships exceptions between processes)."""
         return (
             _rebuild,
@@ -64,7 +64,8 @@ class AgentVaultError(Exception):
         )
 
 
-def _rebuild(cls, detail, agent_url, method, task_id, code, data):
+def _rebuild(cls: type[AgentVaultError], detail: str, agent_url: str | None, method: str | None,
+             task_id: str | None, code: int | None, data: Any) -> AgentVaultError:
     return cls(detail, agent_url=agent_url, method=method, task_id=task_id, code=code, data=data)
 
 
@@ -106,14 +107,15 @@ class TaskOutcomeError(AgentVaultError):
         self.agent_message = agent_message
         super().__init__(detail, **kwargs)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild_outcome,
             (type(self), self.detail, self.agent_message, self.agent_url, self.method, self.task_id),
         )
 
 
-def _rebuild_outcome(cls, detail, agent_message, agent_url, method, task_id):
+def _rebuild_outcome(cls: type[TaskOutcomeError], detail: str, agent_message: str | None, agent_url: str | None,
+                     method: str | None, task_id: str | None) -> TaskOutcomeError:
     return cls(detail, agent_message=agent_message, agent_url=agent_url, method=method, task_id=task_id)
 
 

@@ -33,20 +33,40 @@ def build_request(method: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def raise_for_http_status(status: int, *, agent_url: str, method: str, task_id: str | None,
-                          hint: str = "check the connection's URL") -> None:
-    """Map non-2xx HTTP answers to errors; the body is never quoted here (it may echo a credential)."""
-    where = {"agent_url": agent_url, "method": method, "task_id": task_id}
+                          hint: str = "check the connection's URL", body: Any = None) -> None:
+    """
+    Map non-2xx HTTP answers to errors, quoting the agent's own error message and code from ``body``.
+
+    A 401/403 body is never quoted: an authentication error may echo the credential it refused.
+    """
+    where: dict[str, Any] = {"agent_url": agent_url, "method": method, "task_id": task_id}
     if status < 300:
         return
     if status in (401, 403):
         raise errors.NotAuthorizedError(
             f"agent refused the request with HTTP {status}: check the connection's credentials", **where
         )
+    said = agent_said(body)
+    quoted = f" ({said})" if said else ""
     if status >= 500 or status in (408, 429):
-        raise errors.AgentUnreachableError(f"agent answered HTTP {status}", **where)
+        raise errors.AgentUnreachableError(f"agent answered HTTP {status}{quoted}", **where)
     raise errors.ProtocolViolationError(
-        f"agent answered HTTP {status} at {errors.redact_url(agent_url)}: {hint}", **where
+        f"agent answered HTTP {status}{quoted} at {errors.redact_url(agent_url)}: {hint}", **where
     )
+
+
+def agent_said(body: Any) -> str | None:
+    """The message (and code) of an error object in an answer's body (JSON-RPC or HTTP+JSON), if any."""
+    if isinstance(body, bytes | str):
+        try:
+            body = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not error.get("message"):
+        return None
+    code = error.get("code")
+    return f"{str(error['message'])[:300]}" + (f", code {code}" if isinstance(code, int) else "")
 
 
 def error_from_object(error: Any, **where: Any) -> errors.AgentVaultError:
@@ -64,8 +84,8 @@ def decode_response(
     hint: str = "check the connection's URL",
 ) -> Any:
     """Return the ``result`` of a JSON-RPC answer, or raise the typed error it stands for."""
-    where = {"agent_url": agent_url, "method": method, "task_id": task_id}
-    raise_for_http_status(status, hint=hint, **where)
+    where: dict[str, Any] = {"agent_url": agent_url, "method": method, "task_id": task_id}
+    raise_for_http_status(status, hint=hint, body=body, **where)
     if not is_json(content_type):
         raise errors.ProtocolViolationError(
             f"expected a JSON answer, got content type {content_type or 'none'!r}", **where

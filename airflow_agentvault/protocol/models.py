@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -72,7 +72,7 @@ class FilePart(WireModel):
     filename: str | None = None
 
 
-Part = Annotated[Union[TextPart, DataPart, FilePart], Field(discriminator="type")]
+Part = Annotated[TextPart | DataPart | FilePart, Field(discriminator="type")]
 
 
 class Message(WireModel):
@@ -117,11 +117,12 @@ class Task(WireModel):
     metadata: dict[str, Any] | None = None
 
     def failure_reason(self) -> str | None:
-        """Where an agent puts a failure reason varies (PROTOCOLS.md): metadata, then the last agent message."""
+        """Where an agent puts a failure reason varies: metadata, then the last agent message."""
         if self.metadata:
             for key in ("error", "reason", "message"):
-                if isinstance(self.metadata.get(key), str) and self.metadata[key]:
-                    return self.metadata[key]
+                value = self.metadata.get(key)
+                if isinstance(value, str) and value:
+                    return value
         return self.last_agent_text()
 
     def last_agent_text(self) -> str | None:
@@ -191,7 +192,7 @@ class TaskArtifactEvent(WireModel):
     timestamp: datetime | None = None
 
 
-TaskEvent = Union[TaskStatusEvent, TaskMessageEvent, TaskArtifactEvent]
+TaskEvent = TaskStatusEvent | TaskMessageEvent | TaskArtifactEvent
 
 
 class AuthScheme(WireModel):

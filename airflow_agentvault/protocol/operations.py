@@ -56,7 +56,15 @@ from airflow_agentvault.protocol.exchange import (
     snippet,
 )
 from airflow_agentvault.protocol.jsonrpc import raise_for_http_status
-from airflow_agentvault.protocol.models import AgentCard, CancelResult, Message, Task, TaskEvent, TaskStatusEvent
+from airflow_agentvault.protocol.models import (
+    AgentCard,
+    CancelResult,
+    Message,
+    Task,
+    TaskEvent,
+    TaskState,
+    TaskStatusEvent,
+)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
@@ -97,7 +105,7 @@ def _send(effect: type, agent: Agent, request: Request, read_timeout: float | No
     read = read_timeout or agent.read_timeout
     for _ in range(4):  # the request and up to three redirects (/a2a -> /a2a/), never a loop
         try:
-            response = yield effect(request, headers, read)
+            response: Response = yield effect(request, headers, read)
         except TransportFailure as failure:
             raise failure_error(failure, request, (agent.connect_timeout, read)) from None
         target = redirect_target(request, response)
@@ -131,14 +139,17 @@ def call(agent: Agent, request: Request) -> Program[Any]:
 AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
 
 
-def send(agent: Agent, message: Message, task_id: str | None = None) -> Program[str]:
+def send(agent: Agent, message: Message, task_id: str | None = None, context_id: str | None = None
+         ) -> Program[str]:
     """
     Start a task (or send a follow-up message to ``task_id``); return the task id.
 
     An answer lost after the request reached the agent (a reset, a read timeout, 500/502/504 without an
     error the agent wrote) is :class:`AmbiguousSendError`: a task may exist, so nobody should resend blindly.
+    ``context_id`` names the conversation where the dialect lets the client choose it, so that
+    :func:`find_started` can find that task again.
     """
-    request = agent.codec.send_request(agent.endpoint, message, task_id)
+    request = agent.codec.send_request(agent.endpoint, message, task_id, context_id)
     response = yield from fetch(agent, request)
     try:
         payload = answer(agent, request, response)
@@ -150,6 +161,26 @@ def send(agent: Agent, message: Message, task_id: str | None = None) -> Program[
             **request.where,
         ) from None
     return agent.codec.send_result(request, payload)
+
+
+def find_started(agent: Agent, context_id: str) -> Program[Task | None]:
+    """
+    The task a send in conversation ``context_id`` started, found by listing the conversation's tasks.
+
+    None where the dialect cannot list tasks (AgentVault, A2A 0.3), the listing fails, or it is empty:
+    then nobody can tell whether the send started one. Of several (earlier tries' tasks), one that has
+    not ended without a result, the most recently updated.
+    """
+    request = agent.codec.list_request(agent.endpoint, context_id)
+    if request is None:
+        return None
+    try:
+        payload = yield from call(agent, request)
+    except errors.AgentVaultError:
+        return None
+    tasks = agent.codec.list_result(request, payload)
+    ended = (TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED)
+    return max(tasks, key=lambda task: (task.state not in ended, str(task.updated_at or "")), default=None)
 
 
 def get(agent: Agent, task_id: str) -> Program[Task]:
@@ -173,7 +204,7 @@ def cancel(agent: Agent, task_id: str) -> Program[CancelResult]:
 def fetch_card(agent: Agent, card_url: str) -> Program[AgentCard]:
     request = agent.codec.card_request(card_url)
     response = yield from fetch(agent, request)
-    raise_for_http_status(response.status, **request.where)
+    raise_for_http_status(response.status, hint="check the agent card URL", body=response.body, **request.where)
     return agent.codec.card(card_json(response.body, request), card_url)
 
 
@@ -249,7 +280,7 @@ def _stream(agent: Agent, request: Request, read_timeout: float, watch: StreamWa
 
 def _rest_of(request: Request) -> Program[bytes]:
     try:
-        body = yield ReadRest()
+        body: bytes = yield ReadRest()
     except TransportFailure as failure:
         raise errors.AgentUnreachableError(f"answer broke off ({failure.reason})", **request.where) from None
     return body

@@ -17,9 +17,8 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, timezone
-from airflow_agentvault.compat import AirflowFailException, AirflowRescheduleException
 
-from airflow_agentvault.compat import set_default_retry_policy
+from airflow_agentvault.compat import AirflowFailException, AirflowRescheduleException, set_default_retry_policy
 from airflow_agentvault.hooks.agentvault import AgentVaultHook
 from airflow_agentvault.links import AgentCardLink
 from airflow_agentvault.operators.common import default_deferrable, parse_timing, require_task_id

@@ -30,9 +30,8 @@ import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError
-from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol import errors, models
 from airflow_agentvault.protocol.async_client import AsyncAgentClient, ssl_context
-from airflow_agentvault.protocol import models
 from airflow_agentvault.protocol.follow import Follower
 from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
 from airflow_agentvault.triggers.events import STATUS_DONE, STATUS_EXISTS, STATUS_NOT_FOUND, error_event

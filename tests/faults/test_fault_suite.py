@@ -19,11 +19,9 @@ certain, and nothing sleeps to wait for a condition: every wait is one of the cl
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +41,7 @@ from airflow_agentvault.protocol.errors import (
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import Message, Task, TextPart
 from airflow_agentvault.protocol.timing import Timing
+
 from faults import reliability
 from faults.proxy import (
     Fault,
@@ -58,12 +57,7 @@ from faults.proxy import (
     wrong_content_type,
 )
 from faults.reliability import AMBIGUOUS_SEND, CASES, MODES, RESULT, TASK_LOST, Case, Methods
-
-_TESTS = Path(__file__).resolve().parents[1]
-if str(_TESTS / "thirdparty") not in sys.path:
-    sys.path.insert(0, str(_TESTS / "thirdparty"))
-
-import sdk_venv  # noqa: E402  (tests/thirdparty/sdk_venv.py)
+from faults.servers import a2a_sdk_agent, reference_agent
 
 pytestmark = pytest.mark.integration
 
@@ -100,41 +94,22 @@ class Server:
         return (base_url or self.base_url) + self.rpc_path
 
 
-def _start(cmd: list[str], cwd: Path, ready_url: str, name: str) -> tuple[Any, str]:
-    try:
-        return sdk_venv.start_server(cmd, cwd=cwd, ready_url=ready_url, timeout=60.0, name=name)
-    except sdk_venv.ServerStartError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
 @pytest.fixture(scope="module")
 def reference() -> Iterator[Server]:
     """The reference agent, each task working ``WORK_SECONDS`` and streaming 5 token messages."""
-    process, base_url = _start(
-        [sys.executable, "-m", "airflow_agentvault.agent", "--port", "{port}",
-         "--work-seconds", str(WORK_SECONDS), "--tokens", "5"],
-        _TESTS.parent, "/agent-card.json", "fault-suite-reference-agent",
-    )
-    try:
+    with reference_agent("--work-seconds", str(WORK_SECONDS), "--tokens", "5",
+                         name="fault-suite-reference-agent") as base_url:
         yield Server("reference", base_url, "/a2a/", "agentvault", "agentvault",
                      Methods("tasks/send", "tasks/get", "tasks/sendSubscribe"), "hello fault suite")
-    finally:
-        sdk_venv.stop_server(process)
 
 
 @pytest.fixture(scope="module")
 def a2a() -> Iterator[Server]:
     """``tests/interop/a2a_v1_agent.py`` (a2a-sdk 1.3.0), spoken to over JSON-RPC 1.0."""
-    process, base_url = _start(
-        [sys.executable, "a2a_v1_agent.py", "--port", "{port}"],
-        _TESTS / "interop", "/.well-known/agent-card.json", "fault-suite-a2a-sdk-1.3.0",
-    )
-    try:
+    with a2a_sdk_agent(name="fault-suite-a2a-sdk-1.3.0") as base_url:
         yield Server("a2a", base_url, "/", "a2a-jsonrpc", "a2a-1.0",
                      Methods("SendMessage", "GetTask", "SubscribeToTask"),
                      f"hello fault suite sleep={WORK_SECONDS} chunks=3")
-    finally:
-        sdk_venv.stop_server(process)
 
 
 # -- one run: send, (wait until visible), follow ---------------------------------------------------------

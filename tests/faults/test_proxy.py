@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,12 +40,7 @@ from faults.proxy import (
     status_after_upstream,
     wrong_content_type,
 )
-
-_TESTS = Path(__file__).resolve().parents[1]
-if str(_TESTS / "thirdparty") not in sys.path:
-    sys.path.insert(0, str(_TESTS / "thirdparty"))
-
-import sdk_venv  # noqa: E402  (tests/thirdparty/sdk_venv.py)
+from faults.servers import a2a_sdk_agent, free_port, reference_agent
 
 pytestmark = pytest.mark.integration
 
@@ -63,20 +56,8 @@ NOT_FOUND = -32001
 @pytest.fixture(scope="module")
 def agent() -> Iterator[str]:
     """A reference agent process (``python -m airflow_agentvault.agent``) on a free port; its base URL."""
-    try:
-        process, base_url = sdk_venv.start_server(
-            [sys.executable, "-m", "airflow_agentvault.agent", "--port", "{port}"],
-            cwd=_TESTS.parent,
-            ready_url="/agent-card.json",
-            timeout=60.0,
-            name="reference-agent",
-        )
-    except sdk_venv.ServerStartError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with reference_agent() as base_url:
         yield base_url
-    finally:
-        sdk_venv.stop_server(process)
 
 
 @pytest.fixture
@@ -411,7 +392,7 @@ def test_skip_and_path_match(proxy: FaultProxy) -> None:
 
 
 def test_upstream_unreachable_is_a_502() -> None:
-    port = sdk_venv.free_port()
+    port = free_port()
     with FaultProxy(f"http://127.0.0.1:{port}") as proxy:
         assert rpc(proxy.url, "tasks/get", {"id": "x"}).status_code == 502
 
@@ -488,20 +469,8 @@ def test_not_found_in_the_a2a_dialects(agent: str) -> None:
 @pytest.fixture(scope="module")
 def a2a_agent() -> Iterator[str]:
     """``tests/interop/a2a_v1_agent.py`` on a free port, as ``tests/interop/servers.py`` starts it."""
-    try:
-        process, base_url = sdk_venv.start_server(
-            [sys.executable, "a2a_v1_agent.py", "--port", "{port}"],
-            cwd=_TESTS / "interop",
-            ready_url="/.well-known/agent-card.json",
-            timeout=60.0,
-            name="a2a-sdk-1.3.0",
-        )
-    except sdk_venv.ServerStartError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with a2a_sdk_agent() as base_url:
         yield base_url
-    finally:
-        sdk_venv.stop_server(process)
 
 
 def a2a_message(text: str = "hello sleep=0.1 chunks=3") -> dict[str, Any]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from dagtest import load_example_dag, stream_xcom
 
 from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
+
+from dagtest import load_example_dag, stream_xcom
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.client import AgentClient
-from airflow_agentvault.protocol.client import TaskFollower
+from airflow_agentvault.protocol.client import AgentClient, TaskFollower
 from airflow_agentvault.protocol.follow import PATH_STREAM
 from airflow_agentvault.protocol.models import Message, TaskState, TextPart
 from airflow_agentvault.protocol.result import outcome_of

@@ -6,12 +6,13 @@ import importlib.util
 import json
 
 import pytest
-from airflow_agentvault.compat import AirflowFailException
-from dagtest import REPO, stream_xcom
 
 from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
+from airflow_agentvault.compat import AirflowFailException
 from airflow_agentvault.decorators.agentvault import message_parts
 from airflow_agentvault.protocol.client import AgentClient
+
+from dagtest import REPO, stream_xcom
 
 pytestmark = pytest.mark.integration
 

@@ -66,7 +66,7 @@ class JobOptions:
     input_required: bool = False
 
     @classmethod
-    def from_text(cls, text: str) -> "JobOptions":
+    def from_text(cls, text: str) -> JobOptions:
         opts = cls()
         if m := re.search(r"\bdelay=" + _NUMBER, text):
             opts.delay = float(m.group(1))

@@ -12,9 +12,9 @@ nothing in the table is typed by hand.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
 README = Path(__file__).resolve().parents[2] / "README.md"

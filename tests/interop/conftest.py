@@ -9,9 +9,10 @@ recorded cells when the whole matrix ran (:mod:`interop.compat_table`).
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+
 from interop import compat_table, servers
 from interop.matrix_scenarios import SCENARIOS, Server
 

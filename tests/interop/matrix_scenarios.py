@@ -23,8 +23,9 @@ import contextlib
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from airflow_agentvault.protocol import errors, operations
 from airflow_agentvault.protocol.async_client import AsyncAgentClient, AsyncTaskFollower

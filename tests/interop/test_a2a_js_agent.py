@@ -7,8 +7,11 @@ this server pass only because the provider sends the header; these checks keep t
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
+
 from interop import servers
 
 pytestmark = pytest.mark.integration
@@ -38,3 +41,21 @@ def test_calls_without_the_version_header_are_refused(interop_server):
     rest_ok = requests.post(server.base_url + "/rest/message:send", json=SEND, headers={"A2A-Version": "1.0"},
                             timeout=5)
     assert rest_ok.status_code == 200 and rest_ok.json()["task"]["id"], rest_ok.text
+
+
+@pytest.mark.parametrize("dialect, endpoint", [("a2a-1.0", "/jsonrpc"), ("a2a-rest", "/rest")])
+def test_a_fixed_dialect_with_the_base_url_finds_its_endpoint_and_works(interop_server, monkeypatch, dialect,
+                                                                         endpoint):
+    from airflow_agentvault.hooks.agentvault import AgentVaultHook
+    from airflow_agentvault.protocol.models import Message, TextPart
+
+    server = interop_server(JSONRPC_ROW)
+    monkeypatch.setenv("AIRFLOW_CONN_JS_AGENT", json.dumps(
+        {"conn_type": "agentvault", "host": server.base_url + "/", "extra": {"dialect": dialect}}))
+    hook = AgentVaultHook("js_agent")
+    assert hook.client.rpc_url == server.base_url + endpoint and hook.client.dialect == dialect
+    task_id = hook.client.send(Message(role="user", parts=[TextPart(content="hello sleep=0.1")]))
+    assert hook.client.get(task_id).id == task_id
+    ok, message = hook.test_connection()
+    assert ok, message
+    assert f"using {dialect} at {server.base_url}{endpoint}" in message

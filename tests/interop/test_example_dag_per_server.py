@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from dagtest import load_example_dag, stream_xcom
 from interop import servers
 

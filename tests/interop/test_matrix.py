@@ -12,6 +12,7 @@ import asyncio
 import json
 
 import pytest
+
 from interop import compat_table
 from interop.compat_table import FAIL, PASS, UNSUPPORTED, Cell
 from interop.matrix_scenarios import SCENARIOS, AsyncApi, SyncApi, Unsupported

@@ -11,13 +11,14 @@ import json
 import time
 
 import pytest
-from interop import servers
-from interop.matrix_scenarios import SyncApi
 
 from airflow_agentvault.protocol.models import TaskState
 from airflow_agentvault.protocol.result import outcome_of
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger, AgentVaultTaskExistsTrigger
 from airflow_agentvault.triggers.events import STATUS_EXISTS, event_to_outcome
+
+from interop import servers
+from interop.matrix_scenarios import SyncApi
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from fakes import SSE_HEADERS, rpc_error, rpc_result, sse_body, task_json
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import (
@@ -23,6 +22,8 @@ from airflow_agentvault.protocol.follow import (
     PATH_RESUBSCRIBE,
     PATH_STREAM,
 )
+
+from fakes import SSE_HEADERS, rpc_error, rpc_result, sse_body, task_json
 
 RPC = "http://agent.test/a2a/"
 EPOCH = 1_800_000_000.0

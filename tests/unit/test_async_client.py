@@ -6,12 +6,13 @@ import json
 
 import httpx
 import pytest
-from wire import capture_body
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.auth import ApiKeyAuth
 from airflow_agentvault.protocol.models import Message, TaskArtifactEvent, TaskMessageEvent, TaskState, TaskStatusEvent
+
+from wire import capture_body
 
 RPC = "http://agent.test/a2a/"
 JSON = {"Content-Type": "application/json"}

@@ -10,11 +10,9 @@ import pytest
 import requests
 import respx
 
-from airflow_agentvault.protocol.async_client import AsyncRunner, ssl_context
-from airflow_agentvault.protocol.client import BlockingRunner
-from airflow_agentvault.protocol.exchange import AuthHeaders
 from airflow_agentvault.protocol import auth as auth_module
 from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.async_client import AsyncRunner, ssl_context
 from airflow_agentvault.protocol.auth import (
     NO_AUTH,
     TOKEN_EXPIRY_MARGIN,
@@ -22,6 +20,8 @@ from airflow_agentvault.protocol.auth import (
     BearerAuth,
     OAuth2ClientCredentials,
 )
+from airflow_agentvault.protocol.client import BlockingRunner
+from airflow_agentvault.protocol.exchange import AuthHeaders
 
 TOKEN_URL = "https://idp.test/oauth/token"
 CLIENT_SECRET = "cs-very-secret-9876"

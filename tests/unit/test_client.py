@@ -6,12 +6,13 @@ import json
 
 import pytest
 import requests
-from wire import capture_body
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.auth import ApiKeyAuth
 from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.models import Message, TaskArtifactEvent, TaskMessageEvent, TaskState, TaskStatusEvent
+
+from wire import capture_body
 
 RPC = "http://agent.test/a2a/"
 JSON = {"Content-Type": "application/json"}
@@ -199,3 +200,20 @@ def test_a_redirect_to_another_origin_is_not_followed_and_keeps_the_key(requests
     with pytest.raises(errors.ProtocolViolationError, match="redirected to another origin"):
         AgentClient(RPC, auth=ApiKeyAuth("sk-key")).get("t")
     assert not collector.called
+
+
+def test_an_http_error_quotes_the_agents_own_message_and_code(requests_mock):
+    requests_mock.get("http://agent.test/agent-card.json", status_code=400,
+                      json={"code": -32009, "message": "x", "error": {"code": -32009, "message":
+                            "AgentCard must have at least one interface with a protocol version in [0.3, 1.0)."}})
+    with pytest.raises(errors.ProtocolViolationError) as info:
+        AgentClient(RPC).fetch_card("http://agent.test/agent-card.json")
+    assert "AgentCard must have at least one interface" in str(info.value) and "code -32009" in str(info.value)
+    assert "method GET agent card" in str(info.value)
+
+
+def test_an_authentication_error_body_is_never_quoted(requests_mock):
+    requests_mock.post(RPC, status_code=401, json={"error": {"message": "bad key sk-secret-123"}})
+    with pytest.raises(errors.NotAuthorizedError) as info:
+        AgentClient(RPC).get("t")
+    assert "sk-secret-123" not in str(info.value)

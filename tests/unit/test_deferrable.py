@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from airflow_agentvault.compat import AirflowFailException, TaskDeferred
-from fakes import make_context, rpc_error, rpc_result, set_connection, task_json
 
+from airflow_agentvault.compat import AirflowFailException, TaskDeferred
 from airflow_agentvault.operators.agentvault import AgentVaultStreamOperator
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.sensors.agentvault import AgentVaultTaskExistsSensor
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger, AgentVaultTaskExistsTrigger
+
+from fakes import make_context, rpc_error, rpc_result, set_connection, task_json
 
 RPC = "http://agent.test/a2a/"
 SECRET = "sk-deferred-secret-42"

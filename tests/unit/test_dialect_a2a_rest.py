@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from a2a_wire import JSON, SSE, Wire, body, http, sections
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.errors import StreamUnavailableError
 from airflow_agentvault.protocol.models import Message, TaskState, TextPart
+
+from a2a_wire import JSON, SSE, Wire, body, http, sections
 
 pytestmark = pytest.mark.respx(assert_all_called=False)
 

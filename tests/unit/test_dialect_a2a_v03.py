@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from a2a_wire import JSON, SSE, Wire, event_stream, http, json_line, raw, sections
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.codec import UnknownEvent
+from airflow_agentvault.protocol.dialects.a2a_v03 import V03Codec, V03StreamDecoder, task_from_wire
 from airflow_agentvault.protocol.errors import StreamUnavailableError
 from airflow_agentvault.protocol.exchange import ServerEvent
-from airflow_agentvault.protocol.dialects.a2a_v03 import V03Codec, V03StreamDecoder, task_from_wire
 from airflow_agentvault.protocol.models import DataPart, FilePart, Message, TaskState, TextPart
+
+from a2a_wire import JSON, SSE, Wire, event_stream, http, json_line, raw, sections
 
 pytestmark = pytest.mark.respx(assert_all_called=False)
 

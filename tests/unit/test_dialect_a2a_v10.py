@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from a2a_wire import JSON, SSE, Wire, body, event_stream, http, json_line, raw, sections
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.async_client import AsyncTaskFollower
+from airflow_agentvault.protocol.client import TaskFollower
+from airflow_agentvault.protocol.dialects.a2a_v10 import V10Codec, V10StreamDecoder, task_from_wire
 from airflow_agentvault.protocol.errors import StreamUnavailableError
 from airflow_agentvault.protocol.exchange import ServerEvent
-from airflow_agentvault.protocol.dialects.a2a_v10 import V10Codec, V10StreamDecoder, task_from_wire
-from airflow_agentvault.protocol.client import TaskFollower
 from airflow_agentvault.protocol.follow import PATH_POLLING
 from airflow_agentvault.protocol.models import (
     DataPart,
@@ -28,6 +27,8 @@ from airflow_agentvault.protocol.models import (
     TextPart,
 )
 from airflow_agentvault.protocol.timing import Timing
+
+from a2a_wire import JSON, SSE, Wire, body, event_stream, http, json_line, raw, sections
 
 pytestmark = pytest.mark.respx(assert_all_called=False)
 

@@ -7,20 +7,19 @@ import json
 import httpx
 import pytest
 import requests
-from a2a_wire import body, json_line, sections
 
 from airflow_agentvault.connection_form import DIALECT_CHOICES
-from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol import errors, operations
 from airflow_agentvault.protocol.async_client import AsyncAgentClient
-from airflow_agentvault.protocol.auth import NO_AUTH, ApiKeyAuth, BearerAuth, OAuth2ClientCredentials
+from airflow_agentvault.protocol.auth import NO_AUTH, ApiKeyAuth, Auth, BearerAuth, OAuth2ClientCredentials
 from airflow_agentvault.protocol.client import AgentClient
-from airflow_agentvault.protocol import operations
-from airflow_agentvault.protocol.auth import Auth
 from airflow_agentvault.protocol.dialects import CHOICES, DIALECTS, codec_for
 from airflow_agentvault.protocol.dialects.a2a_rest import RestCodec
 from airflow_agentvault.protocol.dialects.a2a_v10 import V10Codec
 from airflow_agentvault.protocol.dialects.agentvault import AgentVaultCodec
 from airflow_agentvault.protocol.dialects.cards import agent_card_from, auth_warnings, card_urls, choose, read_card
+
+from a2a_wire import body, json_line, sections
 
 BASE = "http://agent.test:8000"
 V10_CARD = json.loads(body("01-agent-card.txt"))

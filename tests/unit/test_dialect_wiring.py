@@ -7,12 +7,13 @@ from unittest import mock
 
 import httpx
 import pytest
-from a2a_wire import body
-from fakes import set_connection
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError, settings_from_connection
 from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.client import AgentClient
+
+from a2a_wire import body
+from fakes import set_connection
 
 pytestmark = pytest.mark.respx(assert_all_called=False)
 

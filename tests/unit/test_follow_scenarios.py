@@ -7,6 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.async_client import AsyncAgentClient, AsyncTaskFollower
+from airflow_agentvault.protocol.client import AgentClient, TaskFollower
+from airflow_agentvault.protocol.follow import Follower, FollowOutcome
+from airflow_agentvault.protocol.timing import Timing
+
 from scenarios import (
     RPC,
     SAYS_DONE,
@@ -20,12 +27,6 @@ from scenarios import (
     status,
     stream,
 )
-
-from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.async_client import AsyncAgentClient, AsyncTaskFollower
-from airflow_agentvault.protocol.client import AgentClient, TaskFollower
-from airflow_agentvault.protocol.follow import Follower, FollowOutcome
-from airflow_agentvault.protocol.timing import Timing
 
 WAIT_BOUND = 10.0  # seconds of real time any async scenario may take (they take milliseconds)
 
@@ -142,9 +143,9 @@ async def test_on_event_sees_every_event(respx_mock):
 
 
 def _seen_completed():
-    from scenarios import task_json
-
     from airflow_agentvault.protocol.models import Task, parse_model
+
+    from scenarios import task_json
 
     return parse_model(Task, task_json("t-1", "COMPLETED"))
 

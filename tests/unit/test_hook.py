@@ -12,8 +12,8 @@ import pytest
 import requests
 
 import airflow_agentvault.hooks.agentvault as hook_module
-from airflow_agentvault.connection_form import AUTH_TYPES, CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_agentvault.compat import AIRFLOW_V_3_3_PLUS
+from airflow_agentvault.connection_form import AUTH_TYPES, CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_agentvault.get_provider_info import get_provider_info
 from airflow_agentvault.hooks.agentvault import (
     AgentVaultHook,

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from airflow_agentvault.compat import AirflowFailException
+from airflow_agentvault.operators.agentvault import AgentVaultInitiateOperator, AgentVaultStreamOperator
+from airflow_agentvault.protocol import errors
+
 from fakes import (
     SSE_HEADERS,
     FakeTaskStateStore,
@@ -16,9 +20,6 @@ from fakes import (
     sse_body,
     task_json,
 )
-
-from airflow_agentvault.operators.agentvault import AgentVaultInitiateOperator, AgentVaultStreamOperator
-from airflow_agentvault.protocol import errors
 
 RPC = "http://agent.test/a2a/"
 FAST = {"sse_retry_delay": 0.01, "poll_interval": 0.01, "verify_interval": 0.01, "overall_timeout": 5}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from airflow_agentvault.compat import ExceptionRetryPolicy, RetryAction
-
 from airflow_agentvault.operators.agentvault import AgentVaultInitiateOperator, AgentVaultStreamOperator
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
 from airflow_agentvault.protocol import errors

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 import pytest
-from airflow_agentvault.compat import AirflowFailException, AirflowRescheduleException
-from fakes import FakeTaskStateStore, make_context, rpc_error, rpc_result, set_connection, task_json
 
+from airflow_agentvault.compat import AirflowFailException, AirflowRescheduleException
 from airflow_agentvault.sensors.agentvault import AgentVaultTaskExistsSensor
+
+from fakes import FakeTaskStateStore, make_context, rpc_error, rpc_result, set_connection, task_json
 
 RPC = "http://agent.test/a2a/"
 NOT_FOUND = rpc_error(-32001, "Task not found: t-1")

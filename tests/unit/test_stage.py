@@ -6,10 +6,11 @@ import json
 
 import pytest
 from airflow.sdk import DAG
-from fakes import FakeTaskStateStore, make_context, rpc_error, rpc_result, set_connection, task_json
 
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
 from airflow_agentvault.pipelines.stage import agent_stage
+
+from fakes import FakeTaskStateStore, make_context, rpc_error, rpc_result, set_connection, task_json
 
 RPC = "http://agent.test/a2a/"
 FAST = {"verify_interval": 0.01, "sse_retry_delay": 0.01, "poll_interval": 0.01}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from airflow.sdk import Param
-from airflow_agentvault.compat import ParamValidationError
 
+from airflow_agentvault.compat import ParamValidationError
 from airflow_agentvault.params import TIMING_FIELDS, timing_from_params, timing_params
 from airflow_agentvault.protocol.timing import PRESETS, SLOW_LLM, InvalidTimingError, Timing
 

@@ -9,13 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes import rpc_error, rpc_result, set_connection, task_json
-from scenarios import COMPLETED, FULL_STREAM, NOT_FOUND, RPC, WORKING, FakeClock, RecordingLogger, Script
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger, AgentVaultTaskExistsTrigger
 from airflow_agentvault.triggers.events import ERROR_TYPES, error_event, event_to_outcome
+
+from fakes import rpc_error, rpc_result, set_connection, task_json
+from scenarios import COMPLETED, FULL_STREAM, NOT_FOUND, RPC, WORKING, FakeClock, RecordingLogger, Script
 
 SECRET = "sk-trigger-secret-0123456789"
 CONN = "agentvault_trig"

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
 import pytest
 import requests
-from fakes import FakeTaskStateStore, rpc_error, rpc_result, task_json
 
 from airflow_agentvault.operators.remote_task import SEEN_KEY, TASK_ID_KEY, UNSURE_KEY, start_or_reconnect
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.models import Message, TextPart
+
+from fakes import FakeTaskStateStore, make_context, rpc_error, rpc_result, task_json
 
 RPC = "http://agent.test/a2a/"
 HELLO = Message(role="user", parts=[TextPart(content="hello")])
@@ -102,3 +104,38 @@ def test_an_earlier_tries_task_is_reused_unless_it_ended_without_result(requests
     store.set(TASK_ID_KEY, "t-1")
     requests_mock.post(RPC, [rpc_result(task_json("t-1", state)), rpc_result({"id": "t-2"})])
     assert start_or_reconnect(AgentClient(RPC), HELLO, store, log) == ("t-2" if resent else "t-1")
+
+
+V10 = "http://agent.test/"
+
+
+def v10_task(task_id: str, state: str, stamp: str) -> dict:
+    return {"id": task_id, "contextId": "c-1", "status": {"state": state, "timestamp": stamp}}
+
+
+def test_where_the_dialect_lists_tasks_a_lost_send_is_resolved_by_adopting_its_task(requests_mock):
+    from airflow_agentvault.protocol.dialects import codec_for
+
+    def answer(request, context):
+        body = request.json()
+        if body["method"] == "SendMessage":
+            assert body["params"]["message"]["contextId"] == "c-1"  # the conversation is chosen by us
+            context.status_code = 502
+            return "Bad Gateway"
+        assert body["method"] == "ListTasks" and body["params"]["contextId"] == "c-1"
+        return json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": {"tasks": [
+            v10_task("old", "TASK_STATE_FAILED", "2026-11-29T10:00:00Z"),
+            v10_task("new", "TASK_STATE_WORKING", "2026-11-29T09:00:00Z")]}})
+
+    requests_mock.post(V10, text=answer, headers={"Content-Type": "application/json"})
+    store = FakeTaskStateStore()
+    client = AgentClient(V10, codec=codec_for("a2a-1.0"))
+    assert start_or_reconnect(client, HELLO, store, log, context_id="c-1") == "new"
+    assert store.get(TASK_ID_KEY) == "new" and store.get(UNSURE_KEY) is None
+
+
+def test_the_conversation_id_is_the_same_on_every_try_and_differs_per_task_instance():
+    from airflow_agentvault.operators.remote_task import conversation_id
+
+    first, retry = make_context(try_number=1), make_context(try_number=2)
+    assert conversation_id(first, "stage") == conversation_id(retry, "stage") != conversation_id(first, "other")

@@ -246,7 +246,7 @@ def proper_nouns(texts: Iterable[str]) -> set[str]:
 def _pairs(text: str, names: set[str] | frozenset[str] = frozenset()) -> Iterable[tuple[str, str]]:
     """Adjacent word pairs of ``text`` that could be a noun phrase (no stopword, name, number or punctuation)."""
     tokens = _PHRASE_TOKEN.findall(text.lower())
-    for a, b in zip(tokens, tokens[1:]):
+    for a, b in zip(tokens, tokens[1:], strict=False):
         if not (a[0].isalpha() and b[0].isalpha()) or a in STOPWORDS or b in STOPWORDS:
             continue
         if a.removesuffix("'s") in names or b.removesuffix("'s") in names:

@@ -119,7 +119,7 @@ def decode_jsonrpc(status: int, content_type: str | None, body: bytes, *, subscr
                    hint: str = "check the connection's URL", **where: Any) -> Any:
     """The ``result`` of a JSON-RPC answer, or the typed error it (or its HTTP status) stands for."""
     if status in (401, 403):
-        raise_for_http_status(status, hint=hint, **where)
+        raise_for_http_status(status, hint=hint, body=body, **where)
     if is_json(content_type):
         try:
             envelope = json.loads(body)
@@ -127,7 +127,7 @@ def decode_jsonrpc(status: int, content_type: str | None, body: bytes, *, subscr
             envelope = None
         if isinstance(envelope, dict) and envelope.get("error") is not None:
             raise jsonrpc_error(envelope["error"], subscribing=subscribing, **where)
-    raise_for_http_status(status, hint=hint, **where)
+    raise_for_http_status(status, hint=hint, body=body, **where)
     envelope = _json_body(content_type, body, where)
     if not isinstance(envelope, dict):
         raise errors.ProtocolViolationError("JSON-RPC answer is not an object", **where)
@@ -140,7 +140,7 @@ def decode_rest(status: int, content_type: str | None, body: bytes, *, subscribi
                 hint: str = "check the connection's URL", **where: Any) -> Any:
     """The JSON body of an HTTP+JSON answer, or the typed error it (or its HTTP status) stands for."""
     if status in (401, 403):
-        raise_for_http_status(status, hint=hint, **where)
+        raise_for_http_status(status, hint=hint, body=body, **where)
     if status >= 300 and is_json(content_type):
         try:
             payload = json.loads(body)
@@ -148,5 +148,5 @@ def decode_rest(status: int, content_type: str | None, body: bytes, *, subscribi
             payload = None
         if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
             raise rest_error(payload["error"], status, subscribing=subscribing, **where)
-    raise_for_http_status(status, hint=hint, **where)
+    raise_for_http_status(status, hint=hint, body=body, **where)
     return _json_body(content_type, body, where)

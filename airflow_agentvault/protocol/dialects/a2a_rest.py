@@ -15,17 +15,18 @@ unknown task.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+from airflow_agentvault.protocol.dialects.a2a_errors import decode_rest, rest_error
 from airflow_agentvault.protocol.dialects.a2a_v10 import (
     HEADERS,
+    SHAPE,
     V10StreamDecoder,
     send_params,
     send_result,
     task_from_wire,
 )
-from airflow_agentvault.protocol.dialects.a2a_errors import decode_rest, rest_error
-from airflow_agentvault.protocol.dialects.base import A2ACodec
+from airflow_agentvault.protocol.dialects.base import A2ACodec, tasks_of
 from airflow_agentvault.protocol.exchange import Request
 from airflow_agentvault.protocol.models import Message, Task
 
@@ -52,9 +53,17 @@ class RestCodec(A2ACodec):
         return Request(op, http_method, _url(endpoint, path), endpoint, body, dict(self.headers), task_id,
                        starts_task=path == "/message:send")
 
-    def send_request(self, endpoint: str, message: Message, task_id: str | None) -> Request:
-        return self._request("POST /message:send", "POST", endpoint, "/message:send", send_params(message, task_id),
-                             task_id)
+    def send_request(self, endpoint: str, message: Message, task_id: str | None,
+                     context_id: str | None = None) -> Request:
+        return self._request("POST /message:send", "POST", endpoint, "/message:send",
+                             send_params(message, task_id, context_id), task_id)
+
+    def list_request(self, endpoint: str, context_id: str) -> Request | None:
+        return self._request("GET /tasks", "GET", endpoint, "/tasks?" + urlencode({"contextId": context_id,
+                                                                                     "pageSize": 10}), None, None)
+
+    def list_result(self, request: Request, payload: Any) -> list[Task]:
+        return tasks_of(payload, SHAPE, request)
 
     def get_request(self, endpoint: str, task_id: str) -> Request:
         return self._request("GET /tasks/{id}", "GET", endpoint, _task_path(task_id), None, task_id)

@@ -113,7 +113,7 @@ class V03StreamDecoder(A2AStreamDecoder):
 
     def events_of(self, result: dict[str, Any]) -> list[TaskEvent]:
         kind = result.get("kind")
-        task_id = result.get("taskId") or result.get("id") or self.request.task_id
+        task_id = self.task_id_of(result.get("taskId") or result.get("id"))
         if kind == "task":
             return self.snapshot(result)
         if kind == "status-update":
@@ -133,14 +133,17 @@ class V03Codec(JsonRpcCodec):
     shape = SHAPE
     decoder = V03StreamDecoder
 
-    def send_params(self, message: Message, task_id: str | None) -> dict[str, Any]:
-        return {"message": message_to_wire(message, task_id), "configuration": {"blocking": False}}
+    def send_params(self, message: Message, task_id: str | None, context_id: str | None = None) -> dict[str, Any]:
+        wire = message_to_wire(message, task_id)
+        if context_id:
+            wire["contextId"] = context_id
+        return {"message": wire, "configuration": {"blocking": False}}
 
     def send_result(self, request: Request, payload: Any) -> str:
         result = require_dict(payload, "a message/send result", **request.where)
         if result.get("kind") == "message":
             if isinstance(result.get("taskId"), str) and result["taskId"]:
-                return result["taskId"]
+                return str(result["taskId"])
             raise errors.ProtocolViolationError(
                 "agent answered with a message and no task: this operator follows tasks, and the agent "
                 "completed the exchange without one", **request.where)

@@ -57,7 +57,8 @@ STATES: dict[str, TaskState] = {
     "TASK_STATE_UNSPECIFIED": TaskState.UNKNOWN,
 }
 
-METHODS = {"send": "SendMessage", "get": "GetTask", "cancel": "CancelTask", "subscribe": "SubscribeToTask"}
+METHODS = {"send": "SendMessage", "get": "GetTask", "cancel": "CancelTask", "subscribe": "SubscribeToTask",
+           "list": "ListTasks"}
 
 
 # -- our models -> the wire ------------------------------------------------------------------------------
@@ -75,7 +76,7 @@ def part_to_wire(part: Any) -> dict[str, Any]:
     return {k: v for k, v in wire.items() if v is not None}
 
 
-def message_to_wire(message: Message, task_id: str | None = None) -> dict[str, Any]:
+def message_to_wire(message: Message, task_id: str | None = None, context_id: str | None = None) -> dict[str, Any]:
     wire: dict[str, Any] = {
         "messageId": uuid.uuid4().hex,
         "role": "ROLE_AGENT" if message.role == "assistant" else "ROLE_USER",
@@ -83,14 +84,16 @@ def message_to_wire(message: Message, task_id: str | None = None) -> dict[str, A
     }
     if task_id:
         wire["taskId"] = task_id
+    if context_id:
+        wire["contextId"] = context_id
     if message.metadata:
         wire["metadata"] = message.metadata
     return wire
 
 
-def send_params(message: Message, task_id: str | None) -> dict[str, Any]:
+def send_params(message: Message, task_id: str | None, context_id: str | None = None) -> dict[str, Any]:
     """``SendMessageRequest`` without blocking: the answer comes as soon as the task exists."""
-    return {"message": message_to_wire(message, task_id), "configuration": {"returnImmediately": True}}
+    return {"message": message_to_wire(message, task_id, context_id), "configuration": {"returnImmediately": True}}
 
 
 # -- the wire -> our models ------------------------------------------------------------------------------
@@ -122,7 +125,7 @@ def send_result(payload: Any, **where: Any) -> str:
     message = result.get("message")
     if isinstance(message, dict):
         if isinstance(message.get("taskId"), str) and message["taskId"]:
-            return message["taskId"]
+            return str(message["taskId"])
         raise errors.ProtocolViolationError(
             "agent answered with a message and no task: this operator follows tasks, and the agent "
             "completed the exchange without one", **where)
@@ -136,18 +139,17 @@ class V10StreamDecoder(A2AStreamDecoder):
 
     def events_of(self, response: dict[str, Any]) -> list[TaskEvent]:
         """A ``StreamResponse`` -> our events."""
-        task_id = self.request.task_id
         if isinstance(response.get("task"), dict):
             return self.snapshot(response["task"])
         if isinstance(response.get("statusUpdate"), dict):
             update = response["statusUpdate"]
-            return [self.status(update.get("taskId") or task_id, update.get("status"))]
+            return [self.status(self.task_id_of(update.get("taskId")), update.get("status"))]
         if isinstance(response.get("artifactUpdate"), dict):
             update = response["artifactUpdate"]
-            return [self.artifact(update.get("taskId") or task_id, update.get("artifact"),
+            return [self.artifact(self.task_id_of(update.get("taskId")), update.get("artifact"),
                                   append=bool(update.get("append")))]
         if isinstance(response.get("message"), dict):
-            return self.message(response["message"].get("taskId") or task_id, response["message"])
+            return self.message(self.task_id_of(response["message"].get("taskId")), response["message"])
         raise UnknownEvent(f"stream result with fields {sorted(response)!r:.120}")
 
 
@@ -160,8 +162,8 @@ class V10Codec(JsonRpcCodec):
     shape = SHAPE
     decoder = V10StreamDecoder
 
-    def send_params(self, message: Message, task_id: str | None) -> dict[str, Any]:
-        return send_params(message, task_id)
+    def send_params(self, message: Message, task_id: str | None, context_id: str | None = None) -> dict[str, Any]:
+        return send_params(message, task_id, context_id)
 
     def send_result(self, request: Request, payload: Any) -> str:
         return send_result(payload, **request.where)

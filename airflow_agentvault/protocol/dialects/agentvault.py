@@ -86,7 +86,8 @@ class AgentVaultCodec(Codec):
         return Request(method, "POST", endpoint, endpoint, build_request(method, params), {}, task_id,
                        starts_task=method == SEND)
 
-    def send_request(self, endpoint: str, message: Message, task_id: str | None) -> Request:
+    def send_request(self, endpoint: str, message: Message, task_id: str | None,
+                     context_id: str | None = None) -> Request:  # the server chooses ids; no conversations
         params: dict[str, Any] = {"message": message.to_wire()}
         if task_id:
             params["id"] = task_id

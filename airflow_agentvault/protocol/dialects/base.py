@@ -30,13 +30,13 @@ from typing import Any
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.codec import Codec, StreamDecoder, UnknownEvent
-from airflow_agentvault.protocol.dialects.cards import agent_card_from
 from airflow_agentvault.protocol.dialects.a2a_errors import (
     TASK_NOT_CANCELABLE,
     VERSION_HEADER,
     decode_jsonrpc,
     jsonrpc_error,
 )
+from airflow_agentvault.protocol.dialects.cards import agent_card_from
 from airflow_agentvault.protocol.exchange import Request, ServerEvent
 from airflow_agentvault.protocol.jsonrpc import build_request
 from airflow_agentvault.protocol.models import (
@@ -257,6 +257,10 @@ class A2AStreamDecoder(StreamDecoder):
         events.append(status_event(task.id, task.state, status.get("timestamp"), message))
         return events
 
+    def task_id_of(self, named: Any) -> str:
+        """The task an event names, else the one subscribed to."""
+        return str(named or self.request.task_id or "")
+
     def status(self, task_id: str, status: Any) -> TaskStatusEvent:
         where = self.request.where
         status = require_dict(status, "a task status", **where)
@@ -277,6 +281,12 @@ class A2AStreamDecoder(StreamDecoder):
             description=artifact.get("description"),
         )
         return TaskArtifactEvent(task_id=task_id, artifact=assembled)
+
+
+def tasks_of(payload: Any, shape: WireShape, request: Request) -> list[Task]:
+    """The tasks of a ``ListTasksResponse``."""
+    listed = require_dict(payload, "a task list", **request.where).get("tasks") or []
+    return [shape.task(task, **request.where) for task in listed]
 
 
 # -- the codec base of every A2A dialect ------------------------------------------------------------------
@@ -310,7 +320,7 @@ class JsonRpcCodec(A2ACodec):
     shape: WireShape
     decoder: type[StreamDecoder]
 
-    def send_params(self, message: Message, task_id: str | None) -> dict[str, Any]:
+    def send_params(self, message: Message, task_id: str | None, context_id: str | None = None) -> dict[str, Any]:
         raise NotImplementedError
 
     def _request(self, op: str, endpoint: str, params: dict[str, Any], task_id: str | None) -> Request:
@@ -318,8 +328,17 @@ class JsonRpcCodec(A2ACodec):
         return Request(method, "POST", endpoint, endpoint, build_request(method, params), dict(self.headers), task_id,
                        starts_task=op == "send")
 
-    def send_request(self, endpoint: str, message: Message, task_id: str | None) -> Request:
-        return self._request("send", endpoint, self.send_params(message, task_id), task_id)
+    def send_request(self, endpoint: str, message: Message, task_id: str | None,
+                     context_id: str | None = None) -> Request:
+        return self._request("send", endpoint, self.send_params(message, task_id, context_id), task_id)
+
+    def list_request(self, endpoint: str, context_id: str) -> Request | None:
+        if "list" not in self.methods:
+            return None
+        return self._request("list", endpoint, {"contextId": context_id, "pageSize": 10}, None)
+
+    def list_result(self, request: Request, payload: Any) -> list[Task]:
+        return tasks_of(payload, self.shape, request)
 
     def get_request(self, endpoint: str, task_id: str) -> Request:
         return self._request("get", endpoint, {"id": task_id}, task_id)
@@ -339,4 +358,4 @@ class JsonRpcCodec(A2ACodec):
         return self.shape.task(payload, **request.where)
 
     def stream_decoder(self, request: Request) -> StreamDecoder:
-        return self.decoder(request)
+        return self.decoder(request)  # type: ignore[call-arg]  # the A2A decoders take the request

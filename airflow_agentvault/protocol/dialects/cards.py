@@ -30,7 +30,7 @@ agent's own 401 is the authority (raised as NotAuthorizedError by the clients).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from urllib.parse import urljoin, urlsplit
 
 from airflow_agentvault.protocol import errors
@@ -111,8 +111,8 @@ def _dialect_of(binding: str, version: str) -> str | None:
 def card_kind(raw: dict[str, Any]) -> str:
     if isinstance(raw.get("supportedInterfaces"), list):
         return "a2a-1.0"
-    capabilities = raw.get("capabilities") if isinstance(raw.get("capabilities"), dict) else {}
-    if "authSchemes" in raw or "a2aVersion" in capabilities:
+    capabilities = raw.get("capabilities")
+    if "authSchemes" in raw or isinstance(capabilities, dict) and "a2aVersion" in capabilities:
         return "agentvault"
     return "a2a-0.3"
 
@@ -154,8 +154,7 @@ def _scheme_type(scheme: dict[str, Any]) -> tuple[str, tuple[str, str] | None]:
         return "apiKey", (str(body.get("location") or body.get("in") or "header").lower(), str(body.get("name") or ""))
     if "httpAuthSecurityScheme" in scheme or scheme.get("type") == "http":
         body = scheme.get("httpAuthSecurityScheme") or scheme
-        scheme = str(body.get("scheme") or "http").lower()
-        return ("bearer" if scheme == "bearer" else scheme), None
+        return str(body.get("scheme") or "http").lower(), None
     if "oauth2SecurityScheme" in scheme or scheme.get("type") == "oauth2":
         return "oauth2", None
     if "openIdConnectSecurityScheme" in scheme or scheme.get("type") == "openIdConnect":
@@ -184,9 +183,8 @@ def auth_schemes_of(raw: dict[str, Any]) -> tuple[list[str], list[tuple[str, str
     """The auth schemes a card declares, in our names, and where it wants an API key."""
     if card_kind(raw) == "agentvault":
         declared_schemes = [s for s in raw.get("authSchemes") or [] if isinstance(s, dict) and s.get("scheme")]
-        schemes = [str(s["scheme"]) for s in declared_schemes]
-        return schemes, []
-    declared = raw.get("securitySchemes") if isinstance(raw.get("securitySchemes"), dict) else {}
+        return [str(s["scheme"]) for s in declared_schemes], []
+    declared: dict[str, Any] = raw["securitySchemes"] if isinstance(raw.get("securitySchemes"), dict) else {}
     wanted = _required_scheme_names(raw)
     schemes: list[str] = []
     locations: list[tuple[str, str]] = []
@@ -226,7 +224,7 @@ def auth_warnings(card: DiscoveredCard, auth: Auth) -> list[str]:
 
 
 def read_card(raw: Any, card_url: str) -> DiscoveredCard:
-    where = {"agent_url": card_url, "method": CARD_METHOD}
+    where: dict[str, Any] = {"agent_url": card_url, "method": CARD_METHOD}
     if not isinstance(raw, dict):
         raise errors.ProtocolViolationError("agent card is not a JSON object", **where)
     schemes, locations = auth_schemes_of(raw)
@@ -235,7 +233,7 @@ def read_card(raw: Any, card_url: str) -> DiscoveredCard:
 
 def agent_card_from(raw: dict[str, Any], card_url: str, dialect: str | None = None) -> AgentCard:
     """Any card kind -> our AgentCard (``url``: the endpoint of ``dialect``, else the preferred one)."""
-    where = {"agent_url": card_url, "method": CARD_METHOD}
+    where: dict[str, Any] = {"agent_url": card_url, "method": CARD_METHOD}
     if card_kind(raw) == "agentvault":
         return parse_model(AgentCard, raw, **where)
     card = read_card(raw, card_url)
@@ -271,7 +269,7 @@ def _path(url: str) -> str:
 
 def choose(card: DiscoveredCard, *, dialect: str | None = None, endpoint_hint: str | None = None) -> Discovered:
     """Pick the endpoint and dialect from a card (see the module doc); raise if nothing fits."""
-    where = {"agent_url": card.url, "method": CARD_METHOD}
+    where: dict[str, Any] = {"agent_url": card.url, "method": CARD_METHOD}
     usable = sorted(card.usable(), key=lambda i: PREFERENCE.index(i.dialect))
     if dialect:
         usable = [i for i in usable if i.dialect == dialect]
@@ -283,8 +281,8 @@ def choose(card: DiscoveredCard, *, dialect: str | None = None, endpoint_hint: s
     if endpoint_hint:
         matching = [i for i in usable if _path(i.url) == _path(endpoint_hint)]
         if matching:
-            return Discovered(matching[0].dialect, endpoint_hint, card)
-    return Discovered(usable[0].dialect, usable[0].url, card)
+            return Discovered(cast(str, matching[0].dialect), endpoint_hint, card)  # usable: has a dialect
+    return Discovered(cast(str, usable[0].dialect), usable[0].url, card)
 
 
 def card_urls(url: str) -> list[str]:
@@ -303,7 +301,8 @@ def take_card_answer(url: str, status: int, content_type: str | None, body: Any,
     if status in (404, 410):
         tried.append(f"{errors.redact_url(url)} (HTTP {status})")
         return None
-    raise_for_http_status(status, agent_url=url, method=CARD_METHOD, task_id=None)
+    raise_for_http_status(status, agent_url=url, method=CARD_METHOD, task_id=None, body=body,
+                          hint="the agent refused its card; check the connection's URL and dialect")
     if not isinstance(body, dict):  # the content type is not checked: static servers label cards loosely
         tried.append(f"{errors.redact_url(url)} (not a JSON object; content type {content_type or 'none'})")
         return None
