@@ -33,7 +33,9 @@ class DemoError(RuntimeError):
 
 
 def _check_port(port: int) -> None:
+    """Refuse a port something listens on; a previous run's closed connections (TIME_WAIT) do not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the API server will bind it
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:

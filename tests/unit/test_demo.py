@@ -82,3 +82,17 @@ def test_the_readme_states_the_python_versions_the_project_declares_and_tests():
     other = re.search(r"versions=\(([\d. ]+)\)", (REPO / "scripts" / "test-pythons.sh").read_text()).group(1)
     assert versions == declared == classified
     assert sorted(other.split() + ["3.11"], key=lambda v: int(v.split(".")[1])) == versions
+
+
+def test_a_port_left_in_time_wait_by_a_previous_run_is_not_taken():
+    """A second demo right after the first: the first's closed connections must not block the port."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end of the connection waits in TIME_WAIT
+        client.close()
+    demo._check_port(port)  # free again: no DemoError
