@@ -16,11 +16,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import json
+import re
 import shutil
 import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +45,31 @@ def _check_port(port: int) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise DemoError(f"port {port} on 127.0.0.1 is taken: stop what uses it, or pass --port N") from None
             raise
+
+
+def failure_reason(log: str) -> str:
+    """The last typed error a task's log names (``TaskFailedError: agent failed the task: ...``)."""
+    found: list[tuple[str, str]] = []
+    for line in log.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            found += re.findall(r"\b(\w+Error): ([^\n\"]{0,600})", line)
+            continue
+        found += list(_exceptions(record))
+    return f"{found[-1][0]}: {found[-1][1].strip()[:600]}" if found else "see its log"
+
+
+def _exceptions(value: Any) -> Iterator[tuple[str, str]]:
+    """(type, message) of every exception a structured log record carries (Airflow's ``error_detail``)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("exc_type"), str) and isinstance(value.get("exc_value"), str):
+            yield value["exc_type"], value["exc_value"]
+        for item in value.values():
+            yield from _exceptions(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _exceptions(item)
 
 
 def _check_setup() -> None:
@@ -153,8 +181,12 @@ def run_demo(args: argparse.Namespace) -> int:
             print(f"Triggered {dag_id} for {args.topic!r} ({args.preset} timing)\n  {url}", flush=True)
             state = _follow_run(stack, dag_id, run_id, timeout=args.timeout)
             if state != "success":
-                print(f"\nThe run ended {state}. Task states: {stack.task_states(dag_id, run_id)}\n"
-                      f"See the logs in the UI: {url}", flush=True)
+                states = stack.task_states(dag_id, run_id)
+                failed = [task for task, task_state in states.items() if task_state == "failed"]
+                why = f"\n{failed[0]} failed: {failure_reason(stack.task_log(dag_id, run_id, failed[0]))}" \
+                    if failed else ""
+                print(f"\nThe run ended {state}.{why}\nTask states: {states}\nSee the logs in the UI: {url}",
+                      flush=True)
                 return 1
             info = stack.xcom(dag_id, run_id, "publish_report")
             print(f"\nDone in {time.monotonic() - t0:.1f} s.\n  Report: {_local(info['report'])}")

@@ -96,3 +96,19 @@ def test_a_port_left_in_time_wait_by_a_previous_run_is_not_taken():
         accepted.close()  # the server side closes first: its end of the connection waits in TIME_WAIT
         client.close()
     demo._check_port(port)  # free again: no DemoError
+
+
+def test_a_failed_run_says_why_in_the_agents_words():
+    log = ('{"event": "Task failed with exception", "error_detail": "x"}\n'
+           'airflow_agentvault.protocol.errors.TaskFailedError: agent failed the task: skill crawl failed: '
+           "no document in the research corpus is about 'microplastics'; it covers: coral reef bleaching\n")
+    assert demo.failure_reason(log).startswith("TaskFailedError: agent failed the task: skill crawl failed: no doc")
+    assert demo.failure_reason("nothing typed here") == "see its log"
+
+
+def test_the_reason_is_read_from_airflows_structured_log_too():
+    import json
+
+    record = {"event": "Task failed with exception", "error_detail": [
+        {"exc_type": "TaskFailedError", "exc_value": "agent failed the task: no document is about 'x'", "frames": []}]}
+    assert demo.failure_reason(json.dumps(record)) == "TaskFailedError: agent failed the task: no document is about 'x'"
