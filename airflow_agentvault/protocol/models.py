@@ -116,15 +116,6 @@ class Task(WireModel):
     artifacts: list[Artifact] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
 
-    def failure_reason(self) -> str | None:
-        """Where an agent puts a failure reason varies: metadata, then the last agent message."""
-        if self.metadata:
-            for key in ("error", "reason", "message"):
-                value = self.metadata.get(key)
-                if isinstance(value, str) and value:
-                    return value
-        return self.last_agent_text()
-
     def last_agent_text(self) -> str | None:
         for message in reversed(self.messages):
             if message.role != "user" and message.text:

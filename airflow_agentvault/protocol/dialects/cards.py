@@ -219,7 +219,7 @@ def auth_warnings(card: DiscoveredCard, auth: Auth) -> list[str]:
                                 "connection sends it in a header")
             elif name and name.lower() != auth.header.lower():
                 warnings.append(f"the agent card wants the API key in header {name!r}; the connection sends it in "
-                                f"{auth.header!r} (set extra 'api_key_header')")
+                                f"{auth.header!r} (set extra 'key_header')")
     return warnings
 
 
