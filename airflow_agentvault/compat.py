@@ -14,6 +14,8 @@ trigger ``on_kill``: marking a deferred stream task     3.3      the remote task
 failed cancels the remote task                                   is canceled on the agent
 the connection form from the provider info (labels,     3.3      Airflow's generic form (host, login, password,
 placeholders, extra fields)                                      extra as JSON): every field still works
+an agent's question waits for a person in               3.3      it waits in Airflow's HITL trigger: no worker
+``awaiting_input``, holding no trigger                           slot, but a place in the triggerer
 =====================================================  =======  =================================================
 
 Lowest supported: Airflow 3.1 (the task SDK, ``BaseHook.aget_connection`` for the triggers, and the
@@ -34,7 +36,7 @@ import airflow.sdk.log
 __all__ = [
     "AIRFLOW_VERSION", "AIRFLOW_V_3_3_PLUS", "AirflowFailException", "AirflowRescheduleException",
     "ExceptionRetryPolicy", "ParamValidationError", "RetryAction", "RetryRule", "TaskDeferred", "aextra_dejson",
-    "amask_secret", "conf", "set_default_retry_policy",
+    "amask_secret", "conf", "set_default_retry_policy", "wait_for_person",
 ]
 
 
@@ -81,6 +83,32 @@ async def aextra_dejson(conn: Any) -> dict[str, Any]:
     """A connection's extra as a dict, read the way the running Airflow offers in an event loop."""
     reader = getattr(conn, "aextra_dejson", None)
     return (await reader()) if reader is not None else conn.extra_dejson
+
+
+def wait_for_person(operator: Any, context: Any, *, subject: str, body: str, options: list[str], params: Any,
+                    timeout: Any, method_name: str, kwargs: dict[str, Any]) -> None:
+    """
+    Ask a person through Airflow's Required Actions and pause the task until they answer.
+
+    Airflow 3.3 parks the task in ``awaiting_input`` (no worker slot, no trigger); older versions
+    defer to the standard provider's HITL trigger. Either way ``method_name`` resumes with the answer.
+    """
+    from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+    from airflow.sdk.timezone import utcnow
+
+    serialized = {key: params.get_param(key).serialize() for key in params} if params else {}
+    upsert_hitl_detail(ti_id=context["task_instance"].id, options=options, subject=subject, body=body,
+                       defaults=None, multiple=False, params=serialized)
+    task_awaiting_input = getattr(airflow.sdk.exceptions, "TaskAwaitingInput", None)
+    if task_awaiting_input is not None:
+        raise task_awaiting_input(method_name=method_name, kwargs=kwargs, timeout=timeout)
+    from airflow.providers.standard.triggers.hitl import HITLTrigger  # pragma: no cover - Airflow 3.1, 3.2
+
+    operator.defer(  # pragma: no cover - Airflow 3.1, 3.2
+        trigger=HITLTrigger(ti_id=context["task_instance"].id, options=options, defaults=None, params=serialized,
+                            multiple=False, timeout_datetime=utcnow() + timeout if timeout else None),
+        method_name=method_name, kwargs=kwargs,
+    )
 
 
 def set_default_retry_policy(operator: Any, policy: Any) -> None:

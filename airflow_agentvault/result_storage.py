@@ -95,7 +95,8 @@ def resolve_references(value: Any, base: str | None = None) -> Any:
 
 
 def deliver(task: Task, *, agent_url: str, metadata: dict[str, Any], status_message: str | None,
-            max_result_bytes: int, truncate: bool, storage: str, name: str, log: Any) -> dict[str, Any]:
+            max_result_bytes: int, truncate: bool, storage: str, name: str, log: Any, asking: bool = False
+            ) -> dict[str, Any]:
     """
     The final task -> the XCom result, or the typed error its state stands for.
 
@@ -103,7 +104,7 @@ def deliver(task: Task, *, agent_url: str, metadata: dict[str, Any], status_mess
     on by reference, or (no storage) refused with a clear error.
     """
     result = outcome_of(task, agent_url=agent_url, metadata=metadata, status_message=status_message,
-                        max_result_bytes=sys.maxsize)
+                        max_result_bytes=sys.maxsize, asking=asking)
     size = result_size(result)
     if size <= max_result_bytes or truncate or not storage:
         return fit_result(result, max_result_bytes=max_result_bytes, truncate=truncate)

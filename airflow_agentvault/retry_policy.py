@@ -28,6 +28,8 @@ FUTILE_TO_RETRY: tuple[type[errors.AgentVaultError], ...] = (
     errors.InputRequiredError,
     errors.AuthRequiredError,
     errors.ResultTooLargeError,
+    errors.QuestionUnansweredError,
+    errors.TooManyQuestionsError,
 )
 
 

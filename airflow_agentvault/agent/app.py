@@ -11,7 +11,7 @@ Routes:
   via ``http://localhost:<port>`` to get a URL the SDK's card validator accepts;
 * ``POST /a2a/``: JSON-RPC (``tasks/send``, ``tasks/get``, ``tasks/cancel``, ``tasks/sendSubscribe``);
   ``POST /a2a`` answers 307 to it. ``tasks/sendSubscribe`` streams only events emitted
-  after the call; on a task already finished (or waiting in ``INPUT_REQUIRED``) it sends that last
+  after the call; on a task already finished (or waiting for a person) it sends that last
   ``task_status`` once and closes, where the real SDK would send nothing (see ``tasks.py``);
 * ``POST /oauth/token``: OAuth2 client credentials, when the behaviour configures a client;
 * ``GET /_control/stats``, ``GET``/``POST /_control/behaviour``: for tests; never authenticated.

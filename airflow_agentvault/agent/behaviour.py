@@ -3,13 +3,17 @@
 One model serves three entry points: the server default (constructor / CLI flags / ``POST
 /_control/behaviour``), and a per-task override read from the first user message's
 ``metadata["reference_agent"]``, so one running agent can serve many test scenarios.
+
+Asking a person (human in the loop): ``questions`` makes a task stop in INPUT_REQUIRED once per
+question, ``require_credential`` makes it stop in AUTH_REQUIRED until a follow-up carries the
+credential. ``input_required``/``input_question`` is the older one-question switch, kept as it was.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Key of the incoming message's ``metadata`` whose dict overrides the behaviour for that task.
 OVERRIDE_KEY = "reference_agent"
@@ -18,6 +22,23 @@ OVERRIDE_KEY = "reference_agent"
 SERVER_ONLY_FIELDS = frozenset(
     {"api_key", "bearer_token", "oauth_client_id", "oauth_client_secret", "oauth_token_ttl_seconds"}
 )
+
+
+DEFAULT_AUTH_QUESTION = "This agent needs a credential to continue: send it as a data part {'credential': ...}."
+
+
+class Question(BaseModel):
+    """One question for a person: its text and, optionally, short choices to offer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1)
+    options: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, value: Any) -> Any:
+        """A bare string is a question without options."""
+        return {"text": value} if isinstance(value, str) else value
 
 
 class AgentBehaviour(BaseModel):
@@ -50,6 +71,19 @@ class AgentBehaviour(BaseModel):
         min_length=1,
         description="The question asked when input_required is set.",
     )
+    questions: list[Question] = Field(
+        default_factory=list,
+        description="Ask these one per round (INPUT_REQUIRED); each follow-up's answer is recorded and "
+        "the final answer lists them. A question is a string or {text, options}.",
+    )
+    require_credential: str | None = Field(
+        None,
+        description="Stop in AUTH_REQUIRED first; a follow-up with data {'credential': <this value>} resumes "
+        "the task, any other follow-up fails it (the value is never echoed).",
+    )
+    auth_question: str = Field(
+        DEFAULT_AUTH_QUESTION, min_length=1, description="What the task says when it asks for the credential."
+    )
     drop_stream_after_events: int | None = Field(
         None, ge=0, description="Close each SSE stream after N events, without a terminal state."
     )
@@ -70,6 +104,18 @@ class AgentBehaviour(BaseModel):
     oauth_token_ttl_seconds: int = Field(
         3600, ge=1, description="expires_in of issued OAuth tokens; expired tokens get 401."
     )
+
+    @field_validator("questions", mode="before")
+    @classmethod
+    def _bare_questions(cls, value: Any) -> Any:
+        return [Question.of(item) for item in value] if isinstance(value, list) else value
+
+    @property
+    def rounds(self) -> list[Question]:
+        """The questions a task asks, in order: ``questions``, else the single ``input_question``."""
+        if self.questions:
+            return list(self.questions)
+        return [Question(text=self.input_question)] if self.input_required else []
 
     @property
     def auth_required(self) -> bool:

@@ -16,7 +16,10 @@ The contract:
   store prefixes each artifact id with the task id (``result`` becomes ``ref-1a2b3c4d-result``), so a
   skill's ids only need to be unique within one answer;
 * a skill that raises ends the task FAILED with the reason ``skill <id> failed: <error>``;
-  :class:`SkillInputError` is the polite way to say the input is unusable.
+  :class:`SkillInputError` is the polite way to say the input is unusable;
+* a skill that needs a person's answer returns :meth:`SkillResult.ask`: the task stops in
+  INPUT_REQUIRED with that question, and the follow-up runs the skill again with the answer in
+  :attr:`SkillRequest.answers`.
 
 ``blocking`` skills (anything that may do I/O, e.g. call an LLM) run in a daemon thread so they never
 stall the server's event loop; the echo skill runs inline.
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_agentvault.agent.behaviour import AgentBehaviour
+from airflow_agentvault.agent.behaviour import AgentBehaviour, Question
 
 ANSWER_PREFIX = "Reference answer:"
 
@@ -43,6 +46,18 @@ class SkillInputError(ValueError):
     """The task's input cannot be used by the skill (the task fails with this message)."""
 
 
+#: Data-part key of a follow-up that answers AUTH_REQUIRED; such parts never reach a skill.
+CREDENTIAL_KEY = "credential"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A person's answer to one question the task asked (a follow-up's ``answer`` data, else its text)."""
+
+    question: str
+    text: str
+
+
 @dataclass(frozen=True)
 class SkillRequest:
     """What a skill sees of a task: its user text and data parts, in message order."""
@@ -50,11 +65,19 @@ class SkillRequest:
     texts: list[str] = field(default_factory=list)
     data: list[dict[str, Any]] = field(default_factory=list)
     behaviour: AgentBehaviour = field(default_factory=AgentBehaviour)
+    answers: list[Answer] = field(default_factory=list)
+    #: How many of ``texts`` the first user message holds (None: all); later ones came in follow-ups.
+    first_message_texts: int | None = None
 
     @property
     def text(self) -> str:
         """All text parts joined by a space."""
         return " ".join(self.texts)
+
+    @property
+    def first_text(self) -> str:
+        """The first user message's text parts joined: the request itself, without follow-up answers."""
+        return " ".join(self.texts[: self.first_message_texts])
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -63,6 +86,10 @@ class SkillRequest:
         for part in self.data:
             merged.update(part)
         return merged
+
+    def answer_to(self, question: str) -> str | None:
+        """The latest answer to ``question``, if it was asked and answered."""
+        return next((a.text for a in reversed(self.answers) if a.question == question), None)
 
     @classmethod
     def of(
@@ -76,27 +103,48 @@ class SkillRequest:
         )
 
     @classmethod
-    def from_messages(cls, messages: list[dict[str, Any]], behaviour: AgentBehaviour) -> SkillRequest:
-        """The request of a task whose wire messages are ``messages`` (only user messages count)."""
+    def from_messages(
+        cls, messages: list[dict[str, Any]], behaviour: AgentBehaviour, answers: list[Answer] | None = None
+    ) -> SkillRequest:
+        """The request of a task whose wire messages are ``messages`` (only user messages count).
+
+        Credential data parts are left out: a skill has no use for them and must not echo them.
+        """
         texts: list[str] = []
         data: list[dict[str, Any]] = []
+        first: int | None = None  # texts of the first user message, once a second one comes
+        users = 0
         for message in messages:
             if message.get("role") != "user":
                 continue
+            users += 1
+            if users == 2:
+                first = len(texts)
             for part in message.get("parts", []):
                 if part.get("type") == "text":
                     texts.append(part["content"])
                 elif part.get("type") == "data" and isinstance(part.get("content"), dict):
-                    data.append(part["content"])
-        return cls(texts=texts, data=data, behaviour=behaviour)
+                    if CREDENTIAL_KEY not in part["content"]:
+                        data.append(part["content"])
+        return cls(texts=texts, data=data, behaviour=behaviour, answers=list(answers or []),
+                   first_message_texts=first)
 
 
 @dataclass
 class SkillResult:
-    """A skill's answer: the text to send (or stream) and the artifacts to attach, in order."""
+    """A skill's answer: the text to send (or stream) and the artifacts to attach, in order.
+
+    With ``question`` set, the skill has no answer yet: it asks a person first (see :meth:`ask`).
+    """
 
     text: str
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    question: Question | None = None
+
+    @classmethod
+    def ask(cls, text: str, options: list[str] | None = None) -> SkillResult:
+        """Stop the task in INPUT_REQUIRED with this question (and choices, if any)."""
+        return cls(text, question=Question(text=text, options=list(options or [])))
 
 
 def make_artifact(
@@ -181,7 +229,14 @@ class EchoSkill(Skill):
 
     @staticmethod
     def answer(request: SkillRequest) -> str:
-        return f"{ANSWER_PREFIX} {' '.join(request.texts) if request.texts else '(no text)'}"
+        """The input echoed; with ``questions`` in the behaviour, the answers to them listed after it.
+
+        (The single ``input_required`` question's follow-up counts as more input: it is echoed only.)
+        """
+        text = f"{ANSWER_PREFIX} {' '.join(request.texts) if request.texts else '(no text)'}"
+        if request.behaviour.questions and request.answers:
+            text += f" Answers: {'; '.join(a.text for a in request.answers)}"
+        return text
 
     def run(self, request: SkillRequest) -> SkillResult:
         answer = self.answer(request)

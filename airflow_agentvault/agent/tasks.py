@@ -7,15 +7,22 @@ event loop: no locks, and no ``await`` between checking a task's state and regis
 subscriber, so a subscriber never misses an event emitted after it subscribed.
 
 What it does not do: replay. A subscriber gets only events emitted after it subscribed; a subscriber
-to a task already in a terminal state or in ``INPUT_REQUIRED`` gets that last ``task_status`` event
-once and the stream closes. (The real SDK sends nothing new in that case and leaves the client
+to a task already in a terminal state or waiting (``INPUT_REQUIRED``, ``AUTH_REQUIRED``) gets that last
+``task_status`` event once and the stream closes. (The real SDK sends nothing new in that case and leaves the client
 hanging; one status event lets a client end cleanly, and a client that ignores it loses nothing.)
+
+Asking a person: a question is an assistant message (text, plus a data part ``{"options": [...]}``
+when it offers choices) and the status message of INPUT_REQUIRED (the plain text, or that same message
+when it has options). A follow-up resumes the task with the answer recorded. A credential sent for
+AUTH_REQUIRED is checked, then stored as ``[redacted]``: no message, artifact or reason repeats it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import hmac
 import secrets
 import threading
 import time
@@ -24,10 +31,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_agentvault.agent.behaviour import AgentBehaviour
+from airflow_agentvault.agent.behaviour import OVERRIDE_KEY, AgentBehaviour, Question
 from airflow_agentvault.agent.skills import (
     ANSWER_PREFIX,  # noqa: F401 - re-exported (moved to skills.py)
+    CREDENTIAL_KEY,
     ECHO_SKILL,
+    Answer,
     Skill,
     SkillRequest,
     SkillResult,
@@ -36,15 +45,18 @@ from airflow_agentvault.agent.skills import (
 SUBMITTED = "SUBMITTED"
 WORKING = "WORKING"
 INPUT_REQUIRED = "INPUT_REQUIRED"
+AUTH_REQUIRED = "AUTH_REQUIRED"
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
 CANCELED = "CANCELED"
 
 TERMINAL_STATES = frozenset({COMPLETED, FAILED, CANCELED})
 #: States after which a stream has nothing more to say until the client acts.
-STREAM_END_STATES = TERMINAL_STATES | {INPUT_REQUIRED}
+STREAM_END_STATES = TERMINAL_STATES | {INPUT_REQUIRED, AUTH_REQUIRED}
 
 FAILURE_REASON = "reference agent failed on purpose"
+CREDENTIAL_REJECTED = "credential rejected: the follow-up did not carry the credential this agent expects"
+REDACTED = "[redacted]"
 PROGRESS_TEXT = "half way"
 
 _CLOSE = object()  # queue sentinel: close the stream without an event (server shutdown)
@@ -65,6 +77,48 @@ def new_task_id() -> str:
 def assistant_message(text: str) -> dict[str, Any]:
     """An assistant message with one text part, in wire form."""
     return {"role": "assistant", "parts": [{"type": "text", "content": text}], "metadata": None}
+
+
+def question_message(question: Question) -> dict[str, Any]:
+    """The question as an assistant message: its text, and its options as a data part if it has any."""
+    message = assistant_message(question.text)
+    if question.options:
+        message["parts"].append({"type": "data", "content": {"options": list(question.options)},
+                                 "mediaType": "application/json"})
+    return message
+
+
+def credential_of(message: dict[str, Any]) -> str | None:
+    """The ``credential`` of a follow-up's data part, if it sends one as a string."""
+    for part in message.get("parts", []):
+        content = part.get("content") if part.get("type") == "data" else None
+        if isinstance(content, dict) and isinstance(content.get(CREDENTIAL_KEY), str):
+            return str(content[CREDENTIAL_KEY])
+    return None
+
+
+def answer_of(message: dict[str, Any]) -> str:
+    """A follow-up's answer: its data part's ``answer``, else its text parts joined."""
+    texts = []
+    for part in message.get("parts", []):
+        content = part.get("content")
+        if part.get("type") == "data" and isinstance(content, dict) and isinstance(content.get("answer"), str):
+            return str(content["answer"])
+        if part.get("type") == "text":
+            texts.append(str(content))
+    return " ".join(texts)
+
+
+def redacted(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` as stored: credential values (sent, or expected per task) replaced by ``[redacted]``."""
+    stored = copy.deepcopy(message)
+    for part in stored.get("parts", []):
+        if part.get("type") == "data" and isinstance(part.get("content"), dict) and CREDENTIAL_KEY in part["content"]:
+            part["content"][CREDENTIAL_KEY] = REDACTED
+    overrides = (stored.get("metadata") or {}).get(OVERRIDE_KEY)
+    if isinstance(overrides, dict) and overrides.get("require_credential") is not None:
+        overrides["require_credential"] = REDACTED
+    return stored
 
 
 class TaskNotFound(LookupError):
@@ -89,7 +143,10 @@ class AgentTask:
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] | None = None
     last_status: dict[str, Any] | None = None  # data of the last task_status event
-    asked: bool = False  # the INPUT_REQUIRED question was asked (ask once only)
+    asked: int = 0  # how many of the behaviour's questions were asked (one per round)
+    pending: Question | None = None  # the question an INPUT_REQUIRED task waits on
+    answers: list[Answer] = field(default_factory=list)  # answers so far, in order
+    authorised: bool = False  # the expected credential arrived (AUTH_REQUIRED is done)
     subscribers: set[asyncio.Queue] = field(default_factory=set)
     worker: asyncio.Task | None = None
 
@@ -108,7 +165,7 @@ class AgentTask:
 
 def answer_text(task: AgentTask) -> str:
     """Deterministic answer echoing every user text part (the echo skill's answer)."""
-    return ECHO_SKILL.answer(SkillRequest.from_messages(task.messages, task.behaviour))
+    return ECHO_SKILL.answer(SkillRequest.from_messages(task.messages, task.behaviour, task.answers))
 
 
 async def run_skill(skill: Skill, request: SkillRequest) -> SkillResult:
@@ -168,7 +225,7 @@ class TaskStore:
         task = AgentTask(
             id=task_id,
             behaviour=behaviour,
-            messages=[message],
+            messages=[redacted(message)],
             visible_at=time.monotonic() + behaviour.visible_after_seconds,
             created_at=created,
             updated_at=created,
@@ -187,17 +244,31 @@ class TaskStore:
     def follow_up(
         self, task_id: str, message: dict[str, Any], overrides: dict[str, Any] | None = None
     ) -> AgentTask:
-        """Append a user message; a task waiting in INPUT_REQUIRED resumes and completes.
+        """Append a user message; a task waiting for a person resumes with it.
 
-        ``overrides`` (the follow-up's own ``reference_agent`` metadata) apply to the resumed work.
+        In INPUT_REQUIRED the message answers the pending question. In AUTH_REQUIRED it must carry the
+        expected credential, else the task fails. ``overrides`` (the follow-up's own ``reference_agent``
+        metadata) apply to the resumed work.
         """
         task = self.get(task_id)
         task.behaviour = task.behaviour.with_overrides(overrides)
-        task.messages.append(message)
+        credential = credential_of(message)
+        task.messages.append(redacted(message))
         task.updated_at = now_iso()
-        if task.state == INPUT_REQUIRED:
-            self._set_state(task, WORKING)
-            task.worker = asyncio.get_running_loop().create_task(self._work(task, resume=True))
+        if task.state == AUTH_REQUIRED:
+            expected = task.behaviour.require_credential
+            if credential is None or expected is None or not hmac.compare_digest(credential, expected):
+                self._fail(task, CREDENTIAL_REJECTED)
+                return task
+            task.authorised = True
+        elif task.state == INPUT_REQUIRED:
+            if task.pending is not None:
+                task.answers.append(Answer(task.pending.text, answer_of(message)))
+                task.pending = None
+        else:
+            return task
+        self._set_state(task, WORKING)
+        task.worker = asyncio.get_running_loop().create_task(self._work(task, resume=True))
         return task
 
     def cancel(self, task_id: str) -> bool:
@@ -271,10 +342,10 @@ class TaskStore:
             queue.put_nowait((event, data))
 
     @staticmethod
-    def _status_data(task: AgentTask, message: str | None) -> dict[str, Any]:
+    def _status_data(task: AgentTask, message: str | dict[str, Any] | None) -> dict[str, Any]:
         return {"taskId": task.id, "state": task.state, "timestamp": task.updated_at, "message": message}
 
-    def _set_state(self, task: AgentTask, state: str, message: str | None = None) -> None:
+    def _set_state(self, task: AgentTask, state: str, message: str | dict[str, Any] | None = None) -> None:
         task.state = state
         task.updated_at = now_iso()
         task.last_status = self._status_data(task, message)
@@ -299,10 +370,12 @@ class TaskStore:
         )
 
     async def _work(self, task: AgentTask, *, resume: bool) -> None:
-        """SUBMITTED -> WORKING -> [question] -> messages or tokens -> artifacts -> COMPLETED/FAILED.
+        """SUBMITTED -> WORKING -> [credential] -> [questions] -> messages or tokens -> artifacts -> end.
 
         Phases take 1/4, 1/4 and 1/2 of ``work_seconds``; with ``tokens_per_second`` the token
-        phase takes as long as the tokens need instead, which is the slow-LLM case.
+        phase takes as long as the tokens need instead, which is the slow-LLM case. Each stop for a
+        person (credential, question, the skill's own question) ends this run; the follow-up starts
+        the next one (``resume``), which goes on from where the task stopped.
         """
         try:
             behaviour = task.behaviour
@@ -310,16 +383,24 @@ class TaskStore:
             if not resume:
                 await asyncio.sleep(quarter)
                 self._set_state(task, WORKING)
-                if behaviour.input_required and not task.asked:
-                    await asyncio.sleep(quarter)
-                    task.asked = True
-                    self._add_message(task, assistant_message(behaviour.input_question))
-                    self._set_state(task, INPUT_REQUIRED, behaviour.input_question)
-                    return
+            if behaviour.require_credential is not None and not task.authorised:
+                await asyncio.sleep(quarter)
+                self._ask(task, AUTH_REQUIRED, Question(text=behaviour.auth_question))
+                return
+            rounds = behaviour.rounds
+            if task.asked < len(rounds):
+                await asyncio.sleep(quarter)
+                task.asked += 1
+                self._ask(task, INPUT_REQUIRED, rounds[task.asked - 1])
+                return
+            request = SkillRequest.from_messages(task.messages, behaviour, task.answers)
             try:
-                result = await run_skill(self.skill, SkillRequest.from_messages(task.messages, behaviour))
+                result = await run_skill(self.skill, request)
             except Exception as exc:  # the skill's own failure: end FAILED with its reason
                 self._fail(task, f"skill {self.skill.id} failed: {exc}")
+                return
+            if result.question is not None:
+                self._ask(task, INPUT_REQUIRED, result.question)
                 return
             await self._respond(task, behaviour, quarter, result.text)
             await asyncio.sleep(2 * quarter)
@@ -334,6 +415,13 @@ class TaskStore:
         except Exception as exc:  # a bug here must still end the task and its streams
             with contextlib.suppress(Exception):
                 self._set_state(task, FAILED, f"reference agent crashed: {exc!r}")
+
+    def _ask(self, task: AgentTask, state: str, question: Question) -> None:
+        """Stop for a person: the question as an assistant message and as the status message."""
+        message = question_message(question)
+        self._add_message(task, message)
+        task.pending = question if state == INPUT_REQUIRED else None
+        self._set_state(task, state, message if question.options else question.text)
 
     def _fail(self, task: AgentTask, reason: str) -> None:
         """End FAILED: reason in the status event, a last (unstreamed) message, metadata."""

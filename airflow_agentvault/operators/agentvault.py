@@ -103,6 +103,8 @@ class FollowingOperator(BaseOperator):
         off, and an oversized result then fails with a clear error.
     :param deferrable: wait in the triggerer instead of a worker slot (default
         ``[operators] default_deferrable``); the same result and log lines either way.
+    :param ask_person: a task that waits for an answer (INPUT_REQUIRED, AUTH_REQUIRED) is a result with
+        its ``question`` for :class:`AgentVaultAskPersonOperator` instead of an error (default False).
 
     When ``overall_timeout`` passes, the remote task is canceled too (unless ``cancel_on_kill`` is off).
     """
@@ -122,11 +124,13 @@ class FollowingOperator(BaseOperator):
         result_storage: str | None = None,
         deferrable: bool | None = None,
         resend_if_unsure: bool = False,
+        ask_person: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         set_default_retry_policy(
             self, lambda: fail_fast_policy(starts_tasks=self.starts_tasks, resend_if_unsure=resend_if_unsure))
+        self.ask_person = ask_person
         self.agentvault_conn_id = agentvault_conn_id
         self.timing = timing
         self.cancel_on_kill = cancel_on_kill
@@ -152,7 +156,7 @@ class FollowingOperator(BaseOperator):
         return result_storage_module.deliver(
             task, agent_url=self.hook.agent_url, metadata=metadata, status_message=status_message,
             max_result_bytes=self.max_result_bytes, truncate=self.truncate_result, storage=self.result_storage,
-            name=result_name(context, self.task_id), log=self.log,
+            name=result_name(context, self.task_id), log=self.log, asking=self.ask_person,
         )
 
     def follow_here_or_defer(self, agent_task_id: str, timing: Timing, context: Any, seen: Task | None = None

@@ -135,6 +135,14 @@ class AuthRequiredError(TaskOutcomeError):
     """The agent stopped in AUTH_REQUIRED (A2A): it needs credentials out of band."""
 
 
+class QuestionUnansweredError(TaskOutcomeError):
+    """Nobody answered the agent's question in time (or a person rejected it); the task was canceled."""
+
+
+class TooManyQuestionsError(TaskOutcomeError):
+    """The agent asked more rounds of questions than the stage allows; the task was canceled."""
+
+
 class TaskLostError(AgentVaultError):
     """The agent showed the task, then stopped knowing it (restarted with an in-memory task store)."""
 

@@ -115,6 +115,8 @@ class Task(WireModel):
     messages: list[Message] = Field(default_factory=list)
     artifacts: list[Artifact] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
+    #: The A2A conversation the task belongs to; a follow-up message names it.
+    context_id: str | None = None
 
     def last_agent_text(self) -> str | None:
         for message in reversed(self.messages):

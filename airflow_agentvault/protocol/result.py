@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.models import Message, Task, TaskState, TextPart, is_token_stream, reply_fragments
+from airflow_agentvault.protocol.questions import question_of
 
 #: State -> (error class, what to tell the user). COMPLETED (absent here) is the one success.
 OUTCOME_ERRORS: dict[TaskState, tuple[type[errors.TaskOutcomeError], str]] = {
@@ -48,8 +49,19 @@ def outcome_of(
     status_message: str | None = None,
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     truncate: bool = False,
+    asking: bool = False,
 ) -> dict[str, Any]:
-    """Return the result of a COMPLETED task, or raise the typed error its state stands for."""
+    """
+    Return the result of a COMPLETED task, or raise the typed error its state stands for.
+
+    ``asking``: a task waiting for a person's answer is a result too, with its ``question``, for the
+    step that asks the person.
+    """
+    question = question_of(task) if asking else None
+    if question is not None:
+        result = build_result(task, agent_url=agent_url, metadata=metadata)
+        result["question"] = question.to_dict()
+        return fit_result(result, max_result_bytes=max_result_bytes, truncate=truncate)
     if task.state in OUTCOME_ERRORS:
         cls, what = OUTCOME_ERRORS[task.state]
         words = agent_words(task, status_message)

@@ -20,6 +20,10 @@ import pytest
 import requests
 
 from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
+from airflow_agentvault.agent.behaviour import DEFAULT_AUTH_QUESTION
+from airflow_agentvault.agent.tasks import CREDENTIAL_REJECTED
+from airflow_agentvault.protocol.client import AgentClient
+from airflow_agentvault.protocol.models import DataPart, Message, TaskState, TextPart
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +116,10 @@ def read_events(response: requests.Response) -> list[tuple[str, dict[str, Any]]]
         assert match, f"bad SSE block: {block!r}"
         events.append((match.group(1), json.loads(match.group(2))))
     return events
+
+
+def assistant_says(text: str) -> dict[str, Any]:
+    return {"role": "assistant", "parts": [{"type": "text", "content": text}], "metadata": None}
 
 
 def states_of(events: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -385,6 +393,151 @@ def test_subscribe_not_found_bug(agent: ReferenceAgentServer) -> None:
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"] == {"code": -32001, "message": f"Task not found: {task_id}"}
     wait_for_state(agent, task_id, "COMPLETED")  # tasks/get works
+
+
+# -- asking a person ------------------------------------------------------------------------
+
+
+def wait_until(server: ReferenceAgentServer, task_id: str, ready: Any, what: str, timeout: float = 5.0) -> dict:
+    """Poll tasks/get until ``ready(task)``; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task = get_task(server, task_id)
+        if ready(task):
+            return task
+        if time.monotonic() > deadline:
+            pytest.fail(f"task {task_id} not {what} after {timeout}s: {task}")
+        time.sleep(0.02)
+
+
+def asking(text: str) -> Any:
+    """A task waiting in INPUT_REQUIRED whose last message is the question ``text``."""
+    return lambda task: task["state"] == "INPUT_REQUIRED" and task["messages"][-1]["parts"][0]["content"] == text
+
+
+def answer(server: ReferenceAgentServer, task_id: str, text: str) -> None:
+    send(server, text, data={"answer": text}, task_id=task_id)
+
+
+def test_questions_one_per_round_with_options_then_the_answers_are_listed(agent: ReferenceAgentServer) -> None:
+    options = ["a table", "a chart"]
+    questions = ["Which region?", {"text": "Which format?", "options": options}]
+    task_id = send(agent, "sales report", overrides={"questions": questions, "work_seconds": 0.2})
+    events = read_events(subscribe(agent, task_id))
+    assert states_of(events) == ["WORKING", "INPUT_REQUIRED"]
+    assert events[-1][1]["message"] == "Which region?"  # no options: the status message stays plain text
+    first = wait_until(agent, task_id, asking("Which region?"), "asking the region")
+    assert first["messages"][-1] == assistant_says("Which region?")
+
+    answer(agent, task_id, "north")
+    second = wait_until(agent, task_id, asking("Which format?"), "asking the format")
+    data_part = {"type": "data", "content": {"options": options}, "mediaType": "application/json"}
+    assert second["messages"][-1] == {**assistant_says("Which format?"),
+                                      "parts": [{"type": "text", "content": "Which format?"}, data_part]}
+    status = read_events(subscribe(agent, task_id))  # a waiting task: its last status once
+    assert [data["state"] for _, data in status] == ["INPUT_REQUIRED"]
+    assert status[0][1]["message"]["parts"] == second["messages"][-1]["parts"]  # options in the status too
+
+    answer(agent, task_id, "a chart")
+    final = wait_for_state(agent, task_id, "COMPLETED", "FAILED")
+    assert final["state"] == "COMPLETED"
+    expected = "Reference answer: sales report north a chart Answers: north; a chart"
+    assert final["messages"][-1] == assistant_says(expected)
+    assert final["artifacts"][0]["content"]["answer"] == expected
+    assert [m["role"] for m in final["messages"]] == ["user", "assistant", "user", "assistant", "user", "assistant"]
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_as_many_rounds_as_questions(agent: ReferenceAgentServer, count: int) -> None:
+    questions = [f"Question {n}?" for n in range(1, count + 1)]
+    task_id = send(agent, "go", overrides={"questions": questions, "work_seconds": 0.04})
+    for n, text in enumerate(questions, 1):
+        wait_until(agent, task_id, asking(text), f"asking question {n}")
+        answer(agent, task_id, f"answer {n}")
+    final = wait_for_state(agent, task_id, "COMPLETED", "FAILED")
+    said = final["messages"][-1]["parts"][0]["content"]
+    asked = [m["parts"][0]["content"] for m in final["messages"] if m["role"] == "assistant"][:-1]
+    assert asked == questions
+    if count:
+        assert said.endswith("Answers: " + "; ".join(f"answer {n}" for n in range(1, count + 1)))
+    else:
+        assert said == "Reference answer: go"
+
+
+def test_our_client_reads_the_question_and_its_answer_resumes_the_task(agent: ReferenceAgentServer) -> None:
+    client = AgentClient(agent.rpc_url, connect_timeout=2, read_timeout=10)
+    question = {"text": "Which source first?", "options": ["archive", "survey"]}
+    first = Message(role="user", parts=[TextPart(content="compare")],
+                    metadata={"reference_agent": {"questions": [question], "work_seconds": 0.04}})
+    task_id = client.send(first)
+    deadline = time.monotonic() + 5
+    while (task := client.get(task_id)).state is not TaskState.INPUT_REQUIRED:
+        assert time.monotonic() < deadline and not task.state.is_terminal, task
+        time.sleep(0.02)
+    asked = task.messages[-1]
+    assert asked.role == "assistant" and asked.text == "Which source first?"
+    assert [p.content for p in asked.parts if isinstance(p, DataPart)] == [{"options": ["archive", "survey"]}]
+
+    reply = Message(role="user", parts=[TextPart(content="survey"), DataPart(content={"answer": "survey"})])
+    assert client.send(reply, task_id=task_id) == task_id
+    deadline = time.monotonic() + 5
+    while not (task := client.get(task_id)).state.is_terminal:
+        assert time.monotonic() < deadline, task
+        time.sleep(0.02)
+    assert task.state is TaskState.COMPLETED
+    assert task.messages[-1].text == "Reference answer: compare survey Answers: survey"
+
+
+def test_credential_resumes_the_task_and_is_never_repeated(agent: ReferenceAgentServer) -> None:
+    secret = "s3cret-0a9b"
+    task_id = send(agent, "fetch the private data", overrides={"require_credential": secret, "work_seconds": 0.2})
+    stream = subscribe(agent, task_id)
+    asked = wait_for_state(agent, task_id, "AUTH_REQUIRED", "COMPLETED", "FAILED")
+    assert asked["state"] == "AUTH_REQUIRED"
+    assert asked["messages"][-1] == assistant_says(DEFAULT_AUTH_QUESTION)
+
+    send(agent, "credential attached", data={"credential": secret}, task_id=task_id)
+    final = wait_for_state(agent, task_id, "COMPLETED", "FAILED")
+    assert final["state"] == "COMPLETED", final["metadata"]
+    assert final["messages"][-1] == assistant_says("Reference answer: fetch the private data credential attached")
+    assert final["messages"][2]["parts"][1]["content"] == {"credential": "[redacted]"}
+    events = read_events(stream)
+    assert states_of(events) == ["WORKING", "AUTH_REQUIRED"]
+    for seen in (json.dumps(final), json.dumps(events), json.dumps(get_task(agent, task_id))):
+        assert secret not in seen
+
+
+def test_wrong_credential_fails_the_task_without_repeating_either_value(agent: ReferenceAgentServer) -> None:
+    secret, wrong = "right-7c1d", "wrong-52e8"
+    task_id = send(agent, "fetch", overrides={"require_credential": secret, "work_seconds": 0.04})
+    wait_for_state(agent, task_id, "AUTH_REQUIRED")
+    send(agent, "credential attached", data={"credential": wrong}, task_id=task_id)
+    final = wait_for_state(agent, task_id, "FAILED", "COMPLETED")
+    assert final["state"] == "FAILED"
+    assert final["metadata"] == {"error": CREDENTIAL_REJECTED}
+    assert final["messages"][-1] == assistant_says(CREDENTIAL_REJECTED)
+    status = read_events(subscribe(agent, task_id))
+    assert status[0][1]["message"] == CREDENTIAL_REJECTED
+    for seen in (json.dumps(final), json.dumps(status)):
+        assert secret not in seen and wrong not in seen
+
+
+def test_follow_up_without_a_credential_fails_too(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, "fetch", overrides={"require_credential": "x-1", "work_seconds": 0.04})
+    wait_for_state(agent, task_id, "AUTH_REQUIRED")
+    answer(agent, task_id, "I do not have it")
+    assert wait_for_state(agent, task_id, "FAILED", "COMPLETED")["metadata"] == {"error": CREDENTIAL_REJECTED}
+
+
+def test_credential_then_questions(agent: ReferenceAgentServer) -> None:
+    overrides = {"require_credential": "k-9", "questions": ["Proceed?"], "work_seconds": 0.04}
+    task_id = send(agent, "both", overrides=overrides)
+    wait_for_state(agent, task_id, "AUTH_REQUIRED")
+    send(agent, "credential attached", data={"credential": "k-9"}, task_id=task_id)
+    wait_until(agent, task_id, asking("Proceed?"), "asking after the credential")
+    answer(agent, task_id, "yes")
+    final = wait_for_state(agent, task_id, "COMPLETED", "FAILED")
+    assert final["messages"][-1]["parts"][0]["content"].endswith("Answers: yes")
 
 
 # -- cancel ---------------------------------------------------------------------------------

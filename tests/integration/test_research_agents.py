@@ -177,6 +177,104 @@ def test_bad_input_fails_the_task_with_the_reason(agents: ResearchAgents) -> Non
     assert task["messages"][-1]["parts"][0]["content"] == task["metadata"]["error"]
 
 
+# -- ambiguous topics: the topic stage asks which reading is meant ----------------------------
+
+
+def wait_stopped(url: str, task_id: str, timeout: float = 15.0) -> dict[str, Any]:
+    """Poll tasks/get until the task ends or waits for a person; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task = rpc(url, "tasks/get", {"id": task_id})
+        if task["state"] in ("COMPLETED", "FAILED", "CANCELED", "INPUT_REQUIRED"):
+            return task
+        if time.monotonic() > deadline:
+            pytest.fail(f"task {task_id} at {url} still {task['state']} after {timeout}s")
+        time.sleep(0.02)
+
+
+def answer(url: str, task_id: str, text: str) -> None:
+    message = {"role": "user", "parts": [{"type": "text", "content": text}, {"type": "data", "content": {"answer": text}}]}
+    assert rpc(url, "tasks/send", {"id": task_id, "message": message})["id"] == task_id
+
+
+def test_an_ambiguous_topic_asks_which_reading_and_the_report_says_which(agents: ResearchAgents) -> None:
+    url = agents.urls["topic_research"]
+    task_id = send(url, "Break the topic into research questions: jaguar", {"topic": "jaguar"})
+    asked = wait_stopped(url, task_id)
+    assert asked["state"] == "INPUT_REQUIRED", asked["messages"][-1]
+    assert asked["messages"][-1]["role"] == "assistant"
+    assert asked["messages"][-1]["parts"] == [
+        {"type": "text", "content": "Which jaguar do you mean?"},
+        {"type": "data", "content": {"options": ["the animal", "the car maker"]}, "mediaType": "application/json"},
+    ]
+    assert asked["artifacts"] == []
+
+    answer(url, task_id, "the car maker")
+    planned = wait_done(url, task_id)
+    assert planned["state"] == "COMPLETED", planned["metadata"]
+    assert result_of(planned)["text"].startswith("Reading chosen: the car maker. Research plan for jaguar:")
+    assert by_type(result_of(planned), "research_plan")["content"]["reading"] == "the car maker"
+
+    results = {"topic_research": result_of(planned)}
+    previous = results["topic_research"]
+    for stage in STAGE_NAMES[1:]:
+        data = {"topic": "jaguar", "previous": previous}
+        task = wait_stopped(agents.urls[stage], send(agents.urls[stage], STAGE_TEXT[stage], data))
+        assert task["state"] == "COMPLETED", (stage, task["messages"][-1])
+        previous = results[stage] = result_of(task)
+    documents = by_type(results["crawl"], "documents")["content"]
+    assert documents["reading"] == "the car maker"
+    assert {d["id"] for d in documents["documents"]} == {"jaguar-car-01", "jaguar-car-02"}
+    for stage, kind in (("extract", "claims"), ("verify", "verification"), ("edit", "verification")):
+        assert by_type(results[stage], kind)["content"]["reading"] == "the car maker", stage
+    report = by_type(results["edit"], "report")["content"]
+    assert "\nReading chosen: the car maker.\n" in report
+    assert "Edsel Motor Trade Journal" in report and "Wildlife Trust" not in report
+
+
+def test_another_answer_picks_another_reading(agents: ResearchAgents) -> None:
+    url = agents.urls["topic_research"]
+    task_id = send(url, "plan", {"topic": "mercury"})
+    asked = wait_stopped(url, task_id)
+    assert asked["messages"][-1]["parts"][1]["content"] == {"options": ["the chemical element", "the planet"]}
+    answer(url, task_id, "planet")  # a free-text answer naming one reading
+    plan = by_type(result_of(wait_done(url, task_id)), "research_plan")["content"]
+    assert plan["reading"] == "the planet" and plan["corpus_topic"] == "mercury (the planet)"
+
+
+def test_an_answer_naming_no_reading_fails_with_the_choices(agents: ResearchAgents) -> None:
+    url = agents.urls["topic_research"]
+    task_id = send(url, "plan", {"topic": "mercury"})
+    assert wait_stopped(url, task_id)["state"] == "INPUT_REQUIRED"
+    answer(url, task_id, "the moon")
+    failed = wait_done(url, task_id)
+    assert failed["state"] == "FAILED"
+    assert "choose one of: the chemical element, the planet" in failed["metadata"]["error"]
+
+
+def test_a_reading_named_up_front_or_a_clear_topic_never_asks(agents: ResearchAgents) -> None:
+    url = agents.urls["topic_research"]
+    named = wait_stopped(url, send(url, "plan", {"topic": "mercury", "reading": "the chemical element"}))
+    assert named["state"] == "COMPLETED"
+    assert by_type(result_of(named), "research_plan")["content"]["reading"] == "the chemical element"
+    clear = wait_stopped(url, send(url, "plan", {"topic": TOPIC}))
+    assert clear["state"] == "COMPLETED"
+    assert [m["role"] for m in clear["messages"]] == ["user", "assistant"]
+    assert "reading" not in by_type(result_of(clear), "research_plan")["content"]
+
+
+def test_asking_turned_off_by_the_environment_takes_the_first_reading(
+    agents: ResearchAgents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTVAULT_RESEARCH_QUESTIONS", "off")
+    url = agents.urls["topic_research"]
+    task = wait_stopped(url, send(url, "plan", {"topic": "mercury"}))
+    assert task["state"] == "COMPLETED"
+    assert result_of(task)["text"].startswith(
+        "Reading chosen: the chemical element (asking is off: the first reading). Research plan for mercury:"
+    )
+
+
 def test_a_custom_skill_on_the_reference_agent() -> None:
     def shout(request: Any) -> Any:
         if not request.texts:
@@ -271,6 +369,29 @@ def test_command_line_prints_ready_and_exits_on_sigterm() -> None:
         ]}))
         assert task["state"] == "COMPLETED"
         assert task["artifacts"][0]["content"]["summary"]["corroborated"] == 1
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+        process.stdout.close()
+        process.stderr.close()
+
+
+def test_command_line_no_questions_takes_the_first_reading() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_agentvault.agent.research", "--base-port", "0", "--no-questions"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "AGENTVAULT_RESEARCH_QUESTIONS"},
+    )
+    try:
+        lines = _read_lines_until(process, "READY", timeout=30.0)
+        url = dict(line.split(" ")[1:] for line in lines[:-1])["topic_research"]
+        task = wait_stopped(url, send(url, "plan", {"topic": "jaguar"}))
+        assert task["state"] == "COMPLETED"
+        assert by_type(result_of(task), "research_plan")["content"]["reading"] == "the animal"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:

@@ -24,6 +24,14 @@ test agent:
 ``fail``               FAILED half way, reason in the status message (FAIL_REASON)
 ``input_required``     INPUT_REQUIRED half way, question in the status message (INPUT_PROMPT);
                        a follow-up message to the task completes it, echoing the follow-up text
+``ask=<n>``            asks n questions, one per round: INPUT_REQUIRED with "question k of n:
+                       proceed?" and a data part ``{"options": ["yes", "no"]}``; each follow-up's
+                       answer (its ``answer`` data, else its text) is recorded and the next asked;
+                       after the n-th the task completes with "answers: <a1>; <a2> ..." (artifact
+                       ``result`` and the status message)
+``auth_required``      AUTH_REQUIRED half way (AUTH_PROMPT); a follow-up whose data part has
+                       ``credential`` == "letmein" resumes it (then ``ask=`` or the normal work),
+                       any other follow-up fails it (CREDENTIAL_REJECTED; the value is never echoed)
 =====================  ========================================================================
 
 ``tasks/cancel`` of a running task cancels its job and the task becomes CANCELED.
@@ -38,13 +46,19 @@ import logging
 import re
 
 import uvicorn
-from a2a.helpers.proto_helpers import new_task_from_user_message, new_text_message, new_text_part
+from a2a.helpers.proto_helpers import (
+    get_data_parts,
+    new_data_part,
+    new_message,
+    new_task_from_user_message,
+    new_text_part,
+)
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
 from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
-from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
+from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, Message, Part, Task
 from starlette.applications import Starlette
 
 logger = logging.getLogger("a2a_v1_test_agent")
@@ -54,6 +68,10 @@ DEFAULT_SLEEP = 0.4
 FAIL_REASON = "a2a agent failed on purpose"
 INPUT_PROMPT = "need more input: send a follow-up message to this task"
 WORKING_TEXT = "working on it"
+AUTH_PROMPT = "need a credential: send a follow-up with a data part {credential: ...}"
+CREDENTIAL_REJECTED = "credential rejected: it is not the one this agent expects"
+CREDENTIAL = "letmein"
+OPTIONS = ["yes", "no"]
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
 
 
@@ -64,6 +82,8 @@ class JobOptions:
     chunks: int = 1
     fail: bool = False
     input_required: bool = False
+    ask: int = 0
+    auth_required: bool = False
 
     @classmethod
     def from_text(cls, text: str) -> JobOptions:
@@ -76,10 +96,49 @@ class JobOptions:
             opts.chunks = max(1, int(m.group(1)))
         opts.fail = re.search(r"\bfail\b", text) is not None
         opts.input_required = re.search(r"\binput_required\b", text) is not None
+        if m := re.search(r"\bask=([0-9]+)", text):
+            opts.ask = int(m.group(1))
+        opts.auth_required = re.search(r"\bauth_required\b", text) is not None
         return opts
 
 
+@dataclasses.dataclass
+class Conversation:
+    """A task that asks (``ask=``, ``auth_required``): what it was told and what it was answered."""
+
+    opts: JobOptions
+    answers: list[str] = dataclasses.field(default_factory=list)
+    authorised: bool = False
+    waiting_for: str = ""  # "credential", "answer", or "" when not waiting
+
+
+def question(number: int, total: int) -> str:
+    return f"question {number} of {total}: proceed?"
+
+
+def agent_message(task: Task, text: str, *extra: Part) -> Message:
+    return new_message([new_text_part(text), *extra], context_id=task.context_id, task_id=task.id)
+
+
+def answer_of(message: Message, text: str) -> str:
+    """A follow-up's answer: its data part's ``answer``, else its text."""
+    for data in get_data_parts(message.parts):
+        if isinstance(data, dict) and isinstance(data.get("answer"), str):
+            return data["answer"]
+    return text
+
+
+def credential_of(message: Message) -> str | None:
+    for data in get_data_parts(message.parts):
+        if isinstance(data, dict) and isinstance(data.get("credential"), str):
+            return data["credential"]
+    return None
+
+
 class SteeredExecutor(AgentExecutor):
+    def __init__(self) -> None:
+        self.conversations: dict[str, Conversation] = {}  # tasks that ask, by task id
+
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         task = context.current_task
         if task is None:  # a new task: make it exist first, so a non-blocking send answers at once
@@ -90,21 +149,72 @@ class SteeredExecutor(AgentExecutor):
             resumed = True
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         text = context.get_user_input()
+        conversation = self.conversations.get(task.id)
+        if resumed and conversation is not None and conversation.waiting_for:
+            await self._resume(task, updater, conversation, context.message, text)
+            return
         if resumed:  # the follow-up to an INPUT_REQUIRED task
-            await updater.start_work(new_text_message(WORKING_TEXT, task.context_id, task.id))
+            await updater.start_work(agent_message(task, WORKING_TEXT))
             await updater.add_artifact([new_text_part(f"answer: {text}")], artifact_id="result", name="result")
             await updater.complete()
             return
         opts = JobOptions.from_text(text)
         await asyncio.sleep(opts.delay)
-        await updater.start_work(new_text_message(WORKING_TEXT, task.context_id, task.id))
+        await updater.start_work(agent_message(task, WORKING_TEXT))
         await asyncio.sleep(opts.sleep / 2)
+        if opts.auth_required or opts.ask:
+            conversation = self.conversations[task.id] = Conversation(opts)
+            await self._ask_next(task, updater, conversation)
+            return
         if opts.input_required:
-            await updater.requires_input(new_text_message(INPUT_PROMPT, task.context_id, task.id))
+            await updater.requires_input(agent_message(task, INPUT_PROMPT))
             return
         if opts.fail:
-            await updater.failed(new_text_message(FAIL_REASON, task.context_id, task.id))
+            await updater.failed(agent_message(task, FAIL_REASON))
             return
+        await self._work(updater, opts)
+
+    async def _ask_next(self, task: Task, updater: TaskUpdater, conversation: Conversation) -> bool:
+        """Stop for the credential or the next question, if one is due; ``False`` when none is."""
+        opts = conversation.opts
+        if opts.auth_required and not conversation.authorised:
+            conversation.waiting_for = "credential"
+            await updater.requires_auth(agent_message(task, AUTH_PROMPT))
+            return True
+        if len(conversation.answers) < opts.ask:
+            conversation.waiting_for = "answer"
+            number = len(conversation.answers) + 1
+            await updater.requires_input(agent_message(task, question(number, opts.ask),
+                                                       new_data_part({"options": OPTIONS})))
+            return True
+        return False
+
+    async def _resume(self, task: Task, updater: TaskUpdater, conversation: Conversation, message: Message,
+                      text: str) -> None:
+        """A follow-up to a task that asked: check the credential or record the answer, then go on."""
+        if conversation.waiting_for == "credential":
+            if credential_of(message) != CREDENTIAL:
+                self.conversations.pop(task.id, None)
+                await updater.failed(agent_message(task, CREDENTIAL_REJECTED))
+                return
+            conversation.authorised = True
+        else:
+            conversation.answers.append(answer_of(message, text))
+        conversation.waiting_for = ""
+        await updater.start_work(agent_message(task, WORKING_TEXT))
+        await asyncio.sleep(conversation.opts.sleep / 2)
+        if await self._ask_next(task, updater, conversation):
+            return
+        self.conversations.pop(task.id, None)
+        if conversation.answers:
+            said = "answers: " + "; ".join(conversation.answers)
+            await updater.add_artifact([new_text_part(said)], artifact_id="result", name="result")
+            await updater.complete(agent_message(task, said))
+            return
+        await self._work(updater, conversation.opts)
+
+    async def _work(self, updater: TaskUpdater, opts: JobOptions) -> None:
+        """The normal work: the artifact ``result`` in ``chunks`` chunks, then COMPLETED."""
         for i in range(1, opts.chunks + 1):
             await updater.add_artifact(
                 [new_text_part(f"chunk-{i} ")], artifact_id="result", name="result" if i == 1 else None,
@@ -121,7 +231,8 @@ class SteeredExecutor(AgentExecutor):
 def build_card(base_url: str) -> AgentCard:
     return AgentCard(
         name="a2a-sdk 1.3.0 interop agent",
-        description="Steered by its input text (sleep=, delay=, chunks=, fail, input_required).",
+        description="Steered by its input text (sleep=, delay=, chunks=, fail, input_required, ask=, "
+                    "auth_required).",
         version="0.1.0",
         supported_interfaces=[
             AgentInterface(url=f"{base_url}/", protocol_binding="JSONRPC", protocol_version="1.0"),

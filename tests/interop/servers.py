@@ -17,7 +17,9 @@ Four processes on 127.0.0.1, each started on first use and stopped at the end of
   file is unchanged.
 
 All the agents are steered by the same words in the message text (``sleep=``, ``delay=``, ``fail``,
-``input_required``; ``chunks=`` on the A2A ones).
+``input_required``; ``chunks=`` on the A2A ones). The a2a-sdk 1.3.0 agent also asks a person:
+``ask=<n>`` (n questions, one per round, options yes/no) and ``auth_required`` (resumed by the
+credential ``letmein``); ``tests/interop/test_asking_servers.py`` drives those in its three bindings.
 """
 
 from __future__ import annotations

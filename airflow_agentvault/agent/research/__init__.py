@@ -9,7 +9,8 @@ artifacts each stage reads and writes) is documented there. Start them all with
         agents.urls["crawl"]  # http://127.0.0.1:<port>/a2a/
 
 An OpenAI-compatible LLM can write the questions, report and edit (see :mod:`.llm`); without one,
-everything is deterministic.
+everything is deterministic. A topic with several readings ("mercury", "jaguar") makes topic_research
+ask a person which one is meant (see :mod:`.readings`; ``--no-questions`` turns that off).
 """
 
 from airflow_agentvault.agent.research.documents import Corpus, Document

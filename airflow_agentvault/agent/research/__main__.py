@@ -1,6 +1,7 @@
 """Command line: run all seven research agents until SIGINT/SIGTERM.
 
-``python -m airflow_agentvault.agent.research [--base-port 0] [--tokens-per-second N] [--host H]``
+``python -m airflow_agentvault.agent.research [--base-port 0] [--tokens-per-second N] [--host H]
+[--no-questions]``
 
 Prints ``AGENT <stage> <rpc_url>`` for each stage, in pipeline order, then ``READY``; exits 0 after a
 clean shutdown, 1 if an agent's server dies, 2 on bad arguments or a failed start.
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corpus", default=None,
                         help="Folder of Markdown documents to research (default: the shipped corpus, or "
                              "$AGENTVAULT_RESEARCH_CORPUS).")
+    parser.add_argument("--no-questions", dest="ask", action="store_false", default=None,
+                        help="Never ask which reading of an ambiguous topic is meant (e.g. 'mercury'): take "
+                             "the first (default: ask, unless $AGENTVAULT_RESEARCH_QUESTIONS is off).")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning).")
     return parser
 
@@ -63,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             work_seconds=args.work_seconds,
             log_level=args.log_level,
             corpus=Corpus.load(args.corpus) if args.corpus else None,
+            ask=args.ask,
         )
         agents.start()
     except (OSError, ValueError, RuntimeError, TimeoutError) as exc:  # a missing corpus folder too

@@ -13,7 +13,8 @@ folder of documents in the same format::
     Body paragraphs...
 
 The file name without ``.md`` is the document id. Everything is sorted so results never depend on the
-file system's order.
+file system's order. Only the folder's own ``*.md`` files are the corpus; its ``readings/`` sub-folder
+holds the documents of topics with several readings (see :mod:`.readings`).
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ class Corpus:
     K1 = 1.5
     B = 0.75
 
-    def __init__(self, documents: Iterable[Document]) -> None:
+    def __init__(self, documents: Iterable[Document], folder: Path | None = None) -> None:
+        self.folder = folder  # where the documents were loaded from (None: built in memory)
         self.documents = sorted(documents, key=lambda d: d.id)
         ids = [d.id for d in self.documents]
         if len(set(ids)) != len(ids):
@@ -271,4 +273,4 @@ def _load_cached(folder: str) -> Corpus:
         for file in sorted(path.glob("*.md"))
         if file.name.lower() != "readme.md"
     ]
-    return Corpus(documents)
+    return Corpus(documents, path)

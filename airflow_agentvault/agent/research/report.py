@@ -21,6 +21,7 @@ SECTION_TITLES = {
 }
 REFERENCES_HEADING = "## References"
 SUMMARY_PREFIX = "**Summary.**"
+READING_PREFIX = "Reading chosen:"
 
 _CITE = re.compile(r"\[(\d+)\]")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -131,6 +132,8 @@ def draft_body(verification: dict[str, Any], findings: list[dict[str, Any]]) -> 
         f"{summary.get('single-source', 0)} single-source._",
         "",
     ]
+    if verification.get("reading"):  # the topic had several readings; a person (or the default) chose
+        lines += [f"{READING_PREFIX} {verification['reading']}.", ""]
     questions = verification.get("questions") or []
     if questions:
         lines += ["## Research questions", ""]
@@ -164,6 +167,16 @@ def with_references(markdown: str, references: list[dict[str, Any]]) -> str:
     """``markdown`` with any references section replaced by ours (for text an LLM wrote)."""
     body = split_references(markdown)[0].rstrip()
     return f"{body}\n\n{references_markdown(references)}\n"
+
+
+def with_reading(markdown: str, reading: Any) -> str:
+    """``markdown`` saying which reading was chosen, below its title (text an LLM wrote may omit it)."""
+    if not isinstance(reading, str) or not reading or f"{READING_PREFIX} {reading}" in markdown:
+        return markdown
+    lines = markdown.split("\n")
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("# ")), 0)
+    lines[at:at] = ["", f"{READING_PREFIX} {reading}."]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
 
 
 def split_references(markdown: str) -> tuple[str, str]:

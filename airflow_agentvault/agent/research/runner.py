@@ -106,8 +106,13 @@ def research_agents(
     behaviour: AgentBehaviour | None = None,
     corpus: Corpus | None = None,
     log_level: str = "warning",
+    ask: bool | None = None,
 ) -> ResearchAgents:
-    """The seven agents, not started. ``base_port`` 0 picks free ports, else ports base..base+6."""
+    """The seven agents, not started. ``base_port`` 0 picks free ports, else ports base..base+6.
+
+    ``ask=False`` stops the topic stage from asking which reading of an ambiguous topic is meant
+    (default: ``$AGENTVAULT_RESEARCH_QUESTIONS``, on unless ``off``).
+    """
     if base_port and not 0 < base_port <= 65535 - len(STAGE_NAMES):
         raise ValueError(f"base_port {base_port} leaves no room for {len(STAGE_NAMES)} consecutive ports")
     if behaviour is None:
@@ -122,7 +127,7 @@ def research_agents(
             name=agent_name(stage),
             agent_id=agent_id(stage),
             log_level=log_level,
-            skill=research_skill(stage, corpus),
+            skill=research_skill(stage, corpus, ask=ask),
         )
         for index, stage in enumerate(STAGE_NAMES)
     }
@@ -136,7 +141,7 @@ def start_research_agents(
 ) -> ResearchAgents:
     """Start the seven research agents and return them (also a context manager that stops them).
 
-    ``kwargs``: ``host``, ``work_seconds``, ``behaviour``, ``corpus``, ``log_level`` (see
+    ``kwargs``: ``host``, ``work_seconds``, ``behaviour``, ``corpus``, ``log_level``, ``ask`` (see
     :func:`research_agents`).
     """
     agents = research_agents(base_port, tokens_per_second, **kwargs)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ a stage only ever needs its immediate predecessor:
 ================  ===================  ===============================================================
 stage             artifact id / type   content
 ================  ===================  ===============================================================
-topic_research    plan / research_plan {topic, corpus_topic, questions, keywords}
+topic_research    plan / research_plan {topic, corpus_topic, questions, keywords, [reading]}
 crawl             documents/documents  {topic, questions, keywords, documents: [{id, title, source,
                                        date, topic, score, text}]}
 extract           claims / claims      {topic, questions, keywords, documents (no text), claims:
@@ -26,6 +26,11 @@ edit              changelog /          ``{"changes": [...]}``; the verification 
                   verification, report
 visualize         chart / chart        SVG bar chart (``image/svg+xml``)
 ================  ===================  ===============================================================
+
+A topic with several readings ("mercury", see :mod:`.readings`) makes topic_research ask a person
+which one is meant (INPUT_REQUIRED, the readings as options) unless the data part names a ``reading``;
+the plan then carries ``reading``, every later stage's main artifact passes it on, crawl searches that
+reading's documents only, and the report says ``Reading chosen: <reading>``.
 
 Artifact ids get the task id as prefix on the wire (``ref-1a2b3c4d-report``). When the immediate
 predecessor lacks an artifact, :func:`find_input` also looks further back, through the ``previous``
@@ -48,12 +53,14 @@ from typing import Any
 from airflow_agentvault.agent.research import llm
 from airflow_agentvault.agent.research.chart import render_chart
 from airflow_agentvault.agent.research.documents import CORPUS_ENV, Corpus, Document
+from airflow_agentvault.agent.research.readings import Reading, Readings, asking_enabled, question_for, readings_of
 from airflow_agentvault.agent.research.report import (
     LABELS,
     cite_findings,
     edit_report,
     finding_line,
     split_references,
+    with_reading,
     with_references,
     word_count,
     write_report,
@@ -155,7 +162,7 @@ def topic_of(request: SkillRequest, *found: Any, from_text: bool = False) -> str
     for item in found:
         if isinstance(item, dict) and isinstance(item.get("topic"), str) and item["topic"].strip():
             return item["topic"].strip()
-    text = request.text.strip() if from_text else ""
+    text = request.first_text.strip() if from_text else ""  # follow-ups hold answers, not the topic
     if ":" in text:  # "Break the topic into research questions: solar power adoption"
         text = text.rsplit(":", 1)[1].strip()
     return text
@@ -163,6 +170,12 @@ def topic_of(request: SkillRequest, *found: Any, from_text: bool = False) -> str
 
 def _list_of_str(value: Any) -> list[str]:
     return [str(v) for v in value if isinstance(v, (str, int, float))] if isinstance(value, list) else []
+
+
+def _with_reading(content: dict[str, Any], source: Any) -> dict[str, Any]:
+    """``content`` plus the ``reading`` that ``source`` carries, if any (later stages need it)."""
+    reading = source.get("reading") if isinstance(source, dict) else None
+    return {**content, "reading": reading} if isinstance(reading, str) and reading else content
 
 
 def _artifact(stage: str, artifact_id: str, content: Any, media_type: str = "application/json", **meta: Any) -> dict:
@@ -174,9 +187,12 @@ def _artifact(stage: str, artifact_id: str, content: Any, media_type: str = "app
 # -- 1. topic research ----------------------------------------------------------------------
 
 
-def plan_research(topic: str, corpus: Corpus, *, limit: int = 8) -> dict[str, Any]:
-    """Sub-questions and search keywords for ``topic``, from templates and the corpus's vocabulary."""
-    corpus_topic = corpus.match_topic(topic)
+def plan_research(topic: str, corpus: Corpus, *, limit: int = 8, corpus_topic: str | None = None) -> dict[str, Any]:
+    """Sub-questions and search keywords for ``topic``, from templates and the corpus's vocabulary.
+
+    ``corpus_topic`` names the corpus topic to draw on (default: the one closest to ``topic``).
+    """
+    corpus_topic = corpus_topic or corpus.match_topic(topic)
     own = [w for w in dict.fromkeys(words(topic)) if normalise_word(w) in set(terms(topic))]
     keywords: list[str] = []
     seen: set[str] = set()
@@ -226,14 +242,17 @@ def parse_questions(text: str) -> list[str]:
 
 
 def crawl_documents(
-    corpus: Corpus, topic: str, keywords: list[str], *, top_n: int = DEFAULT_TOP_N, min_share: float = 0.25
+    corpus: Corpus, topic: str, keywords: list[str], *, top_n: int = DEFAULT_TOP_N, min_share: float = 0.25,
+    only_topic: str | None = None,
 ) -> list[dict[str, Any]]:
     """The ``top_n`` documents most relevant to the keywords (BM25), each with its score and text.
 
-    Documents scoring below ``min_share`` of the best score are left out.
+    Documents scoring below ``min_share`` of the best score are left out; with ``only_topic``, so are
+    documents of any other corpus topic (another reading of the same word).
     """
     query = terms(" ".join([topic, *keywords]))
-    ranked = [(doc, score) for doc, score in corpus.bm25(query) if score > 0]
+    ranked = [(doc, score) for doc, score in corpus.bm25(query)
+              if score > 0 and (only_topic is None or doc.topic == only_topic)]
     if not ranked:
         return []
     floor = ranked[0][1] * min_share
@@ -435,11 +454,12 @@ class ResearchSkill(Skill):
 
     blocking = True
 
-    def __init__(self, stage: str, corpus: Corpus | None = None) -> None:
+    def __init__(self, stage: str, corpus: Corpus | None = None, *, ask: bool | None = None) -> None:
         if stage not in STAGE_NAMES:
             raise ValueError(f"unknown research stage {stage!r}; known: {', '.join(STAGE_NAMES)}")
         self.stage = stage
         self._corpus = corpus
+        self._ask = ask  # None: $AGENTVAULT_RESEARCH_QUESTIONS decides, at each task
         self.id = f"research-{stage.replace('_', '-')}"
         self.name = f"Research: {stage.replace('_', ' ')}"
         self.description = STAGE_DESCRIPTIONS[stage]
@@ -447,6 +467,28 @@ class ResearchSkill(Skill):
     @property
     def corpus(self) -> Corpus:
         return self._corpus or Corpus.load()
+
+    @property
+    def readings(self) -> Readings:
+        return readings_of(self.corpus)
+
+    def _reading(self, request: SkillRequest, topic: str) -> tuple[Reading | None, str | None]:
+        """The reading of an ambiguous ``topic``: named in the data, answered, or the default when
+        asking is off. ``(None, question)`` when a person must be asked first; ``(None, None)`` for a
+        clear topic. An answer naming no reading is unusable input."""
+        readings = self.readings.ambiguous(topic)
+        if not readings:
+            return None, None
+        question = question_for(readings[0].word)
+        named = request.payload.get("reading")
+        answer = named if isinstance(named, str) and named.strip() else request.answer_to(question)
+        if answer is None:
+            return (None, question) if asking_enabled(self._ask) else (readings[0], None)
+        chosen = Readings.choose(readings, answer)
+        if chosen is None:
+            choices = ", ".join(r.label for r in readings)
+            raise SkillInputError(f"{answer!r} is not a reading of {readings[0].word!r}; choose one of: {choices}")
+        return chosen, None
 
     def run(self, request: SkillRequest) -> SkillResult:
         handler: Callable[[SkillRequest], SkillResult] = getattr(self, f"_{self.stage}")
@@ -457,11 +499,18 @@ class ResearchSkill(Skill):
         topic = topic_of(request, from_text=True)
         if not topic:
             raise SkillInputError("topic_research needs a topic: a data part {'topic': ...} or the message text")
-        plan = plan_research(topic, self.corpus)
+        reading, question = self._reading(request, topic)
+        if question is not None:
+            return SkillResult.ask(question, [r.label for r in self.readings.ambiguous(topic)])
+        if reading is None:
+            plan = plan_research(topic, self.corpus)
+        else:
+            plan = {**plan_research(topic, self.readings.corpus, corpus_topic=reading.topic), "reading": reading.label}
+        about = f"{topic} ({reading.label})" if reading else topic
         answer, generator = llm.ask(
             "topic_research",
             "You plan research. Answer with 4 to 6 research questions, one per line, nothing else.",
-            f"Topic: {topic}\nUseful vocabulary: {', '.join(plan['keywords'])}\n"
+            f"Topic: {about}\nUseful vocabulary: {', '.join(plan['keywords'])}\n"
             "Write 4 to 6 specific sub-questions that documents could answer with figures.",
             max_tokens=400,
         )
@@ -473,6 +522,9 @@ class ResearchSkill(Skill):
                 _, generator = llm.rejected("topic_research", f"{len(questions)} questions parsed")
         numbered = " ".join(f"{i}. {q}" for i, q in enumerate(plan["questions"], 1))
         text = f"Research plan for {topic}: {numbered} Keywords: {', '.join(plan['keywords'])}."
+        if reading is not None:
+            how = "" if request.answers or request.payload.get("reading") else " (asking is off: the first reading)"
+            text = f"Reading chosen: {reading.label}{how}. {text}"
         return SkillResult(text, [_artifact("topic_research", "plan", plan, generator=generator)])
 
     # 2
@@ -487,15 +539,19 @@ class ResearchSkill(Skill):
         keywords = _list_of_str(plan.get("keywords"))
         top_n = payload.get("top_n", DEFAULT_TOP_N)
         top_n = top_n if isinstance(top_n, int) and not isinstance(top_n, bool) else DEFAULT_TOP_N
-        documents = crawl_documents(self.corpus, topic, keywords, top_n=top_n)
+        if plan.get("reading"):  # one reading of an ambiguous topic: that reading's documents only
+            documents = crawl_documents(self.readings.corpus, topic, keywords, top_n=top_n,
+                                        only_topic=str(plan.get("corpus_topic")))
+        else:
+            documents = crawl_documents(self.corpus, topic, keywords, top_n=top_n)
         if not documents:
             raise SkillInputError(nothing_covers(topic, self.corpus))
-        content = {
+        content = _with_reading({
             "topic": topic,
             "questions": _list_of_str(plan.get("questions")),
             "keywords": keywords,
             "documents": documents,
-        }
+        }, plan)
         listed = "; ".join(f"{d['title']} ({d['source']}, score {d['score']})" for d in documents)
         text = f"Found {len(documents)} relevant documents on {topic}" + (f": {listed}." if documents else ".")
         return SkillResult(text, [_artifact("crawl", "documents", content, count=len(documents))])
@@ -510,8 +566,10 @@ class ResearchSkill(Skill):
         for index, raw in enumerate(found["documents"]):
             if not isinstance(raw, dict):
                 continue
-            if not raw.get("text") and raw.get("id") in self.corpus.by_id:  # content dropped on the way
-                raw = {**self.corpus.by_id[raw["id"]].to_dict(), **{k: v for k, v in raw.items() if v}}
+            doc_id = str(raw.get("id"))
+            known = self.corpus.by_id.get(doc_id) or self.readings.corpus.by_id.get(doc_id)
+            if not raw.get("text") and known is not None:  # content dropped on the way
+                raw = {**known.to_dict(), **{k: v for k, v in raw.items() if v}}
             try:
                 doc = Document.from_dict(raw, index)
             except ValueError as exc:
@@ -521,13 +579,13 @@ class ResearchSkill(Skill):
         keywords = _list_of_str(found.get("keywords"))
         claims = extract_claims(documents, keywords)
         topic = topic_of(request, found)
-        content = {
+        content = _with_reading({
             "topic": topic,
             "questions": _list_of_str(found.get("questions")),
             "keywords": keywords,
             "documents": listed,
             "claims": claims,
-        }
+        }, found)
         text = f"Extracted {len(claims)} claims with figures from {len(documents)} documents{_on(topic)}."
         return SkillResult(text, [_artifact("extract", "claims", content, count=len(claims))])
 
@@ -548,8 +606,8 @@ class ResearchSkill(Skill):
                 }.values()
             )
         topic = topic_of(request, found)
-        content = {"topic": topic, "questions": questions, "keywords": _list_of_str(found.get("keywords")),
-                   "documents": documents, **result}
+        content = _with_reading({"topic": topic, "questions": questions, "keywords": _list_of_str(found.get("keywords")),
+                                 "documents": documents, **result}, found)
         text = f"Checked {result['summary']['total']} findings{_on(topic)}: {_summary_text(result['summary'])}."
         return SkillResult(text, [_artifact("verify", "verification", content, summary=result["summary"])])
 
@@ -580,7 +638,7 @@ class ResearchSkill(Skill):
             if re.search(r"\[\d+\]", answer):
                 title = f"# Research report: {verification['topic']}" if verification["topic"] else "# Research report"
                 body = answer if answer.lstrip().startswith("# ") else f"{title}\n\n{answer}"
-                markdown = with_references(body, references)
+                markdown = with_reading(with_references(body, references), verification.get("reading"))
             else:
                 _, generator = llm.rejected("synthesize", "no citation markers")
         cited = sorted({int(n) for n in re.findall(r"\[(\d+)\]", split_references(markdown)[0])})
@@ -619,6 +677,7 @@ class ResearchSkill(Skill):
             else:
                 _, generator = llm.rejected("edit", "the answer is not a Markdown report")
         edited, passes = edit_report(base, verification)
+        edited = with_reading(edited, (verification or {}).get("reading"))
         changes += passes
         words_after = word_count(edited)
         artifacts = [_artifact("edit", "changelog", {"changes": changes, "generator": generator})]
@@ -667,11 +726,15 @@ STAGE_DESCRIPTIONS = {
 }
 
 
-def research_skill(stage: str, corpus: Corpus | None = None) -> ResearchSkill:
-    """The skill of one stage (``corpus`` default: ``$AGENTVAULT_RESEARCH_CORPUS`` or the shipped one)."""
-    return ResearchSkill(stage, corpus)
+def research_skill(stage: str, corpus: Corpus | None = None, *, ask: bool | None = None) -> ResearchSkill:
+    """The skill of one stage (``corpus`` default: ``$AGENTVAULT_RESEARCH_CORPUS`` or the shipped one).
+
+    ``ask``: whether an ambiguous topic makes the topic stage ask a person (default: on, unless
+    ``$AGENTVAULT_RESEARCH_QUESTIONS`` is ``off``).
+    """
+    return ResearchSkill(stage, corpus, ask=ask)
 
 
-def research_skills(corpus: Corpus | None = None) -> dict[str, ResearchSkill]:
+def research_skills(corpus: Corpus | None = None, *, ask: bool | None = None) -> dict[str, ResearchSkill]:
     """All seven skills, in pipeline order."""
-    return {stage: ResearchSkill(stage, corpus) for stage in STAGE_NAMES}
+    return {stage: ResearchSkill(stage, corpus, ask=ask) for stage in STAGE_NAMES}

@@ -142,7 +142,7 @@ class ArtifactAssembler:
 
 def task_from(identifier: str, state: TaskState, *, timestamp: Any,
               history: list[tuple[str | None, Message | None]], status_message: tuple[str | None, Message | None],
-              artifacts: list[Artifact], metadata: Any, where: dict[str, Any]) -> Task:
+              artifacts: list[Artifact], metadata: Any, where: dict[str, Any], context_id: Any = None) -> Task:
     """A normalised Task; the status message joins the messages unless the history already holds it."""
     seen = {message_id for message_id, _ in history if message_id}
     messages = [m for _, m in history if m is not None]
@@ -150,7 +150,8 @@ def task_from(identifier: str, state: TaskState, *, timestamp: Any,
     if status_msg is not None and (not status_id or status_id not in seen):
         messages.append(status_msg)
     data = {"id": identifier, "state": state, "updated_at": timestamp, "messages": messages, "artifacts": artifacts,
-            "metadata": metadata if isinstance(metadata, dict) and metadata else None}
+            "metadata": metadata if isinstance(metadata, dict) and metadata else None,
+            "context_id": context_id if isinstance(context_id, str) and context_id else None}
     try:
         return Task(**data)
     except ValueError as exc:
@@ -199,6 +200,7 @@ class WireShape:
             artifacts=artifacts,
             metadata=task.get("metadata"),
             where=where,
+            context_id=task.get("contextId"),
         )
 
 
