@@ -13,7 +13,7 @@ from airflow.sdk import DAG, Param, get_parsing_context
 
 from airflow_agentvault.params import timing_params
 from airflow_agentvault.pipelines.report import publish_task
-from airflow_agentvault.pipelines.research import STAGES, connection_id
+from airflow_agentvault.pipelines.research import ASKING_STAGES, STAGES, connection_id
 from airflow_agentvault.pipelines.stage import agent_stage
 
 DOC = """
@@ -22,6 +22,8 @@ Seven AgentVault agents, one per stage ({stages}). Each stage gets the topic and
 stage's result; results too large for XCom travel by reference through object storage. The edited
 report and the chart are written under `$AIRFLOW_HOME/reports/<run id>/` (or `AGENTVAULT_REPORTS_DIR`)
 and announced as the asset `agentvault_research_report`. Timing knobs are DAG params (fast defaults).
+A topic with several readings (try "jaguar" or "mercury") makes the topic research agent ask which one
+you mean: answer under **Required Actions**, and the report says which reading was chosen.
 """
 
 
@@ -45,7 +47,8 @@ def research_pipeline(dag_id: str, *, compact: bool) -> DAG:
             if previous is not None:
                 data["previous"] = previous
             previous = agent_stage(
-                stage_id, agentvault_conn_id=connection_id(stage_id), text=text, data=data, compact=compact
+                stage_id, agentvault_conn_id=connection_id(stage_id), text=text, data=data, compact=compact,
+                ask_person=stage_id in ASKING_STAGES, max_rounds=1,
             ).output
             results[stage_id] = previous
         publish_task(results["edit"], results["visualize"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,9 @@ def build_dag(spec: PipelineSpec, **dag_kwargs: Any) -> DAG:
                 timing_overrides=stage.timing,
                 compact=spec.compact if stage.compact is None else stage.compact,
                 deferrable=spec.deferrable,
+                ask_person=spec.ask_person if stage.ask_person is None else stage.ask_person,
+                max_rounds=spec.max_rounds,
+                response_timeout=timedelta(seconds=spec.response_timeout) if spec.response_timeout else None,
             )
             outputs[stage.id] = built.output
         if spec.publish:

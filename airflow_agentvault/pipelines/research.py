@@ -15,6 +15,9 @@ STAGES: list[tuple[str, str]] = [
 
 STAGE_IDS = [stage_id for stage_id, _ in STAGES]
 
+#: Stages whose agent may ask a person (a topic with several readings: "which jaguar do you mean?").
+ASKING_STAGES = frozenset({"topic_research"})
+
 
 def connection_id(stage_id: str) -> str:
     return f"research_{stage_id}"

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from airflow_agentvault.pipelines.stage import DEFAULT_MAX_ROUNDS
 from airflow_agentvault.protocol.timing import PRESETS, InvalidTimingError, Timing
 
 _ID = r"^[A-Za-z][A-Za-z0-9_]*$"
@@ -45,6 +46,7 @@ class StageSpec(BaseModel):
     after: list[str] = Field(default_factory=list)
     timing: dict[str, Any] = Field(default_factory=dict)
     compact: bool | None = None
+    ask_person: bool | None = Field(None, description="a person answers the agent's questions (default: the pipeline's)")
 
 
 class PublishSpec(BaseModel):
@@ -64,6 +66,9 @@ class PipelineSpec(BaseModel):
     timing_preset: str = "fast"
     compact: bool = False
     deferrable: bool | None = None
+    ask_person: bool = False
+    max_rounds: int = Field(DEFAULT_MAX_ROUNDS, ge=1, description="rounds of questions a stage answers")
+    response_timeout: float | None = Field(None, gt=0, description="seconds a person may take to answer")
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     stages: list[StageSpec] = Field(min_length=1)
     publish: PublishSpec | None = None

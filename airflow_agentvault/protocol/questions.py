@@ -51,8 +51,9 @@ def offered_options(message: Message) -> tuple[str, ...]:
     options: list[str] = []
     for part in message.parts:
         values = part.content.get("options") if isinstance(part, DataPart) else None
-        if isinstance(values, list):
-            options += [str(v) for v in values if isinstance(v, (str, int, float)) and str(v) not in options]
+        for value in values if isinstance(values, list) else ():
+            if isinstance(value, (str, int, float)) and str(value) not in options:
+                options.append(str(value))
     return tuple(options)
 
 

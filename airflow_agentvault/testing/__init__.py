@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["PROVIDER_MODULES", "AirflowStack", "AirflowStackError"]
+__all__ = ["PROVIDER_MODULES", "AirflowStack", "AirflowStackError", "DistributedAirflowStack"]
 
 if TYPE_CHECKING:
     from airflow_agentvault.testing.airflow_stack import PROVIDER_MODULES, AirflowStack, AirflowStackError
+    from airflow_agentvault.testing.distributed_stack import DistributedAirflowStack
 
 
 def __getattr__(name: str) -> Any:
+    if name == "DistributedAirflowStack":
+        from airflow_agentvault.testing import distributed_stack
+
+        return distributed_stack.DistributedAirflowStack
     if name in __all__:
         from airflow_agentvault.testing import airflow_stack
 

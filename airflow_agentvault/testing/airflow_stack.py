@@ -152,6 +152,12 @@ class _Component:
     log_path: Path
     popen: subprocess.Popen | None = None
     log_file: IO[bytes] | None = field(default=None, repr=False)
+    #: what it runs (scheduler, triggerer, worker, ...): several components may share a kind
+    kind: str = ""
+    #: variables of this component only, on top of the stack's
+    env: dict[str, str] = field(default_factory=dict)
+    #: stopped on purpose (:meth:`AirflowStack.kill_component`): not an error for check_alive
+    killed: bool = False
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -313,8 +319,17 @@ class AirflowStack:
             env["AIRFLOW__CORE__MP_START_METHOD"] = "forkserver"
             env["AIRFLOW__CORE__MP_FORKSERVER_PRELOAD"] = ",".join(AIRFLOW_WORKER_MODULES + self.preload_modules)
         self._bytecode_env(env)
+        env.update(self._deployment_env())
         env.update(self.extra_env)
         return env
+
+    def _deployment_env(self) -> dict[str, str]:
+        """Settings a subclass deploys differently (executor, database); applied before ``extra_env``."""
+        return {}
+
+    def _component_specs(self) -> list[tuple[str, str, list[str], dict[str, str]]]:
+        """``(name, kind, argv, env)`` of each component to start; a subclass may start more."""
+        return [(name, name, self._argv(name), {}) for name in COMPONENTS]
 
     def _bytecode_env(self, env: dict[str, str]) -> None:
         """Let the components cache bytecode.
@@ -363,32 +378,80 @@ class AirflowStack:
             raise AirflowStackError(f"dags_folder {self.dags_folder} is not a directory")
         self._migrate()
         self.timings["migrate"] = time.monotonic() - t0
-        for name in COMPONENTS:
-            comp = _Component(name=name, argv=self._argv(name), log_path=self.logs_dir / f"{name}.log")
-            comp.log_file = open(comp.log_path, "ab")  # noqa: SIM115 - closed in stop()
-            comp.popen = subprocess.Popen(
-                comp.argv,
-                env=self.env,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                stdout=comp.log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own session and process group
-            )
+        for name, kind, argv, env in self._component_specs():
+            comp = _Component(name=name, argv=argv, log_path=self.logs_dir / f"{name}.log", kind=kind, env=env)
             self.components[name] = comp
+            self._spawn(comp)
         self._start_watchdog()
         self._t_started = time.monotonic()
         self.timings["spawn"] = self._t_started - t0
         return self
 
+    def _spawn(self, comp: _Component) -> None:
+        if comp.log_file is not None:
+            comp.log_file.close()
+        comp.log_file = open(comp.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        comp.popen = subprocess.Popen(
+            comp.argv,
+            env={**self.env, **comp.env},
+            cwd=self.home,
+            stdin=subprocess.DEVNULL,
+            stdout=comp.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own session and process group
+        )
+        comp.killed = False
+
+    def kill_component(self, name: str, timeout: float = 10.0) -> None:
+        """SIGKILL every process of a component's session, task processes included, as if its
+        machine died; :meth:`check_alive` then ignores it until :meth:`start_component`."""
+        comp = self.components[name]
+        if comp.popen is None:
+            return
+        comp.killed = True
+        sid = comp.popen.pid
+        members = _session_members(sid)
+        _signal_group(sid, signal.SIGKILL)
+        for proc in members:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(members, timeout=timeout)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            comp.popen.wait(timeout=timeout)
+
+    def start_component(self, name: str) -> None:
+        """Start a component again (same command and log file) after :meth:`kill_component`."""
+        comp = self.components[name]
+        if comp.alive():
+            raise AirflowStackError(f"{name} is still running")
+        self._spawn(comp)
+        self._start_watchdog()  # it must know the new session
+
+    def restart_exited(self) -> list[str]:
+        """Start again each component that exited on its own, as a supervisor with ``restart: always``
+        (docker-compose.yaml) would; returns their names. Airflow's scheduler, for one, exits when the
+        database refuses a connection."""
+        exited = [name for name, comp in self.components.items() if not comp.alive() and not comp.killed]
+        for name in exited:
+            self.start_component(name)
+        return exited
+
+    def _watchdog_session_ids(self) -> set[int]:
+        """Sessions the watchdog kills if this process dies; a subclass may add its services'."""
+        return self._session_ids()
+
     def _start_watchdog(self) -> None:
         """A small process that sweeps this stack if the current process dies without stop()
         (killed, os._exit, a hard timeout): no scheduler is left running after such a death."""
+        if self._watchdog is not None:
+            with contextlib.suppress(Exception):
+                self._watchdog.kill()
+                self._watchdog.wait(timeout=5)
         code = (
             "import sys; from airflow_agentvault.testing.airflow_stack import _watchdog; "
             "sys.exit(_watchdog(int(sys.argv[1]), sys.argv[2], sys.argv[3]))"
         )
-        sids = ",".join(str(sid) for sid in self._session_ids())
+        sids = ",".join(str(sid) for sid in self._watchdog_session_ids())
         with open(self.logs_dir / "watchdog.log", "ab") as log:
             self._watchdog = subprocess.Popen(
                 [sys.executable, "-c", code, str(os.getpid()), self.stack_id, sids],
@@ -452,7 +515,7 @@ class AirflowStack:
         if not self._started or self._stopped:
             raise AirflowStackError("stack is not running")
         for comp in self.components.values():
-            if not comp.alive():
+            if not comp.alive() and not comp.killed:
                 code = comp.popen.returncode if comp.popen else None
                 raise AirflowStackError(
                     f"Airflow {comp.name} exited with code {code}; last lines of {comp.log_path}:\n"
@@ -467,7 +530,7 @@ class AirflowStack:
     def diagnostics(self, lines: int = 30) -> str:
         """Tail of every component log, for assertion messages."""
         parts = []
-        for name in COMPONENTS:
+        for name in self.components or COMPONENTS:
             parts.append(f"--- {name} ---\n{_tail(self.logs_dir / f'{name}.log', lines)}")
         return "\n".join(parts)
 
@@ -821,6 +884,8 @@ class AirflowStack:
            runner itself; signalling the runner too makes it wait a 10 s escalation).
            After ``stop_patience`` s, a second SIGTERM to the scheduler ("don't wait for
            running tasks") and SIGKILL to the triggerer's group if they are still running.
+           Celery workers (a subclass's) are treated like the triggerer: their SIGTERM shutdown
+           waits for running tasks.
         2. Then SIGTERM to the api-server, last so that tasks still finishing can report.
         3. SIGKILL to every component process group, whatever state it is in.
         4. Terminate, then kill, any process still carrying this stack's marker variable
@@ -838,9 +903,9 @@ class AirflowStack:
             self._http.close()  # no keep-alive connection holding up the server's shutdown
         comps = {name: c for name, c in self.components.items() if c.popen is not None}
         try:
-            first = [comps[n] for n in ("scheduler", "dag-processor", "triggerer") if n in comps]
+            first = [c for c in comps.values() if c.kind in ("scheduler", "dag-processor", "triggerer", "worker")]
             for comp in first:
-                if comp.name == "triggerer":
+                if comp.kind in ("triggerer", "worker"):
                     _signal_pid(comp.popen.pid, signal.SIGTERM)
                 else:
                     _signal_group(comp.popen.pid, signal.SIGTERM)
@@ -853,7 +918,7 @@ class AirflowStack:
                     comp.popen.wait(timeout=max(0.0, second - time.monotonic()))
             for comp in first:
                 if comp.popen.poll() is None:
-                    if comp.name == "triggerer":
+                    if comp.kind in ("triggerer", "worker"):
                         # Even forced, it waits seconds for its runner; nothing to save there.
                         _signal_group(comp.popen.pid, signal.SIGKILL)
                     else:
@@ -862,7 +927,7 @@ class AirflowStack:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     comp.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
                 self.timings[f"stop:{comp.name}"] = time.monotonic() - t0
-            api = comps.get("api-server")
+            api = next((c for c in comps.values() if c.kind == "api-server"), None)
             if api is not None:
                 _signal_pid(api.popen.pid, signal.SIGTERM)
                 deadline = time.monotonic() + grace
@@ -967,6 +1032,16 @@ def _sqlite_copy(src: Path, dst: Path) -> None:
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _session_members(sid: int) -> list[psutil.Process]:
+    """Live processes of session ``sid`` (task processes leave the process group, not the session)."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
 
 
 def _signal_pid(pid: int, sig: int) -> None:

@@ -22,7 +22,7 @@ def test_no_import_errors(dagbag):
 
 def test_expected_dags_with_docs(dagbag):
     expected = {
-        "agentvault_single_stage", "research_pipeline", "research_pipeline_compact",
+        "agentvault_single_stage", "agentvault_ask_person", "research_pipeline", "research_pipeline_compact",
         "research_pipeline_from_spec", "research_pipeline_mapped", "research_report_consumer",
     }
     assert expected <= set(dagbag.dag_ids)
@@ -33,13 +33,16 @@ def test_expected_dags_with_docs(dagbag):
 def test_split_and_compact_forms(dagbag):
     split = dagbag.dags["research_pipeline"]
     compact = dagbag.dags["research_pipeline_compact"]
-    assert len(split.tasks) == 7 * 3 + 1
-    assert len(compact.tasks) == 7 + 1
+    # + the topic stage's one round of a person answering its question, + publish
+    assert len(split.tasks) == 7 * 3 + 1 + 1
+    assert len(compact.tasks) == 7 + 1 + 1
     assert {t.task_id for t in split.tasks if t.task_id.endswith(".stream")} == {
         f"{s}.stream" for s in ("topic_research", "crawl", "extract", "verify", "synthesize", "edit", "visualize")
     }
-    # the chain is wired by data: each stage's initiate follows the previous stage's stream
-    assert "topic_research.stream" in split.get_task("crawl.initiate").upstream_task_ids
+    # the chain is wired by data: each stage's initiate follows the previous stage's result
+    assert "topic_research.ask_person_1" in split.get_task("crawl.initiate").upstream_task_ids
+    assert "extract.stream" in split.get_task("verify.initiate").upstream_task_ids
+    assert "topic_research.run" in compact.get_task("topic_research.ask_person_1").upstream_task_ids
 
 
 def test_spec_dag_matches_the_hand_written_one(dagbag):

@@ -82,3 +82,30 @@ def test_the_research_agents_service_command_runs_here():
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+
+
+def test_the_compose_file_is_rendered_from_the_shared_deployment_settings():
+    """docker-compose.yaml's Airflow settings, agents and replica counts come from the settings the
+    distributed test stack runs with (regenerate: python -m airflow_agentvault.testing.deployment)."""
+    from airflow_agentvault.testing import deployment
+
+    text = (REPO / "docker-compose.yaml").read_text()
+    assert deployment.render_compose(text) == text
+    env = COMPOSE["x-airflow-common"]["environment"]
+    assert {k: str(v) for k, v in env.items() if k in deployment.CELERY_SETTINGS} == deployment.CELERY_SETTINGS
+    assert SERVICES["airflow-worker"]["deploy"]["replicas"] == deployment.WORKERS
+    assert SERVICES["airflow-triggerer"]["deploy"]["replicas"] == deployment.TRIGGERERS
+
+
+def test_the_compose_file_is_valid_for_docker_compose():
+    """Schema check by Debian's docker-compose (needs no Docker engine); skipped where it is missing."""
+    import shutil
+
+    import pytest
+
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (Debian package docker-compose)")
+    proc = subprocess.run([binary, "-f", str(REPO / "docker-compose.yaml"), "config", "-q"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
