@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -207,9 +207,14 @@ def run_demo(args: argparse.Namespace) -> int:
 def _follow_run(stack: Any, dag_id: str, run_id: str, *, timeout: float) -> str:
     progress = Progress(time.monotonic())
     deadline = time.monotonic() + timeout
+    asked: set[str] = set()
     while True:
         stack.check_alive()
-        progress.update(stack.task_states(dag_id, run_id))
+        states = stack.task_states(dag_id, run_id)
+        progress.update(states)
+        for task_id in sorted(t for t, s in states.items() if s == "awaiting_input" and t not in asked):
+            asked.add(task_id)
+            _show_question(stack, dag_id, run_id, task_id)
         state = stack.get_run(dag_id, run_id)["state"]
         if state in ("success", "failed"):
             progress.update(stack.task_states(dag_id, run_id))
@@ -217,6 +222,14 @@ def _follow_run(stack: Any, dag_id: str, run_id: str, *, timeout: float) -> str:
         if time.monotonic() > deadline:
             raise DemoError(f"the run did not finish within {timeout:g} s (raise --timeout)")
         time.sleep(0.5)
+
+
+def _show_question(stack: Any, dag_id: str, run_id: str, task_id: str) -> None:
+    """An agent asks: say what, and where a person answers (the run waits for them)."""
+    path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+    subject = stack.api("GET", path).get("subject", "an agent asks a question")
+    where = f"{stack.api_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}/required_actions"
+    print(f"  {subject}\n    answer under Required Actions: {where}", flush=True)
 
 
 def _local(location: str) -> str:

@@ -1,14 +1,14 @@
 """
-The 7-stage research pipeline's wall time under a real Airflow, against Airflow's own floor and the seed.
+The 7-stage research pipeline's wall time under a real Airflow, against Airflow's own floor and fixed sleeps.
 
 From one run on the same seven reference agents: the pipeline in split form (22 tasks) and compact
 form (8 tasks) under a real scheduler on SQLite, chains of as many trivial tasks (the floor Airflow's
-scheduling sets), and the seed orchestrator's fixed-sleep strategy driving the same agents outside
+scheduling sets), and a hand-written orchestrator's fixed-sleep strategy driving the same agents outside
 Airflow. Each scheduling mode (Airflow's stock scheduler timing, the harness's tuned one) gets its own
 Airflow; both measure the same DAG files against the same agents.
 
     .venv/bin/python benchmarks/pipeline_overhead.py [--topic "coral reef bleaching"] [--repeat 2]
-        [--modes stock,tuned] [--agent-work 0] [--skip-seed]
+        [--modes stock,tuned] [--agent-work 0] [--skip-fixed-sleeps]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from seed_strategy import seed_wait  # noqa: E402
+from fixed_sleep_strategy import fixed_sleep_wait  # noqa: E402
 
 from airflow_agentvault.agent.research import start_research_agents  # noqa: E402
 from airflow_agentvault.pipelines.research import STAGES, connection_id  # noqa: E402
@@ -46,8 +46,8 @@ def run_seconds(stack: AirflowStack, dag_id: str, conf: dict) -> float:
     return (ended - started).total_seconds()
 
 
-def seed_pipeline(urls: dict[str, str], topic: str) -> float:
-    """The seed's recipe, stage after stage, passing each result on as the DAGs do."""
+def fixed_sleep_pipeline(urls: dict[str, str], topic: str) -> float:
+    """The fixed-sleep recipe, stage after stage, passing each result on as the DAGs do."""
     started = time.monotonic()
     previous = None
     for stage_id, text in STAGES:
@@ -55,7 +55,7 @@ def seed_pipeline(urls: dict[str, str], topic: str) -> float:
         data = {"topic": topic} if previous is None else {"topic": topic, "previous": previous}
         message = Message(role="user", parts=[TextPart(content=text.replace("{{ params.topic }}", topic)),
                                               DataPart(content=data)])
-        task = seed_wait(client, client.send(message))
+        task = fixed_sleep_wait(client, client.send(message))
         previous = outcome_of(task, agent_url=client.rpc_url)
     return time.monotonic() - started
 
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first, in each mode (default 1)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"modes to run, comma-separated: {', '.join(MODES)}")
-    parser.add_argument("--skip-seed", action="store_true", help="skip the ~70 s seed strategy run")
+    parser.add_argument("--skip-fixed-sleeps", action="store_true", help="skip the ~70 s fixed-sleep strategy run")
     parser.add_argument("--agent-work", type=float, default=0.0,
                         help="simulated work per agent task in seconds (default 0: only the agents' real "
                              "computation, so the pipeline's figures are Airflow's and the provider's overhead)")
@@ -131,18 +131,18 @@ def main() -> None:
             env["AGENTVAULT_REPORTS_DIR"] = str(work / "reports")
             for mode in modes:
                 results[mode] = measure(mode, work, dags, env, conf, args.repeat, args.warmup)
-            seed = None if args.skip_seed else seed_pipeline(agents.urls, args.topic)
+            sleeps = None if args.skip_fixed_sleeps else fixed_sleep_pipeline(agents.urls, args.topic)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\nResearch pipeline for {args.topic!r}; agents' simulated work {args.agent_work:g} s per task")
     for mode, med in results.items():
         print_table(mode, med, args.repeat)
-    if seed is not None:
-        print(f"\nseed strategy (10 s sleeps), outside Airflow, same agents: {seed:.1f} s")
+    if sleeps is not None:
+        print(f"\nfixed-sleep strategy (10 s sleeps), outside Airflow, same agents: {sleeps:.1f} s")
         for mode, med in results.items():
-            print(f"{mode}: split form {seed / med['research_pipeline']:.1f}x faster than the seed strategy, "
-                  f"compact form {seed / med['research_pipeline_compact']:.1f}x")
+            print(f"{mode}: split form {sleeps / med['research_pipeline']:.1f}x faster than the fixed-sleep strategy, "
+                  f"compact form {sleeps / med['research_pipeline_compact']:.1f}x")
 
 
 if __name__ == "__main__":

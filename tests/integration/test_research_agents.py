@@ -177,6 +177,35 @@ def test_bad_input_fails_the_task_with_the_reason(agents: ResearchAgents) -> Non
     assert task["messages"][-1]["parts"][0]["content"] == task["metadata"]["error"]
 
 
+# -- everyday topics: the general-knowledge corpus (Wikipedia summaries) -----------------------
+
+
+def test_an_everyday_topic_gives_a_report_from_wikipedia(agents: ResearchAgents) -> None:
+    topic = "vaccine hesitancy"
+    results = run_pipeline(agents.urls, topic)
+    documents = by_type(results["crawl"], "documents")["content"]["documents"]
+    assert documents[0]["url"] == "https://en.wikipedia.org/wiki/Vaccine_hesitancy"
+    markdown = by_type(results["edit"], "report")["content"]
+    body, _, refs = markdown.partition("## References")
+    assert re.search(r"^- .+\[1\]\.$", body, re.MULTILINE)  # a finding citing the first article
+    listed = re.findall(r"^\d+\. .*$", refs, re.MULTILINE)
+    assert listed and all("*Wikipedia*" in line and "https://en.wikipedia.org/wiki/" in line for line in listed)
+    assert markdown.rstrip().endswith("this report may be shared under the same license.")
+    assert "CC BY-SA 4.0" in markdown.rstrip().splitlines()[-1]
+    assert by_type(results["visualize"], "chart")["metadata"]["totals"]["single-source"] > 0
+
+
+def test_a_topic_nothing_covers_fails_the_crawl_task_with_the_reason(agents: ResearchAgents) -> None:
+    topic = "qwxzv blorft"
+    plan = wait_done(agents.urls["topic_research"], send(agents.urls["topic_research"], "plan", {"topic": topic}))
+    url = agents.urls["crawl"]
+    task = wait_done(url, send(url, STAGE_TEXT["crawl"], {"topic": topic, "previous": result_of(plan)}))
+    assert task["state"] == "FAILED"
+    error = task["metadata"]["error"]
+    assert error.startswith(f"skill research-crawl failed: no document in the research corpus is about '{topic}'")
+    assert "general-knowledge corpus" in error
+
+
 # -- ambiguous topics: the topic stage asks which reading is meant ----------------------------
 
 

@@ -13,7 +13,7 @@ import pytest
 import respx
 
 from airflow_agentvault.agent import AgentBehaviour
-from airflow_agentvault.agent.research import STAGE_NAMES, Corpus, Document, find_input, llm, research_skills
+from airflow_agentvault.agent.research import STAGE_NAMES, Corpus, Document, find_input, general, llm, research_skills
 from airflow_agentvault.agent.research.report import edit_report, split_references, title_case
 from airflow_agentvault.agent.research.stages import extract_claims, plan_research, verify_claims
 from airflow_agentvault.agent.research.text import numbers, sentences
@@ -351,8 +351,11 @@ def test_chain_on_other_topics(skills: dict[str, Any], topic: str) -> None:
     check_citations(artifact(results["edit"], "report")["content"])
 
 
-def test_chain_on_an_unknown_topic_stops_at_the_crawl(skills: dict[str, Any]) -> None:
-    """An empty report must never pass for a result: the crawl fails and says what the corpus covers."""
+def test_chain_on_an_unknown_topic_stops_at_the_crawl(skills: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty report must never pass for a result: the crawl fails and says what the corpus covers.
+
+    Without the general-knowledge corpus (hidden here), an everyday topic is not covered either."""
+    monkeypatch.setattr(general, "data_file", lambda: None)
     with pytest.raises(SkillInputError, match="no document in the research corpus is about 'quantum computing'"):
         run_chain(skills, "quantum computing")
 

@@ -1,4 +1,4 @@
-"""The timing model and its DAG params: defaults, the seed preset, validation and the Param schema."""
+"""The timing model and its DAG params: defaults, the slow_llm preset, validation and the Param schema."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_slow_llm_preset_has_the_seed_values():
     assert SLOW_LLM.verify_attempts == 3
     assert SLOW_LLM.sse_attempts == 3
     assert SLOW_LLM.sse_retry_delay == 5.0
-    # the seed waited a fixed 5 s between subscriptions: no backoff
+    # a fixed-sleep orchestrator waited 5 s between subscriptions: no backoff
     assert [SLOW_LLM.sse_delay_for(n) for n in (1, 2, 3)] == [5.0, 5.0, 5.0]
     assert PRESETS["slow_llm"] is SLOW_LLM
 

@@ -11,6 +11,8 @@ artifacts each stage reads and writes) is documented there. Start them all with
 An OpenAI-compatible LLM can write the questions, report and edit (see :mod:`.llm`); without one,
 everything is deterministic. A topic with several readings ("mercury", "jaguar") makes topic_research
 ask a person which one is meant (see :mod:`.readings`; ``--no-questions`` turns that off).
+Topics the shipped corpus does not cover are looked up in ~10,000 Wikipedia summaries read offline
+from an optional package (``pip install "airflow-agentvault[general-knowledge]"``, see :mod:`.general`).
 """
 
 from airflow_agentvault.agent.research.documents import Corpus, Document

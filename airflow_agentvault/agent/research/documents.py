@@ -40,6 +40,9 @@ CLAUSE_WORDS = frozenset(
 )
 _PHRASE_TOKEN = re.compile(r"[a-z][a-z0-9]*(?:[-'][a-z0-9]+)*|[^\sa-z]+")
 
+#: Sources whose documents are encyclopedia articles (see :attr:`Document.is_article`).
+ENCYCLOPEDIAS = frozenset({"Wikipedia"})
+
 #: Frequent in reports of any topic, so useless as search keywords.
 GENERIC_TERMS = frozenset(
     normalise_word(w)
@@ -62,6 +65,13 @@ class Document:
     date: str
     topic: str
     text: str
+    url: str = ""  # where the text can be read (an encyclopedia article); optional
+    attribution: str = ""  # the line a report quoting this text must end with (its license); optional
+
+    @property
+    def is_article(self) -> bool:
+        """An encyclopedia article: each sentence states a fact, and each article is cited on its own."""
+        return self.source in ENCYCLOPEDIAS and bool(self.url)
 
     def to_dict(self, *, score: float | None = None, with_text: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -71,6 +81,9 @@ class Document:
             "date": self.date,
             "topic": self.topic,
         }
+        for key in ("url", "attribution"):  # only when set, so documents without them look as they always did
+            if getattr(self, key):
+                out[key] = getattr(self, key)
         if score is not None:
             out["score"] = score
         if with_text:
@@ -90,6 +103,8 @@ class Document:
             date=str(data.get("date") or ""),
             topic=str(data.get("topic") or ""),
             text=text,
+            url=str(data.get("url") or ""),
+            attribution=str(data.get("attribution") or ""),
         )
 
     @classmethod

@@ -47,15 +47,16 @@ def cite_findings(verification: dict[str, Any]) -> tuple[list[dict[str, Any]], l
         if doc_id not in numbers:
             numbers[doc_id] = len(numbers) + 1
             info = {**evidence, **meta.get(doc_id, {})}
-            references.append(
-                {
-                    "n": numbers[doc_id],
-                    "id": doc_id,
-                    "title": info.get("title") or doc_id,
-                    "source": info.get("source") or "unknown source",
-                    "date": info.get("date") or "",
-                }
-            )
+            reference = {
+                "n": numbers[doc_id],
+                "id": doc_id,
+                "title": info.get("title") or doc_id,
+                "source": info.get("source") or "unknown source",
+                "date": info.get("date") or "",
+            }
+            # Where to read it and the license line it needs, only when the document has them.
+            reference.update({k: info[k] for k in ("url", "attribution") if info.get(k)})
+            references.append(reference)
         return numbers[doc_id]
 
     findings = []
@@ -87,10 +88,26 @@ def references_markdown(references: list[dict[str, Any]]) -> str:
     lines = [REFERENCES_HEADING, ""]
     for ref in references:
         date = f", {ref['date']}" if ref.get("date") else ""
-        lines.append(f"{ref['n']}. {ref['title'].rstrip('.')}. *{ref['source']}*{date}.")
+        url = f" {ref['url']}" if ref.get("url") else ""
+        lines.append(f"{ref['n']}. {ref['title'].rstrip('.')}. *{ref['source']}*{date}.{url}")
     if not references:
         lines.append("No sources were cited.")
+    lines += attribution_lines(references)
     return "\n".join(lines)
+
+
+def attribution_lines(documents: Any) -> list[str]:
+    """The license lines that text quoted from ``documents`` (or references) requires: a blank line, then
+    each distinct one, in order; ``[]`` when none needs any (the shipped corpus)."""
+    found = [d.get("attribution") for d in documents or [] if isinstance(d, dict) and d.get("attribution")]
+    distinct = list(dict.fromkeys(str(a) for a in found))
+    return ["", *distinct] if distinct else []
+
+
+def with_attribution(markdown: str, documents: Any) -> str:
+    """``markdown`` ending with the license lines its documents require (text an LLM wrote may drop them)."""
+    missing = [line for line in attribution_lines(documents) if line and line not in markdown]
+    return f"{markdown.rstrip()}\n\n" + "\n".join(missing) + "\n" if missing else markdown
 
 
 # -- first draft ----------------------------------------------------------------------------
@@ -127,7 +144,8 @@ def draft_body(verification: dict[str, Any], findings: list[dict[str, Any]]) -> 
     lines = [
         f"# Research report: {topic}" if topic else "# Research report",
         "",
-        f"_{len(documents)} documents from {len(sources)} sources; {summary.get('total', 0)} findings checked: "
+        f"_{len(documents)} documents from {len(sources)} source{'s' * (len(sources) != 1)}; "
+        f"{summary.get('total', 0)} findings checked: "
         f"{summary.get('corroborated', 0)} corroborated, {summary.get('contested', 0)} contested, "
         f"{summary.get('single-source', 0)} single-source._",
         "",
@@ -144,16 +162,27 @@ def draft_body(verification: dict[str, Any], findings: list[dict[str, Any]]) -> 
         bullets = [finding_line(f) for f in findings if f["label"] == label]
         lines += bullets or ["None found."]
         lines.append("")
-    lines += [
-        "## Method",
-        "",
+    lines += ["## Method", "", method_text(documents), ""]
+    return "\n".join(lines)
+
+
+def method_text(documents: list[dict[str, Any]]) -> str:
+    """How the findings were made: from the synthetic corpus, or from encyclopedia articles (each one a source)."""
+    if documents and all(d.get("url") and d.get("attribution") for d in documents):
+        sources = sorted({d.get("source") for d in documents if d.get("source")})
+        return (
+            f"Sentences stating figures, dates or named facts were extracted from the {len(documents)} most "
+            f"relevant article summaries of the general-knowledge corpus ({', '.join(sources)}, read offline) and "
+            "grouped across articles by shared terms and figures. A finding is corroborated when two or more "
+            "articles state it with the same figures, contested when they report different figures, and "
+            "single-source when only one article states it."
+        )
+    return (
         f"Sentences stating figures were extracted from the {len(documents)} most relevant documents of "
         "the reference corpus and grouped across sources by shared terms and figures. A finding is "
         "corroborated when two or more sources report the same figures, contested when sources report "
-        "different figures, and single-source when only one source states it. The corpus is synthetic.",
-        "",
-    ]
-    return "\n".join(lines)
+        "different figures, and single-source when only one source states it. The corpus is synthetic."
+    )
 
 
 def write_report(verification: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:

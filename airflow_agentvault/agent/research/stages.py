@@ -32,6 +32,12 @@ which one is meant (INPUT_REQUIRED, the readings as options) unless the data par
 the plan then carries ``reading``, every later stage's main artifact passes it on, crawl searches that
 reading's documents only, and the report says ``Reading chosen: <reading>``.
 
+A topic the shipped corpus has no document on is looked up in the general-knowledge corpus (Wikipedia
+summaries, see :mod:`.general`) when its package is installed: the plan then carries ``corpus:
+general-knowledge``, documents carry ``url`` and ``attribution``, extract takes every sentence stating
+a figure, date or named fact (each article counts as a source of its own), and the report cites the
+article URLs and ends with the attribution line.
+
 Artifact ids get the task id as prefix on the wire (``ref-1a2b3c4d-report``). When the immediate
 predecessor lacks an artifact, :func:`find_input` also looks further back, through the ``previous``
 data part of the predecessor's own user message when the result carries one (the provider's results
@@ -50,7 +56,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from airflow_agentvault.agent.research import llm
+from airflow_agentvault.agent.research import general, llm
 from airflow_agentvault.agent.research.chart import render_chart
 from airflow_agentvault.agent.research.documents import CORPUS_ENV, Corpus, Document
 from airflow_agentvault.agent.research.readings import Reading, Readings, asking_enabled, question_for, readings_of
@@ -60,6 +66,7 @@ from airflow_agentvault.agent.research.report import (
     edit_report,
     finding_line,
     split_references,
+    with_attribution,
     with_reading,
     with_references,
     word_count,
@@ -74,6 +81,7 @@ from airflow_agentvault.agent.research.text import (
     numbers,
     overlap,
     sentences,
+    states_fact,
     term_set,
     terms,
     words,
@@ -259,12 +267,28 @@ def crawl_documents(
     return [doc.to_dict(score=score) for doc, score in ranked if score >= floor][: max(top_n, 0)]
 
 
-def nothing_covers(topic: str, corpus: Corpus) -> str:
-    """Why a crawl found nothing, and what to do: an empty report must never pass for a result."""
+def nothing_covers(topic: str, corpus: Corpus, knowledge: general.GeneralKnowledge | None = None) -> str:
+    """Why a crawl found nothing, and what to do: an empty report must never pass for a result.
+
+    ``knowledge``: the general-knowledge corpus searched too (``None``: it is not installed).
+    """
     covered = ", ".join(corpus.topics()) or "nothing yet"
-    return (f"no document in the research corpus is about {topic!r}; it covers: {covered}. Add Markdown "
-            f"documents on the topic to the corpus folder (set {CORPUS_ENV} to a folder of your own, or pass "
-            "--corpus to the agents' command) and run again")
+    message = (f"no document in the research corpus is about {topic!r}; it covers: {covered}. Add Markdown "
+               f"documents on the topic to the corpus folder (set {CORPUS_ENV} to a folder of your own, or pass "
+               "--corpus to the agents' command) and run again")
+    if knowledge is None:
+        return (f"{message}. For everyday topics, install the general-knowledge corpus (Wikipedia summaries, "
+                f"read offline): {general.INSTALL_HINT}")
+    return f"{message}. No article of the general-knowledge corpus ({len(knowledge)} Wikipedia summaries) matches it either"
+
+
+def general_plan(topic: str, knowledge: general.GeneralKnowledge) -> dict[str, Any] | None:
+    """A plan drawn from the general-knowledge articles on ``topic`` (``None`` when none match)."""
+    found = [article.document() for article, _ in knowledge.search(topic)]
+    if not found:
+        return None
+    shelf = Corpus(Document(**{**vars(doc), "topic": topic}) for doc in found)
+    return {**plan_research(topic, shelf, corpus_topic=topic), "corpus_topic": None, "corpus": general.CORPUS_NAME}
 
 
 # -- 3. extract -----------------------------------------------------------------------------
@@ -275,8 +299,10 @@ def extract_claims(documents: list[Document], keywords: list[str] | None = None)
     wanted = {normalise_word(k.lower()): k for k in keywords or []}
     claims = []
     for doc in documents:
+        # An encyclopedia states facts without figures too, and each article is an author of its own.
+        source, is_claim = (f"{doc.source}: {doc.title}", states_fact) if doc.is_article else (doc.source, has_number)
         for index, sentence in enumerate(sentences(doc.text)):
-            if not has_number(sentence):
+            if not is_claim(sentence):
                 continue
             quantities, years = numbers(sentence)
             present = term_set(sentence)
@@ -285,7 +311,7 @@ def extract_claims(documents: list[Document], keywords: list[str] | None = None)
                     "id": f"{doc.id}#{index}",
                     "claim": sentence,
                     "source_id": doc.id,
-                    "source": doc.source,
+                    "source": source,
                     "title": doc.title,
                     "date": doc.date,
                     "sentence_index": index,
@@ -504,6 +530,8 @@ class ResearchSkill(Skill):
             return SkillResult.ask(question, [r.label for r in self.readings.ambiguous(topic)])
         if reading is None:
             plan = plan_research(topic, self.corpus)
+            knowledge = general.load() if plan["corpus_topic"] is None else None
+            plan = (general_plan(topic, knowledge) if knowledge is not None else None) or plan
         else:
             plan = {**plan_research(topic, self.readings.corpus, corpus_topic=reading.topic), "reading": reading.label}
         about = f"{topic} ({reading.label})" if reading else topic
@@ -539,11 +567,20 @@ class ResearchSkill(Skill):
         keywords = _list_of_str(plan.get("keywords"))
         top_n = payload.get("top_n", DEFAULT_TOP_N)
         top_n = top_n if isinstance(top_n, int) and not isinstance(top_n, bool) else DEFAULT_TOP_N
+        knowledge = None
         if plan.get("reading"):  # one reading of an ambiguous topic: that reading's documents only
             documents = crawl_documents(self.readings.corpus, topic, keywords, top_n=top_n,
                                         only_topic=str(plan.get("corpus_topic")))
+        elif plan.get("corpus") == general.CORPUS_NAME:  # the plan's keywords are Wikipedia's, not the corpus's
+            documents = []
         else:
             documents = crawl_documents(self.corpus, topic, keywords, top_n=top_n)
+        if not documents and not plan.get("reading"):  # nothing in the shipped corpus: general knowledge
+            knowledge = general.load()
+            limit = top_n if "top_n" in payload else general.DEFAULT_LIMIT
+            documents = knowledge.documents(topic, limit) if knowledge is not None else []
+            if not documents:
+                raise SkillInputError(nothing_covers(topic, self.corpus, knowledge))
         if not documents:
             raise SkillInputError(nothing_covers(topic, self.corpus))
         content = _with_reading({
@@ -553,7 +590,8 @@ class ResearchSkill(Skill):
             "documents": documents,
         }, plan)
         listed = "; ".join(f"{d['title']} ({d['source']}, score {d['score']})" for d in documents)
-        text = f"Found {len(documents)} relevant documents on {topic}" + (f": {listed}." if documents else ".")
+        shelf = f" in the {general.CORPUS_NAME} corpus" if knowledge is not None else ""
+        text = f"Found {len(documents)} relevant documents{shelf} on {topic}" + (f": {listed}." if documents else ".")
         return SkillResult(text, [_artifact("crawl", "documents", content, count=len(documents))])
 
     # 3
@@ -568,6 +606,10 @@ class ResearchSkill(Skill):
                 continue
             doc_id = str(raw.get("id"))
             known = self.corpus.by_id.get(doc_id) or self.readings.corpus.by_id.get(doc_id)
+            if known is None and not raw.get("text") and doc_id.startswith(general.ID_PREFIX):
+                knowledge = general.load()
+                article = knowledge.by_id.get(doc_id) if knowledge is not None else None
+                known = article.document() if article is not None else None
             if not raw.get("text") and known is not None:  # content dropped on the way
                 raw = {**known.to_dict(), **{k: v for k, v in raw.items() if v}}
             try:
@@ -678,6 +720,7 @@ class ResearchSkill(Skill):
                 _, generator = llm.rejected("edit", "the answer is not a Markdown report")
         edited, passes = edit_report(base, verification)
         edited = with_reading(edited, (verification or {}).get("reading"))
+        edited = with_attribution(edited, (verification or {}).get("documents"))
         changes += passes
         words_after = word_count(edited)
         artifacts = [_artifact("edit", "changelog", {"changes": changes, "generator": generator})]

@@ -173,3 +173,17 @@ def claim_core(sentence: str) -> str:
     segments = [s for s in re.split(r"[,;]\s+", core) if s.strip()]
     last = max((i for i, s in enumerate(segments) if has_number(s)), default=len(segments) - 1)
     return " ".join(segments[: last + 1])
+
+
+_STATING_VERB = re.compile(r"\b(?:is|are|was|were|has|have|had|became|becomes|remains)\b", re.IGNORECASE)
+
+
+def states_fact(sentence: str) -> bool:
+    """Whether an encyclopedia sentence states a checkable fact: a figure or date, a name (a capitalised
+    word past the first), or a definition ("X is a ..."). Fragments of under six words never do."""
+    if has_number(sentence):
+        return True
+    if len(words(sentence)) < 6:
+        return False
+    later = sentence.split()[1:]
+    return any(token[:1].isupper() for token in later) or bool(_STATING_VERB.search(sentence))

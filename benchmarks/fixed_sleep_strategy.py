@@ -1,5 +1,6 @@
 """
-The seed orchestrator's waiting strategy, reproduced with our client for side-by-side measurements.
+A hand-written orchestrator's fixed-sleep waiting strategy, reproduced with our client, for
+side-by-side measurements.
 
 Its numbers are hard-coded, as in the original: sleep 10 s after starting the task, check 3 times that
 it exists, try the SSE subscription 3 times 5 s apart on "Task not found", then poll every 2 s.
@@ -21,7 +22,7 @@ SSE_RETRY_DELAY = 5.0
 POLL_SLEEP = 2.0
 
 
-def seed_wait(client: AgentClient, task_id: str) -> Task:
+def fixed_sleep_wait(client: AgentClient, task_id: str) -> Task:
     """Wait for ``task_id`` the way a fixed-sleep orchestrator does; return the final task."""
     time.sleep(INITIAL_SLEEP)
     for _ in range(VERIFY_ATTEMPTS):

@@ -1,0 +1,211 @@
+"""
+The SSE consume path (parse, validate, dedupe, log) against a bare sseclient-py / httpx-sse loop.
+
+A server in its own process streams the same N token events (one word each, as a local LLM sends
+them) to both sides. The bare side reads the stream and decodes each event's JSON, nothing else; our
+side follows the task as the stream step does: ``tasks/get``, the subscription, every event parsed into
+the typed model, checked, deduplicated and written to the log (a log handler that discards), then
+``tasks/get`` for the final task. Each side runs in a fresh child process, so its peak RSS is its own.
+
+    .venv/bin/python benchmarks/sse_consume.py                       # 50,000 events; memory at 10k, 100k
+    .venv/bin/python benchmarks/sse_consume.py --events 20000 --memory 10000,50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+TASK_ID = "bench-1"
+SIDES = ("bare-sync", "ours-sync", "bare-async", "ours-async")
+
+
+def task(state: str) -> dict:
+    return {"id": TASK_ID, "state": state, "messages": [], "artifacts": []}
+
+
+def stream_body(events: int) -> bytes:
+    """N one-word task_message events, then COMPLETED."""
+    chunks = []
+    for i in range(events):
+        data = {"taskId": TASK_ID, "message": {"role": "assistant", "parts": [{"type": "text", "content": f"w{i} "}]},
+                "timestamp": "2026-01-01T00:00:00Z"}
+        chunks.append(f"event: task_message\ndata: {json.dumps(data)}\n\n")
+    done = {"taskId": TASK_ID, "state": "COMPLETED", "timestamp": "2026-01-01T00:00:01Z"}
+    chunks.append(f"event: task_status\ndata: {json.dumps(done)}\n\n")
+    return "".join(chunks).encode()
+
+
+def serve(events: int) -> None:
+    """The agent side: tasks/get (WORKING, then COMPLETED) and the stream; prints its URL."""
+    body = stream_body(events)
+    gets = {"n": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # quiet
+            pass
+
+        def do_POST(self):
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if request["method"] == "tasks/sendSubscribe":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            gets["n"] += 1
+            state = "WORKING" if gets["n"] % 2 else "COMPLETED"
+            answer = json.dumps({"jsonrpc": "2.0", "id": request.get("id"), "result": task(state)}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(f"URL=http://127.0.0.1:{server.server_port}/a2a/", flush=True)
+    server.serve_forever()
+
+
+def subscribe_payload() -> dict:
+    return {"jsonrpc": "2.0", "id": "1", "method": "tasks/sendSubscribe", "params": {"id": TASK_ID}}
+
+
+def bare_sync(url: str) -> int:
+    import requests
+    import sseclient
+
+    with requests.post(url, json=subscribe_payload(), stream=True, timeout=60) as response:
+        return sum(1 for event in sseclient.SSEClient(response).events() if json.loads(event.data))
+
+
+async def bare_async(url: str) -> int:
+    import httpx
+    import httpx_sse
+
+    count = 0
+    async with httpx.AsyncClient(timeout=60) as client, \
+            httpx_sse.aconnect_sse(client, "POST", url, json=subscribe_payload()) as source:
+        async for event in source.aiter_sse():
+            count += bool(json.loads(event.data))
+    return count
+
+
+def quiet_logger() -> logging.Logger:
+    """A logger that formats every record (the cost of logging) and writes it nowhere."""
+    logger = logging.getLogger("bench.follow")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = logging.NullHandler()
+    handler.handle = lambda record: bool(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    return logger
+
+
+def ours_sync(url: str) -> int:
+    from airflow_agentvault.protocol.client import AgentClient, TaskFollower
+    from airflow_agentvault.protocol.timing import Timing
+
+    outcome = TaskFollower(AgentClient(url), Timing(read_timeout=60, overall_timeout=600),
+                           logger=quiet_logger()).follow(TASK_ID)
+    return int(outcome.metadata()["events_seen"])
+
+
+async def ours_async(url: str) -> int:
+    from airflow_agentvault.protocol.async_client import AsyncAgentClient, AsyncTaskFollower
+    from airflow_agentvault.protocol.timing import Timing
+
+    client = AsyncAgentClient(url)
+    try:
+        outcome = await AsyncTaskFollower(client, Timing(read_timeout=60, overall_timeout=600),
+                                          logger=quiet_logger()).follow(TASK_ID)
+    finally:
+        await client.aclose()
+    return int(outcome.metadata()["events_seen"])
+
+
+def run_side(side: str, url: str) -> None:
+    """One side in this (child) process: prints events, seconds and peak RSS as JSON."""
+    import asyncio
+
+    runner = {"bare-sync": bare_sync, "ours-sync": ours_sync, "bare-async": bare_async, "ours-async": ours_async}[side]
+    warm_up(side)
+    started = time.perf_counter()
+    events = asyncio.run(runner(url)) if side.endswith("async") else runner(url)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"events": events, "seconds": seconds,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def warm_up(side: str) -> None:
+    """Imports and schema builds happen once per process, before any stream: not part of the path."""
+    if side.startswith("bare"):
+        import httpx, httpx_sse, requests, sseclient  # noqa: E401, F401
+        return
+    from airflow_agentvault.protocol import async_client, client, models  # noqa: F401
+
+    models.build_all()
+
+
+def measure(side: str, url: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--side", side, "--url", url], capture_output=True, text=True,
+                         timeout=900, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def with_server(events: int, work) -> object:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(events)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        if not line.startswith("URL="):
+            raise RuntimeError("the stream server did not start")
+        return work(line.strip().split("=", 1)[1])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--events", type=int, default=50_000, help="events in the throughput stream")
+    parser.add_argument("--memory", default="10000,100000", help="stream lengths for the peak-memory rows")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve is not None:
+        return serve(args.serve)
+    if args.side:
+        return run_side(args.side, args.url)
+
+    print(f"{args.events:,} one-word events; each side in its own process\n")
+    print(f"{'side':<11} {'events':>8} {'seconds':>8} {'events/s':>10} {'peak RSS MB':>12}")
+    rates = {}
+    for side in SIDES:
+        row = with_server(args.events, lambda url, side=side: measure(side, url))
+        rates[side] = row["events"] / row["seconds"]
+        print(f"{side:<11} {row['events']:>8,} {row['seconds']:>8.2f} {rates[side]:>10,.0f} {row['peak_rss_mb']:>12.1f}")
+    print(f"\nours / bare, events per second: sync {rates['ours-sync'] / rates['bare-sync']:.2f}, "
+          f"async {rates['ours-async'] / rates['bare-async']:.2f} (target >= 0.8)")
+
+    print(f"\n{'events':>8} {'ours-sync MB':>13} {'ours-async MB':>14}")
+    for count in (int(n) for n in args.memory.split(",")):
+        sync = with_server(count, lambda url: measure("ours-sync", url))
+        asyncio_ = with_server(count, lambda url: measure("ours-async", url))
+        print(f"{count:>8,} {sync['peak_rss_mb']:>13.1f} {asyncio_['peak_rss_mb']:>14.1f}")
+
+
+if __name__ == "__main__":
+    threading.excepthook = lambda hook_args: None  # the server's threads end with the benchmark
+    main()
