@@ -150,7 +150,10 @@ def run_side(side: str, url: str) -> None:
 def warm_up(side: str) -> None:
     """Imports and schema builds happen once per process, before any stream: not part of the path."""
     if side.startswith("bare"):
-        import httpx, httpx_sse, requests, sseclient  # noqa: E401, F401
+        import httpx  # noqa: F401
+        import httpx_sse  # noqa: F401
+        import requests  # noqa: F401
+        import sseclient  # noqa: F401
         return
     from airflow_agentvault.protocol import async_client, client, models  # noqa: F401
 

@@ -494,3 +494,24 @@ def test_a_topic_nothing_covers_fails_the_crawl_with_what_the_corpus_covers(skil
     message = str(info.value)
     assert "microplastics in drinking water" in message and "coral reef bleaching" in message
     assert "AGENTVAULT_RESEARCH_CORPUS" in message
+
+
+def test_a_folder_of_text_and_html_files_is_a_corpus(tmp_path) -> None:
+    (tmp_path / "field-study.html").write_text(
+        "<html><head><title>Heat pump field study</title><style>p {color: red}</style></head><body>"
+        "<h1>Heat pumps in Nordvik</h1><p>In 2024 the study measured 312 heat pumps in Nordvik homes.</p>"
+        "<p>Their seasonal efficiency was 3.1 in 2024.</p><script>track()</script></body></html>")
+    (tmp_path / "installers.txt").write_text(
+        "Heat pump installer survey\n\nInstallers in Nordvik fitted 312 heat pumps in 2024.\n"
+        "The seasonal efficiency of heat pumps was 3.1 in 2024.\n")
+    (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4 not read")
+    corpus = Corpus.load(tmp_path)
+    by_id = {d.id: d for d in corpus.documents}
+    assert set(by_id) == {"field-study", "installers"}
+    assert by_id["field-study"].title == "Heat pump field study" and "track()" not in by_id["field-study"].text
+    assert "color" not in by_id["field-study"].text and by_id["field-study"].source == "field-study.html"
+    assert by_id["installers"].title == "Heat pump installer survey"
+    chain = run_chain(research_skills(corpus), topic="heat pumps in Nordvik")
+    verified = artifact(chain["verify"], "verification")["content"]
+    assert verified["summary"]["corroborated"] >= 1  # the two files agree on 312 heat pumps / 3.1
+    assert "Heat pump installer survey" in artifact(chain["edit"], "report")["content"]

@@ -12,8 +12,9 @@ folder of documents in the same format::
     ---
     Body paragraphs...
 
-The file name without ``.md`` is the document id. Everything is sorted so results never depend on the
-file system's order. Only the folder's own ``*.md`` files are the corpus; its ``readings/`` sub-folder
+The file name without its suffix is the document id; front matter is optional, and plain text
+(``.txt``) and HTML (``.html``, its visible text) are read too. Everything is sorted so results never
+depend on the file system's order. Only the folder's own files are the corpus; its ``readings/`` sub-folder
 holds the documents of topics with several readings (see :mod:`.readings`).
 """
 
@@ -26,6 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -284,8 +286,65 @@ def _load_cached(folder: str) -> Corpus:
     if not path.is_dir():
         raise FileNotFoundError(f"research corpus directory not found: {folder}")
     documents = [
-        Document.parse(file.stem, file.read_text(encoding="utf-8"))
-        for file in sorted(path.glob("*.md"))
-        if file.name.lower() != "readme.md"
+        read_document(file)
+        for file in sorted(path.iterdir())
+        if file.suffix.lower() in DOCUMENT_SUFFIXES and file.name.lower() != "readme.md" and file.is_file()
     ]
     return Corpus(documents, path)
+
+
+#: Files a corpus folder may hold: Markdown (front matter optional), plain text and HTML.
+DOCUMENT_SUFFIXES = (".md", ".txt", ".html", ".htm")
+
+
+def read_document(file: Path) -> Document:
+    """One file of a corpus folder; HTML becomes its visible text, its ``<title>`` the title."""
+    raw = file.read_text(encoding="utf-8", errors="replace")
+    if file.suffix.lower() in (".html", ".htm"):
+        page = _VisibleText()
+        page.feed(raw)
+        return Document.from_dict({"id": file.stem, "title": page.title.strip() or file.stem,
+                                   "source": file.name, "text": page.text()})
+    if file.suffix.lower() == ".txt":
+        first, _, rest = raw.lstrip("\ufeff").strip().partition("\n")
+        titled = len(first) <= 120 and rest.strip()
+        return Document.from_dict({"id": file.stem, "title": first.strip() if titled else file.stem,
+                                   "source": file.name, "text": rest.strip() if titled else raw.strip()})
+    return Document.parse(file.stem, raw)
+
+
+class _VisibleText(HTMLParser):
+    """The text a browser shows (scripts and styles dropped), paragraph breaks kept."""
+
+    BLOCKS = frozenset("p div br li h1 h2 h3 h4 h5 h6 tr section article blockquote".split())
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title = ""
+        self._parts: list[str] = []
+        self._skip = 0
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag == "title":
+            self._in_title = True
+        elif tag in self.BLOCKS:
+            self._parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag == "title":
+            self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+        elif not self._skip:
+            self._parts.append(data)
+
+    def text(self) -> str:
+        paragraphs = (" ".join(p.split()) for p in "".join(self._parts).split("\n\n"))
+        return "\n\n".join(p for p in paragraphs if p)

@@ -530,7 +530,9 @@ class ResearchSkill(Skill):
             return SkillResult.ask(question, [r.label for r in self.readings.ambiguous(topic)])
         if reading is None:
             plan = plan_research(topic, self.corpus)
-            knowledge = general.load() if plan["corpus_topic"] is None else None
+            uncovered = plan["corpus_topic"] is None and not crawl_documents(
+                self.corpus, topic, _list_of_str(plan.get("keywords")), top_n=1)
+            knowledge = general.load() if uncovered else None  # the corpus has nothing on it: general knowledge
             plan = (general_plan(topic, knowledge) if knowledge is not None else None) or plan
         else:
             plan = {**plan_research(topic, self.readings.corpus, corpus_topic=reading.topic), "reading": reading.label}
