@@ -18,7 +18,8 @@ from airflow_agentvault.params import timing_from_params, timing_params
     params={"topic": Param("solar power adoption", type="string", description="What the agent should research."),
             **timing_params()},
     doc_md="`@task.agentvault`: the function returns the message; the task returns the agent's result. "
-           "`ask_deferred` waits for it in the triggerer.",
+           "`ask_deferred` waits for it in the triggerer; `ask_split` is the split form (send, wait until "
+           "visible, stream: three tasks).",
 )
 def agentvault_taskflow():
     @task.agentvault(timing=timing_from_params())
@@ -29,11 +30,15 @@ def agentvault_taskflow():
     def ask_deferred(params: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"text": f"Research this topic: {params['topic']}", "data": {"topic": params["topic"]}}
 
-    @task
-    def compare(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-        return {"states": [first["state"], second["state"]], "answers": [first["text"], second["text"]]}
+    @task.agentvault(compact=False, timing=timing_from_params(), deferrable=True)
+    def ask_split(params: dict[str, Any] | None = None) -> str:
+        return f"Research this topic: {params['topic']}"
 
-    compare(ask(), ask_deferred())
+    @task
+    def compare(*results: dict[str, Any]) -> dict[str, Any]:
+        return {"states": [r["state"] for r in results], "answers": [r["text"] for r in results]}
+
+    compare(ask(), ask_deferred(), ask_split())
 
 
 agentvault_taskflow()

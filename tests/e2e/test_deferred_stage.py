@@ -182,7 +182,7 @@ def test_the_taskflow_decorator_runs_a_stage_sync_and_deferred(stack, agent):
     run_id = stack.trigger(TASKFLOW, {"topic": "tidal energy"})
     assert stack.wait_for_run(TASKFLOW, run_id, timeout=180) == "success", stack.task_states(TASKFLOW, run_id)
     client = AgentClient(agent.rpc_url)
-    for task_id in ("ask", "ask_deferred"):
+    for task_id in ("ask", "ask_deferred", "ask_split_stream"):
         result = stack.xcom(TASKFLOW, run_id, task_id)
         final = client.get(result["task_id"])
         assert result["state"] == final.state.value == "COMPLETED"

@@ -233,6 +233,25 @@ INTRO = (
 )
 
 
+#: Faults of the Airflow deployment itself, run on a CeleryExecutor stack (fault, outcome, test).
+ENGINE_FAULTS = (
+    ("A Celery worker is killed while a synchronous stage streams",
+     "Airflow retries the try on the other worker; the retry reconnects to the one remote task: exact result",
+     "test_a_worker_dying_mid_stream_is_retried_and_reconnects_to_the_same_remote_task"),
+    ("The triggerer holding a deferred stage is killed",
+     "The other triggerer takes the trigger over and resumes from `tasks/get`: exact result, nothing lost or "
+     "counted twice, no retry",
+     "test_a_triggerer_dying_hands_the_deferred_stream_to_the_other"),
+    ("The scheduler is killed and restarted mid-run", "The stage never notices: exact result",
+     "test_a_scheduler_restart_mid_run_leaves_the_stage_running"),
+    ("Postgres is stopped and started mid-run",
+     "Components retry their database work; one that exits on a failed query is restarted (as "
+     "`restart: always` does in compose): exact result, one remote task",
+     "test_postgres_refusing_connections_for_a_moment_does_not_fail_the_run"),
+)
+ENGINE_SUITE = "tests/e2e/test_distributed_stack.py"
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -257,6 +276,18 @@ def render() -> str:
         if case.xfail:
             proof += " (xfail: " + "; ".join(f"{s}: {r}" for s, r in sorted(case.xfail.items())) + ")"
         lines.append(f"| {_cell(case.fault)} | {_cell(case.provider)} | {_cell(case.user_sees)} | {_cell(proof)} |")
+    lines += [
+        "",
+        "## Faults of the Airflow deployment",
+        "",
+        "Run on a real CeleryExecutor deployment (Postgres, Redis, two workers, two triggerers; "
+        "[scale-out.md](scale-out.md) says what Airflow and the provider do in each):",
+        "",
+        "| Fault | What the user sees | Test that proves it |",
+        "| --- | --- | --- |",
+    ]
+    for fault, outcome, test in ENGINE_FAULTS:
+        lines.append(f"| {_cell(fault)} | {_cell(outcome)} | `{ENGINE_SUITE}::{test}` |")
     return "\n".join(lines) + "\n"
 
 

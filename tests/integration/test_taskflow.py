@@ -32,13 +32,15 @@ def test_the_decorated_task_returns_the_agents_final_result(monkeypatch, airflow
         run = dag.test(run_conf={"topic": "tidal energy"})
         assert run.state == "success"
         client = AgentClient(agent.rpc_url)
-        for task_id in ("ask", "ask_deferred"):
+        for task_id in ("ask", "ask_deferred", "ask_split_stream"):
             result = stream_xcom(run, task_id)
             final = client.get(result["task_id"])
             assert result["state"] == final.state.value == "COMPLETED"
             assert result["artifacts"] == [a.to_wire() for a in final.artifacts]
             assert "tidal energy" in result["artifacts"][0]["content"]["answer"]
-        assert stream_xcom(run, "compare")["states"] == ["COMPLETED", "COMPLETED"]
+        assert stream_xcom(run, "compare")["states"] == ["COMPLETED", "COMPLETED", "COMPLETED"]
+        sent = stream_xcom(run, "ask_split")  # the split form's send step returns the agent's task id
+        assert sent == stream_xcom(run, "ask_split_stream")["task_id"]
 
 
 @pytest.mark.parametrize("returned, expected", [
