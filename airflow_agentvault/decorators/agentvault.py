@@ -58,39 +58,39 @@ def message_parts(returned: Any) -> tuple[str | None, dict[str, Any] | None]:
     )
 
 
-class _AgentVaultDecoratedOperator(DecoratedOperator, AgentVaultStageOperator):
+class _MessageFromFunction(DecoratedOperator):
+    """Runs the decorated function for the message; the step it is mixed into then sends it."""
+
+    template_fields_renderers: ClassVar[dict[str, str]] = {**DecoratedOperator.template_fields_renderers}
+    custom_operator_name = "@task.agentvault"
+
+    def __init__(self, *, python_callable: Callable, op_args: Collection[Any] | None = None,
+                 op_kwargs: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(python_callable=python_callable, op_args=op_args, op_kwargs=op_kwargs, **kwargs)
+
+    def take_message(self, context: Any) -> None:
+        context_merge(context, self.op_kwargs)
+        kwargs = determine_kwargs(self.python_callable, self.op_args, context)
+        self.text, self.data = message_parts(self.python_callable(*self.op_args, **kwargs))
+
+
+class _AgentVaultDecoratedOperator(_MessageFromFunction, AgentVaultStageOperator):
     """Runs the function for the message, then the stage."""
 
     template_fields: Sequence[str] = (*DecoratedOperator.template_fields, "timing")
-    template_fields_renderers: ClassVar[dict[str, str]] = {**DecoratedOperator.template_fields_renderers}
-    custom_operator_name = "@task.agentvault"
-
-    def __init__(self, *, python_callable: Callable, op_args: Collection[Any] | None = None,
-                 op_kwargs: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(python_callable=python_callable, op_args=op_args, op_kwargs=op_kwargs, **kwargs)
 
     def execute(self, context: Any) -> Any:
-        context_merge(context, self.op_kwargs)
-        kwargs = determine_kwargs(self.python_callable, self.op_args, context)
-        self.text, self.data = message_parts(self.python_callable(*self.op_args, **kwargs))
+        self.take_message(context)
         return AgentVaultStageOperator.execute(self, context)
 
 
-class _AgentVaultInitiateDecoratedOperator(DecoratedOperator, AgentVaultInitiateOperator):
+class _AgentVaultInitiateDecoratedOperator(_MessageFromFunction, AgentVaultInitiateOperator):
     """Runs the function for the message, then sends it (the split form's first step)."""
 
     template_fields: Sequence[str] = (*DecoratedOperator.template_fields, "message_metadata")
-    template_fields_renderers: ClassVar[dict[str, str]] = {**DecoratedOperator.template_fields_renderers}
-    custom_operator_name = "@task.agentvault"
-
-    def __init__(self, *, python_callable: Callable, op_args: Collection[Any] | None = None,
-                 op_kwargs: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(python_callable=python_callable, op_args=op_args, op_kwargs=op_kwargs, **kwargs)
 
     def execute(self, context: Any) -> Any:
-        context_merge(context, self.op_kwargs)
-        kwargs = determine_kwargs(self.python_callable, self.op_args, context)
-        self.text, self.data = message_parts(self.python_callable(*self.op_args, **kwargs))
+        self.take_message(context)
         return AgentVaultInitiateOperator.execute(self, context)
 
 

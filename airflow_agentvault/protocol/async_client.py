@@ -116,6 +116,7 @@ class AsyncRunner:
                     ) -> AsyncGenerator[Any, None]:
         """Run ``program``, yielding whatever it appended to ``out`` as soon as it did; its value goes to ``result``."""
         stream = _OpenStream()
+        sleeper = sleep or self.sleep
         value: Any = None
         failure: TransportFailure | None = None
         try:
@@ -129,30 +130,35 @@ class AsyncRunner:
                     return
                 while out:
                     yield out.pop(0)
-                value, failure = None, None
-                try:
-                    value = await self._perform(effect, stream, sleep or self.sleep)
+                failure = None
+                try:  # a stream's next event, the effect of every event, without the dispatch
+                    value = await (self._next_event(stream) if type(effect) is NextEvent else
+                                   self._perform(effect, stream, sleeper))
                 except TransportFailure as exc:
-                    failure = exc
+                    value, failure = None, exc
         finally:
             await stream.close()
             program.close()
 
+    @staticmethod
+    async def _next_event(stream: _OpenStream) -> ServerEvent | None:
+        if stream.events is None:
+            assert stream.response is not None, "NextEvent needs an open stream"
+            stream.events = EventSource(stream.response).aiter_sse()
+        try:
+            sse = await stream.events.__anext__()
+        except StopAsyncIteration:
+            await stream.close()
+            return None
+        except (httpx.HTTPError, httpx.StreamError) as exc:
+            await stream.close()
+            raise TransportFailure("broken", type(exc).__name__, sent=True) from None
+        return ServerEvent(sse.event, sse.data)
+
     async def _perform(self, effect: Any, stream: _OpenStream, sleep: Sleeper) -> Any:
         kind = type(effect)
         if kind is NextEvent:
-            if stream.events is None:
-                assert stream.response is not None, "NextEvent needs an open stream"
-                stream.events = EventSource(stream.response).aiter_sse()
-            try:
-                sse = await anext(stream.events, None)
-            except (httpx.HTTPError, httpx.StreamError) as exc:
-                await stream.close()
-                raise TransportFailure("broken", type(exc).__name__, sent=True) from None
-            if sse is None:
-                await stream.close()
-                return None
-            return ServerEvent(sse.event, sse.data)
+            return await self._next_event(stream)
         if kind is Fetch:
             raw = await self._send(effect, stream=False)
             return _response(raw, raw.content)

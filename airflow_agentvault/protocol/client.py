@@ -110,6 +110,7 @@ class BlockingRunner:
               ) -> Generator[Any, None, T]:
         """Run ``program``, yielding whatever it appended to ``out`` as soon as it did; return its value."""
         stream = _OpenStream()
+        sleeper = sleep or self.sleep
         value: Any = None
         failure: TransportFailure | None = None
         try:
@@ -120,31 +121,37 @@ class BlockingRunner:
                     yield from _drain(out)
                     result: T = done.value
                     return result
-                yield from _drain(out)
-                value, failure = None, None
-                try:
-                    value = self._perform(effect, stream, sleep or self.sleep)
+                if out:
+                    yield from _drain(out)
+                failure = None
+                try:  # a stream's next event, the effect of every event, without the dispatch
+                    value = self._next_event(stream) if type(effect) is NextEvent else \
+                        self._perform(effect, stream, sleeper)
                 except TransportFailure as exc:
-                    failure = exc
+                    value, failure = None, exc
         finally:
             stream.close()
             program.close()
 
+    @staticmethod
+    def _next_event(stream: _OpenStream) -> ServerEvent | None:
+        if stream.events is None:
+            assert stream.response is not None, "NextEvent needs an open stream"
+            stream.events = iter(sseclient.SSEClient(stream.response).events())  # type: ignore[arg-type]
+        try:
+            sse = next(stream.events, None)
+        except requests.RequestException as exc:
+            stream.close()
+            raise TransportFailure("broken", type(exc).__name__, sent=True) from None
+        if sse is None:
+            stream.close()
+            return None
+        return ServerEvent(sse.event, sse.data)
+
     def _perform(self, effect: Any, stream: _OpenStream, sleep: Callable[[float], None]) -> Any:
         kind = type(effect)
         if kind is NextEvent:
-            if stream.events is None:
-                assert stream.response is not None, "NextEvent needs an open stream"
-                stream.events = iter(sseclient.SSEClient(stream.response).events())  # type: ignore[arg-type]
-            try:
-                sse = next(stream.events, None)
-            except requests.RequestException as exc:
-                stream.close()
-                raise TransportFailure("broken", type(exc).__name__, sent=True) from None
-            if sse is None:
-                stream.close()
-                return None
-            return ServerEvent(sse.event, sse.data)
+            return self._next_event(stream)
         if kind is Fetch:
             raw = self._send(effect, stream=False)
             return _response(raw, raw.content)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from airflow_agentvault.protocol.models import Message, TaskEvent, TaskMessageEvent, TaskStatusEvent, join_fragments
+from airflow_agentvault.protocol.models import (
+    Message,
+    TaskEvent,
+    TaskMessageEvent,
+    TaskStatusEvent,
+    TextPart,
+    join_fragments,
+)
 
 
 def describe_event(event: TaskEvent) -> str:
@@ -40,11 +47,14 @@ class LogLines:
     An agent that streams its answer token by token sends one event per word; a line per event makes a
     log of hundreds of one-word lines. Tokens are joined into one line, written at a sentence end, a
     newline, after :data:`LINE_SECONDS`, or before any other event; every other event is one line.
+    ``enabled``: False when the log would drop the lines anyway (its level is above INFO); the caller
+    then skips :meth:`add`, so no line is gathered or built per event.
     """
 
-    def __init__(self, write: Callable[[str], None], clock: Callable[[], float]) -> None:
+    def __init__(self, write: Callable[[str], None], clock: Callable[[], float], *, enabled: bool = True) -> None:
         self.write = write
         self.clock = clock
+        self.enabled = enabled
         self.role = ""
         self.tokens: list[str] = []
         self.started = 0.0
@@ -58,10 +68,11 @@ class LogLines:
         role, text = token
         if self.tokens and role != self.role:
             self.flush()
+        now = self.clock()
         if not self.tokens:
-            self.role, self.started = role, self.clock()
+            self.role, self.started = role, now
         self.tokens.append(text)
-        if text.rstrip(" ").endswith(_LINE_ENDS) or self.clock() - self.started >= LINE_SECONDS:
+        if text.rstrip(" ").endswith(_LINE_ENDS) or now - self.started >= LINE_SECONDS:
             self.flush()
 
     def flush(self) -> None:
@@ -72,9 +83,13 @@ class LogLines:
 
 def _token_of(event: TaskEvent) -> tuple[str, str] | None:
     """(role, text) of a message event that is one token of a streamed answer, else None."""
-    if not isinstance(event, TaskMessageEvent) or len(event.message.parts) != 1:
+    if not isinstance(event, TaskMessageEvent):
         return None
-    text = event.message.text
+    message = event.message
+    parts = message.parts
+    if len(parts) != 1 or not isinstance(parts[0], TextPart):
+        return None
+    text = parts[0].content
     if not text or len(text.split()) > 1:
         return None
-    return event.message.role, text
+    return message.role, text

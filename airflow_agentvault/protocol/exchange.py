@@ -16,7 +16,7 @@ import email.utils
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from airflow_agentvault.protocol import errors
@@ -63,9 +63,13 @@ class Response:
     retry_after: str | None = None
 
 
-@dataclass(frozen=True)
-class ServerEvent:
-    """One SSE event as framed on the wire (name and data); keep-alive comments never get here."""
+class ServerEvent(NamedTuple):
+    """
+    One SSE event as framed on the wire (name and data); keep-alive comments never get here.
+
+    A named tuple rather than a frozen dataclass: the runners build one per event, and this is the
+    cheapest immutable value to build.
+    """
 
     event: str | None
     data: str
@@ -100,6 +104,10 @@ class ReadRest:
 @dataclass(frozen=True)
 class NextEvent:
     """The open stream's next :class:`ServerEvent`, or None once it ended cleanly (then it is closed)."""
+
+
+#: The one :class:`NextEvent` a stream asks for again and again.
+NEXT_EVENT = NextEvent()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ absolute epoch deadlines the triggers carry across triggerer restarts.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -113,6 +114,12 @@ class VisibilityWait:
             f"up to {t.verify_max_interval:g} s); last answer: {self.last_answer}. Likely causes: {LIKELY_CAUSES}",
             agent_url=self.agent_url, method=self.get_name, task_id=self.task_id,
         )
+
+
+def _logs_info(logger: Any) -> bool:
+    """Whether ``logger`` writes INFO lines (an object without ``isEnabledFor`` is taken to)."""
+    enabled = getattr(logger, "isEnabledFor", None)
+    return True if enabled is None else bool(enabled(logging.INFO))
 
 
 #: Consecutive unreadable answers to ``get`` (damaged in transit) tolerated before it is a protocol error.
@@ -247,8 +254,9 @@ class Follower:
 
     def _stream(self, task_id: str, deadline: float, state: _Progress) -> Program[str | None]:
         """Subscribe with bounded retries; the path on success, None to fall back to polling."""
-        lines = LogLines(lambda line: self.logger.info("[%s] %s", task_id, line), self.clock)
-        watch = StreamWatch(lambda event: self._record_event(task_id, event, state, deadline, lines),
+        lines = LogLines(lambda line: self.logger.info("[%s] %s", task_id, line), self.clock,
+                         enabled=_logs_info(self.logger))
+        watch = StreamWatch(functools.partial(self._record_event, task_id, state, deadline, lines),
                             lambda note: self.logger.info("[%s] %s", task_id, note))
         while True:
             state.attempts += 1
@@ -276,10 +284,11 @@ class Follower:
         """Worth another subscription: retryable, unless the agent said it has no stream for the task."""
         return exc.retryable and not isinstance(exc, errors.StreamUnavailableError)
 
-    def _record_event(self, task_id: str, event: TaskEvent, state: _Progress, deadline: float,
-                      lines: LogLines) -> None:
+    def _record_event(self, task_id: str, state: _Progress, deadline: float, lines: LogLines,
+                      event: TaskEvent) -> None:
         state.events += 1
-        lines.add(event)
+        if lines.enabled:
+            lines.add(event)
         if isinstance(event, TaskStatusEvent):
             state.saw(event.state.value, self.clock())
             if event.message_text:

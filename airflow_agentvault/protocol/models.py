@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import json
+import operator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -83,7 +85,11 @@ class Message(WireModel):
     @property
     def text(self) -> str:
         """The message's text parts joined: what a person would read."""
-        return "".join(p.content for p in self.parts if isinstance(p, TextPart))
+        parts = self.parts
+        if len(parts) == 1:  # a streamed token: no join
+            part = parts[0]
+            return part.content if isinstance(part, TextPart) else ""
+        return "".join(p.content for p in parts if isinstance(p, TextPart))
 
     def fingerprint(self) -> str:
         return json.dumps(self.to_wire(), sort_keys=True)
@@ -155,9 +161,13 @@ def is_token_stream(messages: list[Message]) -> bool:
 
 
 def join_fragments(texts: list[str]) -> str:
-    if any(text[:1].isspace() for text in texts[1:]):
+    # map over str methods rather than generator expressions: a streamed answer has thousands of tokens
+    if any(map(str.isspace, map(_FIRST_CHAR, texts[1:]))):
         return "".join(texts).strip()
-    return " ".join(text.strip() for text in texts)
+    return " ".join(map(str.strip, texts))
+
+
+_FIRST_CHAR = operator.itemgetter(slice(0, 1))
 
 
 class TaskStatusEvent(WireModel):
@@ -243,6 +253,26 @@ def parse_model(model: type[M], data: Any, **where: Any) -> M:
         raise ProtocolViolationError(f"agent sent an invalid {model.__name__}: {problems}", **where) from None
 
 
+#: Each model's JSON validator, looked up once (building the schema on first use, as validation does).
+_JSON_VALIDATORS: dict[type[BaseModel], Callable[[str | bytes], Any]] = {}
+
+
+def model_from_json(model: type[M], data: str | bytes) -> M | None:
+    """
+    ``model`` validated straight from JSON text in one pass (no dict in between), as :func:`parse_model`
+    of the decoded JSON would give it; None when the text is not JSON or not a valid ``model``, for the
+    caller's slower path that says what is wrong.
+    """
+    validate = _JSON_VALIDATORS.get(model)
+    if validate is None:
+        validate = _JSON_VALIDATORS[model] = model.__pydantic_validator__.validate_json
+    try:
+        parsed: M = validate(data)
+    except ValidationError:
+        return None
+    return parsed
+
+
 def build_all() -> None:
     """
     Build every wire model's schema now instead of on first use.
@@ -253,3 +283,4 @@ def build_all() -> None:
     for model in (TextPart, DataPart, FilePart, Message, Artifact, Task, TaskStatusEvent, TaskMessageEvent,
                   TaskArtifactEvent, AuthScheme, Provider, AgentCard, SendResult, CancelResult):
         model.model_rebuild(force=True)
+    _JSON_VALIDATORS.clear()

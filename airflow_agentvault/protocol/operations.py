@@ -39,10 +39,10 @@ from airflow_agentvault.protocol.dialects.cards import (
 )
 from airflow_agentvault.protocol.exchange import (
     CARD,
+    NEXT_EVENT,
     AuthHeaders,
     Close,
     Fetch,
-    NextEvent,
     Open,
     Program,
     ReadRest,
@@ -250,7 +250,7 @@ def _stream(agent: Agent, request: Request, read_timeout: float, watch: StreamWa
     decoder = agent.codec.stream_decoder(request)
     while True:
         try:
-            sse = yield NextEvent()
+            sse = yield NEXT_EVENT
         except TransportFailure as failure:
             raise errors.StreamDisconnectedError(
                 f"stream broke after {watch.events} events ({failure.reason})", **request.where

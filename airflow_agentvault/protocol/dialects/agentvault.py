@@ -28,6 +28,7 @@ from airflow_agentvault.protocol.models import (
     TaskEvent,
     TaskMessageEvent,
     TaskStatusEvent,
+    model_from_json,
     parse_model,
 )
 
@@ -53,7 +54,11 @@ class AgentVaultStreamDecoder(StreamDecoder):
     def feed(self, event: ServerEvent) -> list[TaskEvent]:
         name = event.event or "message"
         model = EVENT_TYPES.get(name)
-        if model is None and name != "error":
+        if model is not None:
+            parsed = model_from_json(model, event.data)  # the common case in one pass
+            if parsed is not None:
+                return [parsed]
+        elif name != "error":
             raise UnknownEvent(f"event type '{name}'")
         try:
             payload = json.loads(event.data)
