@@ -101,10 +101,13 @@ def deliver(task: Task, *, agent_url: str, metadata: dict[str, Any], status_mess
     The final task -> the XCom result, or the typed error its state stands for.
 
     A result above ``max_result_bytes`` is truncated (``truncate``), stored under ``storage`` and passed
-    on by reference, or (no storage) refused with a clear error.
+    on by reference, or (no storage) refused with a clear error. A question for a person always travels
+    in XCom, its artifacts' contents dropped if need be: the step that asks reads the task afresh.
     """
     result = outcome_of(task, agent_url=agent_url, metadata=metadata, status_message=status_message,
                         max_result_bytes=sys.maxsize, asking=asking)
+    if "question" in result:
+        return fit_result(result, max_result_bytes=max_result_bytes, truncate=True)
     size = result_size(result)
     if size <= max_result_bytes or truncate or not storage:
         return fit_result(result, max_result_bytes=max_result_bytes, truncate=truncate)

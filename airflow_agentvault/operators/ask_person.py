@@ -106,8 +106,8 @@ class AgentVaultAskPersonOperator(FollowingOperator):
             raise errors.QuestionUnansweredError(
                 f"the agent's question went unanswered ({why}): {asked.text}", agent_message=asked.text,
                 agent_url=self.hook.agent_url, task_id=agent_task_id)
-        by = (event.get("responded_by_user") or {}).get("name") if isinstance(event.get("responded_by_user"),
-                                                                              dict) else None
+        user = event.get("responded_by_user")
+        by = user.get("name") if isinstance(user, dict) else None
         answer, message = self.answer_of(asked, chosen, event.get("params_input") or {})
         self.hook.client.send(message, task_id=agent_task_id, context_id=context_id)
         self.log.info("%s answered: %s; sent to task %s", by or "A person", answer, agent_task_id)
@@ -132,12 +132,12 @@ class AgentVaultAskPersonOperator(FollowingOperator):
                  ) -> dict[str, Any]:
         rounds = [*previous_rounds(self.previous), context["ti"].xcom_pull(task_ids=self.task_id, key=ROUND_KEY)]
         metadata = {**metadata, "questions": [r for r in rounds if r]}
-        if question_of(task) is not None and self.round_number >= self.max_rounds:
+        asked_again = question_of(task)
+        if asked_again is not None and self.round_number >= self.max_rounds:
             self.cancel_asking_task(task.id, "the stage allows no more rounds")
             raise errors.TooManyQuestionsError(
                 f"the agent asked again after {self.max_rounds} round(s) of questions (the stage's max_rounds); "
-                f"it asks: {question_of(task).text}",  # type: ignore[union-attr]
-                agent_url=self.hook.agent_url, task_id=task.id)
+                f"it asks: {asked_again.text}", agent_url=self.hook.agent_url, task_id=task.id)
         return super()._deliver(task, metadata, status_message, context)
 
     def cancel_asking_task(self, agent_task_id: str, why: str) -> None:

@@ -177,6 +177,9 @@ def test_two_rounds_with_options_a_third_is_refused_and_credentials_stay_secret(
     result = stack.xcom(ROUNDS_DAG, run_id, "two_rounds.ask_person_2")
     assert result["state"] == "COMPLETED" and "Answers: the planet; the 1990s" in result["text"]
     assert [r["answer"] for r in result["metadata"]["questions"]] == ["the planet", "the 1990s"]
+    first_log = stack.task_log(ROUNDS_DAG, run_id, "two_rounds.ask_person_1")
+    assert "The agent asks (round 1 of 2): Which mercury do you mean? [options: the planet, the element]" in first_log
+    assert "answered: the planet; sent to task" in first_log
 
     assert states["three_rounds.ask_person_2"] == "failed"
     refused = stack.task_log(ROUNDS_DAG, run_id, "three_rounds.ask_person_2")

@@ -184,3 +184,14 @@ def test_an_empty_free_text_answer_is_refused():
     op = ask_op({})
     with pytest.raises(errors.QuestionUnansweredError, match="empty"):
         op.answer_of(Question(INPUT, "Which decade?"), [SEND], {"answer": "  "})
+
+
+def test_a_question_with_big_artifacts_still_travels_in_xcom(requests_mock):
+    big = asking(options=["the animal", "the car maker"])
+    big["artifacts"] = [{"id": "draft", "type": "notes", "content": {"text": "x" * 20_000}}]
+    requests_mock.post(RPC, **rpc_result(big))
+    op = AgentVaultStreamOperator(task_id="stream", agent_task_id="t-1", timing=FAST, ask_person=True,
+                                  max_result_bytes=4_000)
+    result = op.execute(make_context())
+    assert result["question"]["options"] == ["the animal", "the car maker"]
+    assert result["artifacts"][0]["content_truncated"] is True
