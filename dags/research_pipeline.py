@@ -13,8 +13,7 @@ from airflow.sdk import DAG, Param, get_parsing_context
 
 from airflow_agentvault.params import timing_params
 from airflow_agentvault.pipelines.report import publish_task
-from airflow_agentvault.pipelines.research import ASKING_STAGES, STAGES, connection_id
-from airflow_agentvault.pipelines.stage import agent_stage
+from airflow_agentvault.pipelines.research import STAGES, research_stages
 
 DOC = """
 ### Research pipeline ({form} form)
@@ -40,17 +39,7 @@ def research_pipeline(dag_id: str, *, compact: bool) -> DAG:
         },
         doc_md=DOC.format(form="compact" if compact else "split", stages=", ".join(s for s, _ in STAGES)),
     ) as dag:
-        results = {}
-        previous = None
-        for stage_id, text in STAGES:
-            data = {"topic": "{{ params.topic }}"}
-            if previous is not None:
-                data["previous"] = previous
-            previous = agent_stage(
-                stage_id, agentvault_conn_id=connection_id(stage_id), text=text, data=data, compact=compact,
-                ask_person=stage_id in ASKING_STAGES, max_rounds=1,
-            ).output
-            results[stage_id] = previous
+        results = research_stages(compact=compact, ask_person=True)
         publish_task(results["edit"], results["visualize"])
     return dag
 

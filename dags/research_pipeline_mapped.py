@@ -7,8 +7,7 @@ from airflow.sdk import Param, dag, task, task_group
 
 from airflow_agentvault.params import timing_params
 from airflow_agentvault.pipelines.report import publish_task
-from airflow_agentvault.pipelines.research import STAGES, connection_id
-from airflow_agentvault.pipelines.stage import agent_stage
+from airflow_agentvault.pipelines.research import research_stages
 
 #: Upper bound of topics researched at once (each stage task of the group honours it).
 MAX_PARALLEL_TOPICS = 4
@@ -48,19 +47,7 @@ def research_pipeline_mapped():
 
     @task_group(group_id="research")
     def research(topic: str):
-        previous = None
-        results = {}
-        for stage_id, text in STAGES:
-            data = {"topic": topic} if previous is None else {"topic": topic, "previous": previous}
-            previous = agent_stage(
-                stage_id,
-                agentvault_conn_id=connection_id(stage_id),
-                text=text.replace("{{ params.topic }}", "the topic in the data part"),
-                data=data,
-                compact=True,
-                max_active_tis_per_dagrun=MAX_PARALLEL_TOPICS,
-            ).output
-            results[stage_id] = previous
+        results = research_stages(topic, compact=True, max_active_tis_per_dagrun=MAX_PARALLEL_TOPICS)
         publish_task(results["edit"], results["visualize"], topic=topic)
 
     research.expand(topic=topics())

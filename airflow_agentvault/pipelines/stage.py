@@ -71,7 +71,7 @@ def agent_stage(
     :param timing: timing values or templates; default: every knob from the DAG params.
     :param timing_overrides: knobs to fix for this stage only, e.g. ``{"poll_interval": 5}``.
     :param compact: one task instead of three (same steps, same code).
-    :param deferrable: wait in the triggerer (split form); default ``[operators] default_deferrable``.
+    :param deferrable: wait in the triggerer (either form); default ``[operators] default_deferrable``.
     :param ask_person: when the agent asks a question (INPUT_REQUIRED, AUTH_REQUIRED), a person answers it
         under Airflow's Required Actions and the task goes on, instead of the stage failing; each round is
         an ``ask_person_<n>`` task after the follow step that passes a final result straight on.
@@ -86,12 +86,13 @@ def agent_stage(
     if ask_person and max_rounds < 1:
         raise ValueError(f"max_rounds must be at least 1 when the stage asks a person, got {max_rounds}")
     if compact and not ask_person:
-        op = AgentVaultStageOperator(task_id=stage_id, timing=timing, **message, **result_kwargs)
+        op = AgentVaultStageOperator(task_id=stage_id, timing=timing, deferrable=deferrable, **message,
+                                     **result_kwargs)
         return AgentStage(stage_id, op, op.output)
     with TaskGroup(group_id=stage_id, tooltip=f"agent stage {stage_id}") as group:
         if compact:
-            last: BaseOperator = AgentVaultStageOperator(task_id="run", timing=timing, **message, **asking,
-                                                         **result_kwargs)
+            last: BaseOperator = AgentVaultStageOperator(task_id="run", timing=timing, deferrable=deferrable,
+                                                         **message, **asking, **result_kwargs)
         else:
             last = split_steps(message, timing, deferrable, asking, result_kwargs)
         for round_number in range(1, max_rounds + 1) if ask_person else ():

@@ -1,5 +1,5 @@
 """
-The asynchronous client: runs the core's routines over httpx + httpx-sse (the triggerer).
+The asynchronous client: runs the core's routines over httpx, events framed by :mod:`sse` (the triggerer).
 
 The same runner as :mod:`client` with awaited I/O: it performs effects and turns httpx's exceptions into
 a :class:`TransportFailure`; every decision is in :mod:`operations` and :mod:`follow`. Use the client as
@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 import certifi
 import httpx
-from httpx_sse import EventSource
 
 from airflow_agentvault.protocol import operations
 from airflow_agentvault.protocol.auth import NO_AUTH, Auth
@@ -31,7 +30,7 @@ from airflow_agentvault.protocol.exchange import (
     AuthHeaders,
     Close,
     Fetch,
-    NextEvent,
+    NextEvents,
     Notify,
     Open,
     Program,
@@ -44,6 +43,7 @@ from airflow_agentvault.protocol.exchange import (
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import AgentCard, CancelResult, Message, Task, TaskEvent
 from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, Agent, StreamWatch
+from airflow_agentvault.protocol.sse import EventFramer
 from airflow_agentvault.protocol.timing import Timing
 
 T = TypeVar("T")
@@ -89,7 +89,7 @@ def _response(raw: httpx.Response, body: bytes = b"") -> Response:
 @dataclass
 class _OpenStream:
     response: httpx.Response | None = None
-    events: AsyncIterator[Any] | None = None
+    events: AsyncIterator[list[ServerEvent]] | None = None
 
     async def close(self) -> None:
         if self.response is not None:
@@ -131,8 +131,8 @@ class AsyncRunner:
                 while out:
                     yield out.pop(0)
                 failure = None
-                try:  # a stream's next event, the effect of every event, without the dispatch
-                    value = await (self._next_event(stream) if type(effect) is NextEvent else
+                try:  # a stream's next events, the most frequent effect, without the dispatch
+                    value = await (self._next_events(stream) if type(effect) is NextEvents else
                                    self._perform(effect, stream, sleeper))
                 except TransportFailure as exc:
                     value, failure = None, exc
@@ -141,24 +141,23 @@ class AsyncRunner:
             program.close()
 
     @staticmethod
-    async def _next_event(stream: _OpenStream) -> ServerEvent | None:
+    async def _next_events(stream: _OpenStream) -> list[ServerEvent] | None:
         if stream.events is None:
-            assert stream.response is not None, "NextEvent needs an open stream"
-            stream.events = EventSource(stream.response).aiter_sse()
+            assert stream.response is not None, "NextEvents needs an open stream"
+            stream.events = event_batches(stream.response)
         try:
-            sse = await stream.events.__anext__()
+            return await stream.events.__anext__()
         except StopAsyncIteration:
             await stream.close()
             return None
         except (httpx.HTTPError, httpx.StreamError) as exc:
             await stream.close()
             raise TransportFailure("broken", type(exc).__name__, sent=True) from None
-        return ServerEvent(sse.event, sse.data)
 
     async def _perform(self, effect: Any, stream: _OpenStream, sleep: Sleeper) -> Any:
         kind = type(effect)
-        if kind is NextEvent:
-            return await self._next_event(stream)
+        if kind is NextEvents:
+            return await self._next_events(stream)
         if kind is Fetch:
             raw = await self._send(effect, stream=False)
             return _response(raw, raw.content)
@@ -200,6 +199,18 @@ class AsyncRunner:
             return await self.http.send(built, stream=stream, follow_redirects=False)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _failure(exc) from None
+
+
+async def event_batches(response: httpx.Response) -> AsyncIterator[list[ServerEvent]]:
+    """A stream's events, one list per read that completed any (see :mod:`sse`)."""
+    framer = EventFramer()
+    async for text in response.aiter_text():
+        batch = framer.feed(text)
+        if batch:
+            yield batch
+    batch = framer.end()
+    if batch:
+        yield batch
 
 
 class AsyncAgentClient:

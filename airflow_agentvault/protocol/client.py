@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import requests
 import sseclient
+import urllib3
 
 from airflow_agentvault.protocol import operations
 from airflow_agentvault.protocol.auth import NO_AUTH, Auth
@@ -26,7 +27,7 @@ from airflow_agentvault.protocol.exchange import (
     AuthHeaders,
     Close,
     Fetch,
-    NextEvent,
+    NextEvents,
     Notify,
     Open,
     Program,
@@ -124,8 +125,8 @@ class BlockingRunner:
                 if out:
                     yield from _drain(out)
                 failure = None
-                try:  # a stream's next event, the effect of every event, without the dispatch
-                    value = self._next_event(stream) if type(effect) is NextEvent else \
+                try:  # a stream's next events, the most frequent effect, without the dispatch
+                    value = self._next_events(stream) if type(effect) is NextEvents else \
                         self._perform(effect, stream, sleeper)
                 except TransportFailure as exc:
                     value, failure = None, exc
@@ -134,24 +135,25 @@ class BlockingRunner:
             program.close()
 
     @staticmethod
-    def _next_event(stream: _OpenStream) -> ServerEvent | None:
+    def _next_events(stream: _OpenStream) -> list[ServerEvent] | None:
+        """One event at a time: sseclient-py frames events one by one, reading only when it needs bytes."""
         if stream.events is None:
-            assert stream.response is not None, "NextEvent needs an open stream"
-            stream.events = iter(sseclient.SSEClient(stream.response).events())  # type: ignore[arg-type]
+            assert stream.response is not None, "NextEvents needs an open stream"
+            stream.events = iter(sseclient.SSEClient(body_chunks(stream.response.raw)).events())
         try:
             sse = next(stream.events, None)
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             stream.close()
             raise TransportFailure("broken", type(exc).__name__, sent=True) from None
         if sse is None:
             stream.close()
             return None
-        return ServerEvent(sse.event, sse.data)
+        return [ServerEvent(sse.event, sse.data)]
 
     def _perform(self, effect: Any, stream: _OpenStream, sleep: Callable[[float], None]) -> Any:
         kind = type(effect)
-        if kind is NextEvent:
-            return self._next_event(stream)
+        if kind is NextEvents:
+            return self._next_events(stream)
         if kind is Fetch:
             raw = self._send(effect, stream=False)
             return _response(raw, raw.content)
@@ -191,6 +193,22 @@ class BlockingRunner:
             )
         except requests.RequestException as exc:
             raise _failure(exc) from None
+
+
+#: The most one read of a stream's body takes; a read returns what has arrived, up to this.
+READ_SIZE = 65536
+
+
+def body_chunks(raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """
+    A streamed body as it arrives, decoded (gzip and the like), until it ends.
+
+    Iterating a requests response instead reads 128 bytes at a time, and on a body that is not chunked
+    each read waits until all 128 have come: a cost for every event, and an event that ends a pause in
+    the stream would wait for bytes that do not come. ``read1`` returns whatever has arrived.
+    """
+    while chunk := raw.read1(READ_SIZE, decode_content=True):
+        yield chunk
 
 
 def _drain(out: list[Any]) -> Iterator[Any]:

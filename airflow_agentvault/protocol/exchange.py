@@ -2,9 +2,9 @@
 HTTP exchanges as values: what the protocol core asks a transport to do, and what comes back.
 
 The core (codecs, operations, the follower) is written as generators that *yield* effects (fetch this
-request, open that stream, give me its next event, sleep so long) and receive the answers. Two thin
-runners carry the effects out: :mod:`runner_sync` with requests + sseclient-py for the workers and
-:mod:`runner_async` with httpx + httpx-sse for the triggerer. A runner makes no decision: it turns its
+request, open that stream, give me its next events, sleep so long) and receive the answers. Two thin
+runners carry the effects out: :mod:`client` with requests + sseclient-py for the workers and
+:mod:`async_client` with httpx (events framed by :mod:`sse`) for the triggerer. A runner makes no decision: it turns its
 library's failures into a :class:`TransportFailure` with a neutral ``kind`` and hands it back, and the
 core decides what error that is (:func:`failure_error`). So every rule is written once and both paths
 behave identically by construction.
@@ -102,12 +102,17 @@ class ReadRest:
 
 
 @dataclass(frozen=True)
-class NextEvent:
-    """The open stream's next :class:`ServerEvent`, or None once it ended cleanly (then it is closed)."""
+class NextEvents:
+    """
+    The open stream's next :class:`ServerEvent` s, or None once it ended cleanly (then it is closed).
+
+    At least one event: all that the runner framed from what one read brought, so the core loops over
+    many events per round trip instead of one (the round trip through its generators costs per event).
+    """
 
 
-#: The one :class:`NextEvent` a stream asks for again and again.
-NEXT_EVENT = NextEvent()
+#: The one :class:`NextEvents` a stream asks for again and again.
+NEXT_EVENTS = NextEvents()
 
 
 @dataclass(frozen=True)

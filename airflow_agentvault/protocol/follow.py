@@ -25,7 +25,7 @@ from typing import Any
 from airflow_agentvault.protocol import errors, operations
 from airflow_agentvault.protocol.describe import LogLines, clip
 from airflow_agentvault.protocol.exchange import Program, Sleep
-from airflow_agentvault.protocol.models import Task, TaskEvent, TaskStatusEvent
+from airflow_agentvault.protocol.models import Task, TaskEvent, TaskStatusEvent, ends_wait
 from airflow_agentvault.protocol.operations import Agent, StreamWatch
 from airflow_agentvault.protocol.timing import Timing
 
@@ -289,13 +289,13 @@ class Follower:
         state.events += 1
         if lines.enabled:
             lines.add(event)
-        if isinstance(event, TaskStatusEvent):
+        if type(event) is TaskStatusEvent:  # not isinstance: see models.ends_wait
             state.saw(event.state.value, self.clock())
             if event.message_text:
                 state.status_message = event.message_text
         if self.on_event:
             self.on_event(event)
-        if self.clock() >= deadline and not (isinstance(event, TaskStatusEvent) and event.state.ends_wait):
+        if self.clock() >= deadline and not ends_wait(event):
             raise self._timed_out(task_id, state, f"still streaming after {state.events} events")
 
     def _subscription_given_up(self, exc: errors.AgentVaultError, state: _Progress) -> None:

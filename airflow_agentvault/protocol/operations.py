@@ -39,7 +39,7 @@ from airflow_agentvault.protocol.dialects.cards import (
 )
 from airflow_agentvault.protocol.exchange import (
     CARD,
-    NEXT_EVENT,
+    NEXT_EVENTS,
     AuthHeaders,
     Close,
     Fetch,
@@ -63,7 +63,7 @@ from airflow_agentvault.protocol.models import (
     Task,
     TaskEvent,
     TaskState,
-    TaskStatusEvent,
+    ends_wait,
 )
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -95,7 +95,7 @@ def fetch(agent: Agent, request: Request, read_timeout: float | None = None) -> 
 
 
 def open_stream(agent: Agent, request: Request, read_timeout: float | None) -> Program[Response]:
-    """Send a streaming request; its body stays open for :class:`NextEvent` / :class:`ReadRest`."""
+    """Send a streaming request; its body stays open for :class:`NextEvents` / :class:`ReadRest`."""
     response = yield from _send(Open, agent, request, read_timeout)
     return response
 
@@ -250,32 +250,33 @@ def _stream(agent: Agent, request: Request, read_timeout: float, watch: StreamWa
     decoder = agent.codec.stream_decoder(request)
     while True:
         try:
-            sse = yield NEXT_EVENT
+            batch = yield NEXT_EVENTS
         except TransportFailure as failure:
             raise errors.StreamDisconnectedError(
                 f"stream broke after {watch.events} events ({failure.reason})", **request.where
             ) from None
-        if sse is None:
+        if batch is None:
             raise errors.StreamDisconnectedError(
                 f"stream ended after {watch.events} events without a terminal state", **request.where
             )
-        if not sse.data:  # keep-alive
-            continue
-        try:
-            events = decoder.feed(sse)
-        except UnknownEvent as unknown:
-            watch.on_skip(f"skipped an event this client does not know ({unknown})")
-            continue
-        except errors.ProtocolViolationError as damage:
-            raise errors.StreamDisconnectedError(
-                f"event {watch.events + 1} could not be read ({damage.detail}): {snippet(sse.data.encode())}",
-                **request.where,
-            ) from None
-        for event in events:
-            watch.events += 1
-            watch.on_event(event)
-            if isinstance(event, TaskStatusEvent) and event.state.ends_wait:
-                return
+        for sse in batch:
+            if not sse.data:  # keep-alive
+                continue
+            try:
+                events = decoder.feed(sse)
+            except UnknownEvent as unknown:
+                watch.on_skip(f"skipped an event this client does not know ({unknown})")
+                continue
+            except errors.ProtocolViolationError as damage:
+                raise errors.StreamDisconnectedError(
+                    f"event {watch.events + 1} could not be read ({damage.detail}): {snippet(sse.data.encode())}",
+                    **request.where,
+                ) from None
+            for event in events:
+                watch.events += 1
+                watch.on_event(event)
+                if ends_wait(event):
+                    return
 
 
 def _rest_of(request: Request) -> Program[bytes]:

@@ -20,6 +20,7 @@ it also runs when the trigger merely moves.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -42,6 +43,11 @@ from airflow_agentvault.triggers.events import STATUS_DONE, STATUS_EXISTS, STATU
 models.build_all()
 ssl_context(True)
 httpx.AsyncHTTPTransport()
+# Then what is loaded so far (Airflow and this provider: some 170,000 objects that live as long as the
+# process) leaves the cyclic collector's view, as in Airflow's forked workers. A full collection stops the
+# event loop while it walks every tracked object (0.1 to 0.2 s for these alone), and a thousand streams
+# cause one every few seconds, while every stream's events wait.
+gc.freeze()
 
 #: Largest final task a stream event carries; a bigger one is read again by the worker.
 MAX_EVENT_TASK_BYTES = 64 * 1024

@@ -18,6 +18,7 @@ def trivial_chain(length: int) -> DAG:
     return dag
 
 
-# 7 stages x 3 tasks + publish, and 7 compact stages + publish
+# 7 stages x 3 tasks + publish, 7 compact stages + publish, and the 7 stages alone
 trivial_chain(22)
 trivial_chain(8)
+trivial_chain(7)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 
 import pytest
 import requests
+import urllib3
 
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.auth import ApiKeyAuth
@@ -118,6 +121,39 @@ def test_subscribe_decodes_the_captured_stream(requests_mock, client):
     assert events[-1].state is TaskState.COMPLETED
     assert requests_mock.last_request.headers["Accept"] == "text/event-stream"
     assert requests_mock.last_request.json()["method"] == "tasks/sendSubscribe"
+
+
+def test_subscribe_decodes_a_compressed_stream(requests_mock, client):
+    body = gzip.compress(capture_body("03_sse.raw.txt"))
+    requests_mock.post(RPC, content=body, headers={**SSE, "Content-Encoding": "gzip"})
+    events = list(client.subscribe("slow-a4beec8c"))
+    assert [type(e) for e in events] == [TaskStatusEvent, TaskMessageEvent, TaskArtifactEvent, TaskStatusEvent]
+
+
+class _BreaksAfter(io.RawIOBase):
+    """A response body that gives some bytes, then loses the connection."""
+
+    def __init__(self, first: bytes) -> None:
+        self.left = [first]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self.left:
+            raise ConnectionResetError("connection reset")
+        data = self.left.pop()
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def test_subscribe_broken_connection_is_a_disconnect(requests_mock, client):
+    first = capture_body("03_sse.raw.txt").split(b"event: task_message")[0]
+    raw = urllib3.HTTPResponse(body=io.BufferedReader(_BreaksAfter(first)), headers=SSE, status=200,
+                               preload_content=False)
+    requests_mock.post(RPC, raw=raw)
+    with pytest.raises(errors.StreamDisconnectedError, match=r"stream broke after 1 events \(ProtocolError\)"):
+        list(client.subscribe("slow-a4beec8c"))
 
 
 def test_subscribe_json_answer_is_task_not_found_not_an_empty_stream(requests_mock, client):

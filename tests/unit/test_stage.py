@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -93,3 +94,31 @@ def test_agent_stage_builds_the_split_and_compact_forms():
         agent_stage("two", data={"previous": one.output}, compact=True)
     assert sorted(t.task_id for t in compact.tasks) == ["one", "two"]
     assert "one" in compact.get_task("two").upstream_task_ids
+
+
+@pytest.mark.parametrize("deferrable", [True, False])
+@pytest.mark.parametrize("ask_person", [False, True])
+def test_agent_stage_hands_deferrable_to_every_form(deferrable, ask_person):
+    with DAG("deferrable_dag", schedule=None) as dag:
+        agent_stage("split", text="a", deferrable=deferrable, ask_person=ask_person)
+        agent_stage("compact", text="a", compact=True, deferrable=deferrable, ask_person=ask_person)
+    following = [t for t in dag.tasks if t.task_id.split(".")[-1] in ("stream", "run", "compact")
+                 or t.task_id.startswith(("split.ask_person", "compact.ask_person"))]
+    assert len(following) == (6 if ask_person else 2)
+    assert {t.task_id: t.deferrable for t in following} == {t.task_id: deferrable for t in following}
+
+
+def test_research_stages_chain_the_seven_stages_and_ask_only_where_agents_may_ask():
+    from airflow_agentvault.pipelines.research import ASKING_STAGES, STAGE_IDS, connection_id, research_stages
+
+    with DAG("research_dag", schedule=None) as dag:
+        outputs = research_stages(compact=True, ask_person=True, deferrable=True)
+    assert list(outputs) == STAGE_IDS
+    for earlier, later in itertools.pairwise(STAGE_IDS):
+        first = dag.get_task(f"{later}.run" if later in ASKING_STAGES else later)
+        assert any(t.startswith(earlier) for t in first.upstream_task_ids)
+    asking = {t.task_id.split(".")[0] for t in dag.tasks if ".ask_person_" in t.task_id}
+    assert asking == set(ASKING_STAGES)
+    crawl = dag.get_task("crawl")
+    assert crawl.agentvault_conn_id == connection_id("crawl") and crawl.deferrable
+    assert "{{ params.topic }}" in crawl.text and crawl.data["topic"] == "{{ params.topic }}"

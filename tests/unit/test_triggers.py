@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -92,6 +94,14 @@ def test_deadlines_are_absolute_and_default_from_the_timing(clock):
     stream = AgentVaultStreamTrigger(CONN, "t-1", TIMING, deadline=1234.5, cancel_on_kill=False)
     assert stream.serialize()[1] == {"conn_id": CONN, "agent_task_id": "t-1", "timing": stream.timing,
                                      "deadline": 1234.5, "cancel_on_kill": False}
+
+
+def test_what_the_module_loaded_is_out_of_the_collectors_view():
+    """A full collection in the triggerer walks what the triggers made, not what Airflow and the models loaded."""
+    check = ("import gc; from airflow_agentvault.triggers import agentvault as m; "
+             "assert gc.get_freeze_count() > 100_000, gc.get_freeze_count(); "
+             "assert not any(o is m.BaseTrigger or o is m.models.Task for o in gc.get_objects())")
+    subprocess.run([sys.executable, "-c", check], check=True, timeout=120)  # a fresh process: as the triggerer
 
 
 # -- task exists -----------------------------------------------------------------------------------

@@ -7,10 +7,9 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task, task_group
 
-from airflow_agentvault.operators.stage import AgentVaultStageOperator
-from airflow_agentvault.params import timing_from_params, timing_params
+from airflow_agentvault.params import timing_params
 from airflow_agentvault.pipelines.report import publish_task
-from airflow_agentvault.pipelines.research import STAGES, connection_id
+from airflow_agentvault.pipelines.research import research_stages
 
 
 def mapped_research(dag_id: str, *, deferrable: bool):
@@ -23,16 +22,7 @@ def mapped_research(dag_id: str, *, deferrable: bool):
 
         @task_group(group_id="research")
         def research(topic: str):
-            previous = None
-            results = {}
-            for stage_id, text in STAGES:
-                data = {"topic": topic} if previous is None else {"topic": topic, "previous": previous}
-                previous = AgentVaultStageOperator(
-                    task_id=stage_id, agentvault_conn_id=connection_id(stage_id), timing=timing_from_params(),
-                    text=text.replace("{{ params.topic }}", "the topic in the data part"), data=data,
-                    deferrable=deferrable,
-                ).output
-                results[stage_id] = previous
+            results = research_stages(topic, compact=True, deferrable=deferrable)
             publish_task(results["edit"], results["visualize"], topic=topic)
 
         research.expand(topic=topics())

@@ -1,0 +1,63 @@
+"""
+Server-sent events framed from a stream's text as it arrives, many at a time (the asyncio runner's framer).
+
+The rules are the WHATWG event-stream interpretation: lines end with CRLF, LF or CR; a blank line
+dispatches the event gathered so far, if it has data; ``event`` names it (``message`` by default), every
+``data`` line adds a line to its data; comments (``:``), ``id``, ``retry`` and unknown fields are
+ignored (nothing here resumes a stream from an event id); an event the stream ends in the middle of is
+dropped. httpx-sse applies the same rules one line per call through two async generators, which costs
+more per event than all the rest of the consume path; this frames everything one read brought in a
+plain loop.
+"""
+
+from __future__ import annotations
+
+from airflow_agentvault.protocol.exchange import ServerEvent
+
+
+class EventFramer:
+    """Feed it text as it arrives; it returns the events each piece completed."""
+
+    def __init__(self) -> None:
+        self._opening = True  # a byte order mark may open the stream; it is not part of the first line
+        self._partial = ""  # the line the last piece ended in the middle of
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, text: str) -> list[ServerEvent]:
+        if self._opening and text:
+            text, self._opening = text.removeprefix("\ufeff"), False
+        text = self._partial + text
+        held = ""
+        if "\r" in text:
+            if text.endswith("\r"):  # half of a CRLF, perhaps: decided with the next piece
+                text, held = text[:-1], "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        self._partial = lines.pop() + held
+        return self._frame(lines)
+
+    def _frame(self, lines: list[str]) -> list[ServerEvent]:
+        events: list[ServerEvent] = []
+        event, data = self._event, self._data
+        for line in lines:
+            if not line:  # dispatch
+                if data:
+                    events.append(ServerEvent(event or "message", "\n".join(data)))
+                    data = []
+                event = ""
+                continue
+            name, _, value = line.partition(":")
+            if value[:1] == " ":
+                value = value[1:]
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
+        self._event, self._data = event, data
+        return events
+
+    def end(self) -> list[ServerEvent]:
+        """The stream ended: a CR held back ends its line; an event without its blank line is dropped."""
+        partial, self._partial = self._partial, ""
+        return self._frame([partial[:-1]]) if partial.endswith("\r") else []

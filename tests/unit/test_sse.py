@@ -1,0 +1,79 @@
+"""The asyncio runner's SSE framer: the WHATWG event-stream rules, whatever pieces the text arrives in."""
+
+from __future__ import annotations
+
+import pytest
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder  # a second opinion: the library we replaced
+
+from airflow_agentvault.protocol.exchange import ServerEvent
+from airflow_agentvault.protocol.sse import EventFramer
+
+
+def frame(*pieces: str) -> list[ServerEvent]:
+    framer = EventFramer()
+    events = [event for piece in pieces for event in framer.feed(piece)]
+    return events + framer.end()
+
+
+def every_split(text: str) -> list[list[ServerEvent]]:
+    """The events of ``text`` fed in two pieces, for every place the cut can fall."""
+    return [frame(text[:cut], text[cut:]) for cut in range(len(text) + 1)]
+
+
+STREAM = "event: task_message\ndata: {\"a\": 1}\n\n: keep-alive\n\ndata: one\ndata: two\n\nevent: task_status\ndata: x\n\n"
+EXPECTED = [ServerEvent("task_message", '{"a": 1}'), ServerEvent("message", "one\ntwo"), ServerEvent("task_status", "x")]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_every_line_end_frames_the_same_events_wherever_the_text_is_cut(newline):
+    text = STREAM.replace("\n", newline)
+    assert all(events == EXPECTED for events in every_split(text))
+
+
+def test_one_character_at_a_time():
+    assert frame(*STREAM.replace("\n", "\r\n")) == EXPECTED
+
+
+def test_events_come_out_as_soon_as_their_blank_line_arrives():
+    framer = EventFramer()
+    assert framer.feed("event: task_message\ndata: 1\n") == []
+    assert framer.feed("\nevent: task_status\ndata") == [ServerEvent("task_message", "1")]
+    assert framer.feed(": 2\n\n") == [ServerEvent("task_status", "2")]
+
+
+def test_a_cr_that_ends_a_piece_waits_for_the_next_to_say_whether_it_is_half_a_crlf():
+    framer = EventFramer()
+    assert framer.feed("data: 1\r\n\r") == []
+    assert framer.feed("\ndata: 2\r\r") == [ServerEvent("message", "1")]
+    assert framer.end() == [ServerEvent("message", "2")]  # the held CR was a line end of its own
+
+
+def test_fields_without_a_space_or_a_value_and_ignored_fields():
+    text = "event:named\ndata:tight\ndata\nid: 7\nretry: 10\nunknown: x\n:comment\n\n"
+    assert frame(text) == [ServerEvent("named", "tight\n")]
+
+
+def test_only_one_leading_space_is_removed():
+    assert frame("data:  two spaces\n\n") == [ServerEvent("message", " two spaces")]
+
+
+def test_an_event_without_data_is_not_dispatched_and_its_name_does_not_leak():
+    assert frame("event: ping\n\ndata: x\n\n") == [ServerEvent("message", "x")]
+
+
+def test_an_event_the_stream_ends_in_is_dropped():
+    assert frame("data: done\n\ndata: cut off\n") == [ServerEvent("message", "done")]
+    assert frame("data: done\n\ndata: no line end") == [ServerEvent("message", "done")]
+
+
+def test_a_byte_order_mark_opens_the_stream_only():
+    assert frame("\ufeffdata: 1\n\n") == [ServerEvent("message", "1")]
+    assert frame("", "\ufeff", "data: 1\n\n") == [ServerEvent("message", "1")]
+    assert frame("data: \ufeff\n\n") == [ServerEvent("message", "\ufeff")]
+
+
+def test_frames_as_httpx_sse_does():
+    text = STREAM + "data: a\r\ndata:b\r\rid: 1\nevent: e\ndata:  c\n\n" + "event: x\n\n" + "data: end\n\n"
+    lines, decoder = SSELineDecoder(), SSEDecoder()
+    theirs = [sse for line in lines.decode(text) + lines.flush() if (sse := decoder.decode(line)) is not None]
+    assert frame(text) == [ServerEvent(sse.event, sse.data) for sse in theirs if sse.data]
