@@ -202,10 +202,10 @@ class AsyncRunner:
 
 
 async def event_batches(response: httpx.Response) -> AsyncIterator[list[ServerEvent]]:
-    """A stream's events, one list per read that completed any (see :mod:`sse`)."""
+    """A stream's events, one list per read that completed any (see :func:`sse.event_batches`)."""
     framer = EventFramer()
-    async for text in response.aiter_text():
-        batch = framer.feed(text)
+    async for chunk in response.aiter_bytes():
+        batch = framer.feed(chunk)
         if batch:
             yield batch
     batch = framer.end()

@@ -1,8 +1,8 @@
 """
-The blocking client: runs the core's routines over requests + sseclient-py (Airflow workers).
+The blocking client: runs the core's routines over requests (Airflow workers).
 
 The runner performs effects and nothing else: it sends what the core built, hands back status, headers
-and bytes, frames SSE, sleeps, and turns requests' exceptions into a :class:`TransportFailure` the core
+and bytes, frames SSE (:mod:`sse`), sleeps, and turns requests' exceptions into a :class:`TransportFailure` the core
 names. Every decision is in :mod:`operations` and :mod:`follow`; :mod:`async_client` is the same runner
 over httpx for the triggerer.
 """
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
-import sseclient
 import urllib3
 
 from airflow_agentvault.protocol import operations
@@ -40,6 +39,7 @@ from airflow_agentvault.protocol.exchange import (
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import AgentCard, CancelResult, Message, Task, TaskEvent
 from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, Agent, StreamWatch
+from airflow_agentvault.protocol.sse import event_batches
 from airflow_agentvault.protocol.timing import Timing
 
 T = TypeVar("T")
@@ -136,19 +136,17 @@ class BlockingRunner:
 
     @staticmethod
     def _next_events(stream: _OpenStream) -> list[ServerEvent] | None:
-        """One event at a time: sseclient-py frames events one by one, reading only when it needs bytes."""
         if stream.events is None:
             assert stream.response is not None, "NextEvents needs an open stream"
-            stream.events = iter(sseclient.SSEClient(body_chunks(stream.response.raw)).events())
+            stream.events = event_batches(body_chunks(stream.response.raw))
         try:
-            sse = next(stream.events, None)
+            batch = next(stream.events, None)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             stream.close()
             raise TransportFailure("broken", type(exc).__name__, sent=True) from None
-        if sse is None:
+        if batch is None:
             stream.close()
-            return None
-        return [ServerEvent(sse.event, sse.data)]
+        return batch
 
     def _perform(self, effect: Any, stream: _OpenStream, sleep: Callable[[float], None]) -> Any:
         kind = type(effect)

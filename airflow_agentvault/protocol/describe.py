@@ -51,15 +51,15 @@ class LogLines:
     then skips :meth:`add`, so no line is gathered or built per event.
     """
 
-    def __init__(self, write: Callable[[str], None], clock: Callable[[], float], *, enabled: bool = True) -> None:
+    def __init__(self, write: Callable[[str], None], *, enabled: bool = True) -> None:
         self.write = write
-        self.clock = clock
         self.enabled = enabled
         self.role = ""
         self.tokens: list[str] = []
         self.started = 0.0
 
-    def add(self, event: TaskEvent) -> None:
+    def add(self, event: TaskEvent, now: float) -> None:
+        """``now``: the caller's clock reading for this event (one read per event serves both)."""
         token = _token_of(event)
         if token is None:
             self.flush()
@@ -68,7 +68,6 @@ class LogLines:
         role, text = token
         if self.tokens and role != self.role:
             self.flush()
-        now = self.clock()
         if not self.tokens:
             self.role, self.started = role, now
         self.tokens.append(text)
@@ -82,14 +81,19 @@ class LogLines:
 
 
 def _token_of(event: TaskEvent) -> tuple[str, str] | None:
-    """(role, text) of a message event that is one token of a streamed answer, else None."""
-    if not isinstance(event, TaskMessageEvent):
+    """
+    (role, text) of a message event that is one token of a streamed answer, else None.
+
+    Asked of every event, so type comparisons (see :func:`models.ends_wait`) and a split that stops
+    at the second word.
+    """
+    if type(event) is not TaskMessageEvent:
         return None
     message = event.message
     parts = message.parts
-    if len(parts) != 1 or not isinstance(parts[0], TextPart):
+    if len(parts) != 1 or type(parts[0]) is not TextPart:
         return None
     text = parts[0].content
-    if not text or len(text.split()) > 1:
+    if not text or len(text.split(None, 1)) > 1:
         return None
     return message.role, text

@@ -254,8 +254,7 @@ class Follower:
 
     def _stream(self, task_id: str, deadline: float, state: _Progress) -> Program[str | None]:
         """Subscribe with bounded retries; the path on success, None to fall back to polling."""
-        lines = LogLines(lambda line: self.logger.info("[%s] %s", task_id, line), self.clock,
-                         enabled=_logs_info(self.logger))
+        lines = LogLines(lambda line: self.logger.info("[%s] %s", task_id, line), enabled=_logs_info(self.logger))
         watch = StreamWatch(functools.partial(self._record_event, task_id, state, deadline, lines),
                             lambda note: self.logger.info("[%s] %s", task_id, note))
         while True:
@@ -287,15 +286,16 @@ class Follower:
     def _record_event(self, task_id: str, state: _Progress, deadline: float, lines: LogLines,
                       event: TaskEvent) -> None:
         state.events += 1
+        now = self.clock()
         if lines.enabled:
-            lines.add(event)
+            lines.add(event, now)
         if type(event) is TaskStatusEvent:  # not isinstance: see models.ends_wait
-            state.saw(event.state.value, self.clock())
+            state.saw(event.state.value, now)
             if event.message_text:
                 state.status_message = event.message_text
         if self.on_event:
             self.on_event(event)
-        if self.clock() >= deadline and not ends_wait(event):
+        if now >= deadline and not ends_wait(event):
             raise self._timed_out(task_id, state, f"still streaming after {state.events} events")
 
     def _subscription_given_up(self, exc: errors.AgentVaultError, state: _Progress) -> None:

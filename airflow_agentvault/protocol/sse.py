@@ -1,30 +1,39 @@
 """
-Server-sent events framed from a stream's text as it arrives, many at a time (the asyncio runner's framer).
+Server-sent events framed from a stream's bytes as they arrive, many at a time (both runners' framer).
 
 The rules are the WHATWG event-stream interpretation: lines end with CRLF, LF or CR; a blank line
 dispatches the event gathered so far, if it has data; ``event`` names it (``message`` by default), every
 ``data`` line adds a line to its data; comments (``:``), ``id``, ``retry`` and unknown fields are
 ignored (nothing here resumes a stream from an event id); an event the stream ends in the middle of is
-dropped. httpx-sse applies the same rules one line per call through two async generators, which costs
-more per event than all the rest of the consume path; this frames everything one read brought in a
-plain loop.
+dropped. The text is UTF-8, always; bytes that are not become U+FFFD, and the event's JSON decides.
+
+sseclient-py and httpx-sse apply the same rules one event (or one line) per call through generators,
+which cost more per event than all the rest of the consume path; this frames everything one read
+brought in a plain loop, and both runners hand the core one batch per read.
 """
 
 from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Iterator
 
 from airflow_agentvault.protocol.exchange import ServerEvent
 
 
 class EventFramer:
-    """Feed it text as it arrives; it returns the events each piece completed."""
+    """Feed it bytes as they arrive; it returns the events each piece completed."""
 
     def __init__(self) -> None:
+        self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode  # a character cut between reads waits
         self._opening = True  # a byte order mark may open the stream; it is not part of the first line
         self._partial = ""  # the line the last piece ended in the middle of
         self._event = ""
         self._data: list[str] = []
 
-    def feed(self, text: str) -> list[ServerEvent]:
+    def feed(self, chunk: bytes) -> list[ServerEvent]:
+        return self._feed_text(self._decode(chunk))
+
+    def _feed_text(self, text: str) -> list[ServerEvent]:
         if self._opening and text:
             text, self._opening = text.removeprefix("\ufeff"), False
         text = self._partial + text
@@ -59,5 +68,18 @@ class EventFramer:
 
     def end(self) -> list[ServerEvent]:
         """The stream ended: a CR held back ends its line; an event without its blank line is dropped."""
+        events = self._feed_text(self._decode(b"", final=True))
         partial, self._partial = self._partial, ""
-        return self._frame([partial[:-1]]) if partial.endswith("\r") else []
+        return events + self._frame([partial[:-1]]) if partial.endswith("\r") else events
+
+
+def event_batches(chunks: Iterable[bytes]) -> Iterator[list[ServerEvent]]:
+    """A stream's events, one list per read that completed any (the asyncio runner loops the same way)."""
+    framer = EventFramer()
+    for chunk in chunks:
+        batch = framer.feed(chunk)
+        if batch:
+            yield batch
+    batch = framer.end()
+    if batch:
+        yield batch

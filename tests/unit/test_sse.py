@@ -1,4 +1,4 @@
-"""The asyncio runner's SSE framer: the WHATWG event-stream rules, whatever pieces the text arrives in."""
+"""The SSE framer both runners use: the WHATWG event-stream rules, whatever pieces the bytes arrive in."""
 
 from __future__ import annotations
 
@@ -6,18 +6,23 @@ import pytest
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder  # a second opinion: the library we replaced
 
 from airflow_agentvault.protocol.exchange import ServerEvent
-from airflow_agentvault.protocol.sse import EventFramer
+from airflow_agentvault.protocol.sse import EventFramer, event_batches
 
 
-def frame(*pieces: str) -> list[ServerEvent]:
+def frame(*pieces: str | bytes) -> list[ServerEvent]:
     framer = EventFramer()
-    events = [event for piece in pieces for event in framer.feed(piece)]
+    events = [event for piece in pieces for event in framer.feed(encoded(piece))]
     return events + framer.end()
+
+
+def encoded(piece: str | bytes) -> bytes:
+    return piece.encode() if isinstance(piece, str) else piece
 
 
 def every_split(text: str) -> list[list[ServerEvent]]:
     """The events of ``text`` fed in two pieces, for every place the cut can fall."""
-    return [frame(text[:cut], text[cut:]) for cut in range(len(text) + 1)]
+    data = text.encode()
+    return [frame(data[:cut], data[cut:]) for cut in range(len(data) + 1)]
 
 
 STREAM = "event: task_message\ndata: {\"a\": 1}\n\n: keep-alive\n\ndata: one\ndata: two\n\nevent: task_status\ndata: x\n\n"
@@ -30,21 +35,40 @@ def test_every_line_end_frames_the_same_events_wherever_the_text_is_cut(newline)
     assert all(events == EXPECTED for events in every_split(text))
 
 
-def test_one_character_at_a_time():
-    assert frame(*STREAM.replace("\n", "\r\n")) == EXPECTED
+def test_one_byte_at_a_time():
+    data = STREAM.replace("\n", "\r\n").encode()
+    assert frame(*(data[i:i + 1] for i in range(len(data)))) == EXPECTED
+
+
+def test_a_character_cut_between_reads_is_whole_in_its_event():
+    assert all(events == [ServerEvent("message", "café ☕")] for events in every_split("data: café ☕\n\n"))
+
+
+def test_bytes_that_are_not_utf8_become_replacement_characters():
+    assert frame(b"data: \xff\xfe ok\n\n", b"data: \xe2\x98") == [ServerEvent("message", "\ufffd\ufffd ok")]
+    assert frame(b"data: x\xe2\x98\r") == []  # a cut character and a held CR at the end: no blank line came
+
+
+def test_batches_hold_what_each_read_completed():
+    reads = [b"data: 1\n\ndata: 2\n\ndata: ", b"3", b"\n\n", b"data: 4\r", b"\r"]
+    assert list(event_batches(reads)) == [
+        [ServerEvent("message", "1"), ServerEvent("message", "2")],
+        [ServerEvent("message", "3")],
+        [ServerEvent("message", "4")],
+    ]
 
 
 def test_events_come_out_as_soon_as_their_blank_line_arrives():
     framer = EventFramer()
-    assert framer.feed("event: task_message\ndata: 1\n") == []
-    assert framer.feed("\nevent: task_status\ndata") == [ServerEvent("task_message", "1")]
-    assert framer.feed(": 2\n\n") == [ServerEvent("task_status", "2")]
+    assert framer.feed(b"event: task_message\ndata: 1\n") == []
+    assert framer.feed(b"\nevent: task_status\ndata") == [ServerEvent("task_message", "1")]
+    assert framer.feed(b": 2\n\n") == [ServerEvent("task_status", "2")]
 
 
 def test_a_cr_that_ends_a_piece_waits_for_the_next_to_say_whether_it_is_half_a_crlf():
     framer = EventFramer()
-    assert framer.feed("data: 1\r\n\r") == []
-    assert framer.feed("\ndata: 2\r\r") == [ServerEvent("message", "1")]
+    assert framer.feed(b"data: 1\r\n\r") == []
+    assert framer.feed(b"\ndata: 2\r\r") == [ServerEvent("message", "1")]
     assert framer.end() == [ServerEvent("message", "2")]  # the held CR was a line end of its own
 
 
