@@ -142,8 +142,8 @@ def make_stack(executor: str, home: Path, dags: Path, env: dict[str, str], slots
 
 
 def measure_executor(executor: str, work: Path, dags: Path, env: dict[str, str], topics: list[str],
-                     think: float, slots: int, modes: list[str]) -> list[dict]:
-    results = []
+                     think: float, slots: int, modes: list[str], results: list[dict]) -> None:
+    """Append a row to ``results`` as each run ends, so a stopped benchmark keeps what it measured."""
     with make_stack(executor, work / f"home-{executor}", dags, env, slots) as stack:
         for dag_id in (FLOOR_DAG, *(f"research_at_scale_{m}" for m in modes)):
             stack.wait_for_dag(dag_id, timeout=300)
@@ -169,7 +169,6 @@ def measure_executor(executor: str, work: Path, dags: Path, env: dict[str, str],
                             "busy": sampled["slot_seconds"] / (len(topics) * wall),
                             "rows_per_topic": sum(added.values()) / len(topics), "rows_added": added, **sampled})
             print(f"  {row_line(results[-1])}", file=sys.stderr, flush=True)  # a long run's rows as they come
-    return results
 
 
 HEADER = (f"{'executor':<9}{'mode':<11}{'slots':>6}{'wall s':>8}{'ideal s':>9}{'wall/ideal':>11}{'slots busy':>11}"
@@ -263,14 +262,15 @@ def main() -> None:
             env = {f"AIRFLOW_CONN_{connection_id(s).upper()}": json.dumps({"conn_type": "agentvault", "host": u})
                    for s, u in agents.urls.items()}
             for executor in executors:
-                results += measure_executor(executor, work, dags, env, topics, args.think, args.slots, modes)
+                measure_executor(executor, work, dags, env, topics, args.think, args.slots, modes, results)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print_results(results, args.think)
-    if args.plot:
-        write_plot(results, args.plot)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        if results:  # also what a failed or stopped benchmark measured before
+            print_results(results, args.think)
+            if args.plot:
+                write_plot(results, args.plot)
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -202,15 +202,11 @@ class AsyncRunner:
 
 
 async def event_batches(response: httpx.Response) -> AsyncIterator[list[ServerEvent]]:
-    """A stream's events, one list per read that completed any (see :func:`sse.event_batches`)."""
+    """A stream's events, one list per read and one at its end (see :func:`sse.event_batches`)."""
     framer = EventFramer()
     async for chunk in response.aiter_bytes():
-        batch = framer.feed(chunk)
-        if batch:
-            yield batch
-    batch = framer.end()
-    if batch:
-        yield batch
+        yield framer.feed(chunk)
+    yield framer.end()
 
 
 class AsyncAgentClient:

@@ -26,7 +26,8 @@ class EventFramer:
     def __init__(self) -> None:
         self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode  # a character cut between reads waits
         self._opening = True  # a byte order mark may open the stream; it is not part of the first line
-        self._partial = ""  # the line the last piece ended in the middle of
+        self._after_cr = False  # the last piece ended in a CR: an LF opening the next one completes its CRLF
+        self._partial: list[str] = []  # the line the last pieces ended in the middle of (no line end in it)
         self._event = ""
         self._data: list[str] = []
 
@@ -34,16 +35,25 @@ class EventFramer:
         return self._feed_text(self._decode(chunk))
 
     def _feed_text(self, text: str) -> list[ServerEvent]:
-        if self._opening and text:
+        if not text:
+            return []
+        if self._opening:
             text, self._opening = text.removeprefix("\ufeff"), False
-        text = self._partial + text
-        held = ""
+        if self._after_cr and text[:1] == "\n":
+            text = text[1:]
+        self._after_cr = text.endswith("\r")  # a CR ends its line at once, as browsers do
+        if "\n" not in text and "\r" not in text:  # the middle of a long line: kept, not searched again
+            self._partial.append(text)
+            return []
+        if self._partial:
+            text = "".join(self._partial) + text
+            self._partial = []
         if "\r" in text:
-            if text.endswith("\r"):  # half of a CRLF, perhaps: decided with the next piece
-                text, held = text[:-1], "\r"
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         lines = text.split("\n")
-        self._partial = lines.pop() + held
+        last = lines.pop()
+        if last:
+            self._partial.append(last)
         return self._frame(lines)
 
     def _frame(self, lines: list[str]) -> list[ServerEvent]:
@@ -67,19 +77,15 @@ class EventFramer:
         return events
 
     def end(self) -> list[ServerEvent]:
-        """The stream ended: a CR held back ends its line; an event without its blank line is dropped."""
+        """The stream ended: an event without its blank line is dropped (a cut character, too)."""
         events = self._feed_text(self._decode(b"", final=True))
-        partial, self._partial = self._partial, ""
-        return events + self._frame([partial[:-1]]) if partial.endswith("\r") else events
+        self._partial = []
+        return events
 
 
 def event_batches(chunks: Iterable[bytes]) -> Iterator[list[ServerEvent]]:
-    """A stream's events, one list per read that completed any (the asyncio runner loops the same way)."""
+    """A stream's events, one list per read (often empty) and one at its end (the asyncio runner's loop too)."""
     framer = EventFramer()
     for chunk in chunks:
-        batch = framer.feed(chunk)
-        if batch:
-            yield batch
-    batch = framer.end()
-    if batch:
-        yield batch
+        yield framer.feed(chunk)
+    yield framer.end()

@@ -1,8 +1,8 @@
 """The interop scenarios, written once and run through the sync and the async paths.
 
 Each scenario is an ``async`` function of an :class:`Api` and a :class:`Server`. :class:`SyncApi` runs our
-synchronous client and :class:`~airflow_agentvault.protocol.client.TaskFollower` (requests +
-sseclient-py, what the operators use) in a worker thread; :class:`AsyncApi` awaits the asynchronous
+synchronous client and :class:`~airflow_agentvault.protocol.client.TaskFollower` (requests,
+what the operators use) in a worker thread; :class:`AsyncApi` awaits the asynchronous
 client and :class:`~airflow_agentvault.protocol.async_client.AsyncTaskFollower` (httpx, the
 triggers' path). A scenario asserts what must hold and returns a *digest*: the normalised, deterministic
 part of what it saw (states, artifacts, error types, the agent's words, delivery paths), with task ids

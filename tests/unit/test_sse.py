@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from httpx_sse._decoders import SSEDecoder, SSELineDecoder  # a second opinion: the library we replaced
+import sseclient  # a second opinion: the library the blocking runner used to frame with
 
 from airflow_agentvault.protocol.exchange import ServerEvent
 from airflow_agentvault.protocol.sse import EventFramer, event_batches
@@ -53,8 +53,11 @@ def test_batches_hold_what_each_read_completed():
     reads = [b"data: 1\n\ndata: 2\n\ndata: ", b"3", b"\n\n", b"data: 4\r", b"\r"]
     assert list(event_batches(reads)) == [
         [ServerEvent("message", "1"), ServerEvent("message", "2")],
+        [],
         [ServerEvent("message", "3")],
-        [ServerEvent("message", "4")],
+        [],
+        [ServerEvent("message", "4")],  # a CR ends its line at once
+        [],  # the end: nothing was left
     ]
 
 
@@ -65,11 +68,20 @@ def test_events_come_out_as_soon_as_their_blank_line_arrives():
     assert framer.feed(b": 2\n\n") == [ServerEvent("task_status", "2")]
 
 
-def test_a_cr_that_ends_a_piece_waits_for_the_next_to_say_whether_it_is_half_a_crlf():
+def test_a_cr_that_ends_a_piece_ends_its_line_at_once_and_an_lf_opening_the_next_completes_it():
     framer = EventFramer()
-    assert framer.feed(b"data: 1\r\n\r") == []
-    assert framer.feed(b"\ndata: 2\r\r") == [ServerEvent("message", "1")]
-    assert framer.end() == [ServerEvent("message", "2")]  # the held CR was a line end of its own
+    assert framer.feed(b"data: 1\r\n\r") == [ServerEvent("message", "1")]
+    assert framer.feed(b"\ndata: 2\r\r") == [ServerEvent("message", "2")]
+    assert framer.feed(b"\n") == []  # one LF after a CR: nothing more
+    assert framer.feed(b"\n") == []  # a second: a blank line with no data gathered
+    assert framer.end() == []
+
+
+def test_a_long_line_in_many_pieces():
+    framer = EventFramer()
+    assert all(framer.feed(b"x" * 1000) == [] for _ in range(100)) and framer.feed(b"data: ") == []
+    assert framer.feed(b"y\n\n") == []  # the field was "xxx...data", not data
+    assert frame(b"da", b"ta: ", b"long", b" line", b"\r", b"\n\r\n") == [ServerEvent("message", "long line")]
 
 
 def test_fields_without_a_space_or_a_value_and_ignored_fields():
@@ -96,8 +108,9 @@ def test_a_byte_order_mark_opens_the_stream_only():
     assert frame("data: \ufeff\n\n") == [ServerEvent("message", "\ufeff")]
 
 
-def test_frames_as_httpx_sse_does():
+def test_frames_as_sseclient_py_does():
     text = STREAM + "data: a\r\ndata:b\r\rid: 1\nevent: e\ndata:  c\n\n" + "event: x\n\n" + "data: end\n\n"
-    lines, decoder = SSELineDecoder(), SSEDecoder()
-    theirs = [sse for line in lines.decode(text) + lines.flush() if (sse := decoder.decode(line)) is not None]
-    assert frame(text) == [ServerEvent(sse.event, sse.data) for sse in theirs if sse.data]
+    data = text.encode()
+    theirs = [ServerEvent(sse.event, sse.data) for sse in sseclient.SSEClient([data]).events()]
+    assert len(theirs) == 6
+    assert all(events == theirs for events in every_split(text))

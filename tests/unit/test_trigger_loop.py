@@ -14,7 +14,7 @@ from pathlib import Path
 
 PROBE = Path(__file__).with_name("trigger_run_probe.py")
 #: Packages whose first use inside the loop would block it: ours and the transport stack we drive.
-OURS = ("airflow_agentvault", "httpx", "httpx_sse", "httpcore", "pydantic", "certifi", "h11", "ssl")
+OURS = ("airflow_agentvault", "httpx", "httpcore", "pydantic", "certifi", "h11", "ssl")
 #: asyncio's debug mode reports steps slower than this; the report is shown, not asserted, since how
 #: long a step takes depends on the machine's load (the imports and schema builds are what is checked).
 SLOW_CALLBACK_SECONDS = 0.5
