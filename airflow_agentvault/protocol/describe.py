@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Callable
 
 from airflow_agentvault.protocol.models import (
@@ -10,7 +12,6 @@ from airflow_agentvault.protocol.models import (
     TaskMessageEvent,
     TaskStatusEvent,
     TextPart,
-    join_fragments,
 )
 
 
@@ -35,18 +36,26 @@ def clip(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
-#: A gathered line of tokens is written after this many seconds even without a sentence end.
-LINE_SECONDS = 1.0
-_LINE_ENDS = (".", "!", "?", ":", ";", "\n")
+#: A gathered line of tokens is written after this many seconds even without a sentence end, so a slow
+#: stream still shows progress (several words a line at a local model's pace, never one).
+LINE_SECONDS = 5.0
+#: Lines longer than this are wrapped at a word boundary: a log view shows about this many characters.
+WIDTH = 100
+_END_CHARS = frozenset(".!?:\"')]")
+_SENTENCE_END = re.compile(r"[.!?:][\"')\]]*$")
+#: A line that is only a list marker ("2.", "-") or a Markdown heading waits for its text or its newline.
+_NOT_AN_END = re.compile(r"^\s*(\d+[.)]|[-*+]|#+\s.*)$")
 
 
 class LogLines:
     """
-    Writes a stream's events as readable log lines: token-sized messages gathered into sentences.
+    Writes a stream's events as readable log lines: token-sized messages gathered into what a person reads.
 
-    An agent that streams its answer token by token sends one event per word; a line per event makes a
-    log of hundreds of one-word lines. Tokens are joined into one line, written at a sentence end, a
-    newline, after :data:`LINE_SECONDS`, or before any other event; every other event is one line.
+    An agent that streams its answer token by token sends one event per word (or per word piece, with its
+    leading space or newline, as LLMs do); a line per event makes a log of hundreds of one-word lines.
+    Tokens are gathered into text; a line is written at a newline in the text (headings and list items
+    keep their own lines), at a sentence end, after :data:`LINE_SECONDS`, or before any other event;
+    lines wider than :data:`WIDTH` are wrapped. Every other event is one line.
     ``enabled``: False when the log would drop the lines anyway (its level is above INFO); the caller
     then skips :meth:`add`, so no line is gathered or built per event.
     """
@@ -55,8 +64,12 @@ class LogLines:
         self.write = write
         self.enabled = enabled
         self.role = ""
-        self.tokens: list[str] = []
+        self.pieces: list[str] = []
+        self.length = 0
         self.started = 0.0
+        #: The stream's tokens carry their own spacing (LLM word pieces): joined as they are, not with spaces.
+        #: Known once a token after the first starts with whitespace, so a line is joined when written.
+        self.spaced_tokens = False
 
     def add(self, event: TaskEvent, now: float) -> None:
         """``now``: the caller's clock reading for this event (one read per event serves both)."""
@@ -66,18 +79,50 @@ class LogLines:
             self.write(describe_event(event))
             return
         role, text = token
-        if self.tokens and role != self.role:
+        if role != self.role:
             self.flush()
-        if not self.tokens:
-            self.role, self.started = role, now
-        self.tokens.append(text)
-        if text.rstrip(" ").endswith(_LINE_ENDS) or now - self.started >= LINE_SECONDS:
+            self.role = role
+        if not self.pieces:
+            self.started = now
+        elif not self.spaced_tokens and text[:1].isspace():
+            self.spaced_tokens = True
+        self.pieces.append(text)
+        self.length += len(text) + 1
+        # only a token that can end a line costs a join: most tokens are appended and nothing else
+        if "\n" in text or text.rstrip()[-1:] in _END_CHARS or self.length > WIDTH:
+            self._write_complete_lines()
+        if now - self.started >= LINE_SECONDS:
             self.flush()
 
+    def _joined(self) -> str:
+        return "".join(self.pieces) if self.spaced_tokens else " ".join(self.pieces)
+
+    def _write_complete_lines(self) -> None:
+        *done, rest = self._joined().split("\n")
+        for line in done:
+            self._write(line)
+        rest_stripped = rest.strip()
+        if _SENTENCE_END.search(rest_stripped) and not _NOT_AN_END.match(rest_stripped):
+            rest = ""
+            self._write(rest_stripped)
+        elif len(rest_stripped) > WIDTH:
+            *full, rest = textwrap.wrap(rest_stripped, WIDTH, break_long_words=False, break_on_hyphens=False)
+            for line in full:
+                self._write(line)
+        self.pieces = [rest] if rest.strip() else []
+        self.length = len(rest)
+
     def flush(self) -> None:
-        if self.tokens:
-            self.write(f"{self.role} says: {clip(join_fragments(self.tokens))}")
-            self.tokens = []
+        if self.pieces:
+            self._write(self._joined())
+            self.pieces, self.length = [], 0
+
+    def _write(self, line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        for piece in textwrap.wrap(line, WIDTH, break_long_words=False, break_on_hyphens=False) or [line]:
+            self.write(f"{self.role} says: {piece}")
 
 
 def _token_of(event: TaskEvent) -> tuple[str, str] | None:
