@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_agentvault import demo
+from agentvault_stack import demo
 
 REPO = Path(__file__).resolve().parents[2]
 

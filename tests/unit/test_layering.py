@@ -1,11 +1,17 @@
-"""The protocol layer, the reference agents and the trigger event mapping never import Airflow."""
+"""The protocol layer, the reference agents and the trigger event mapping never import Airflow; the provider
+never imports the stack (its wheel installs without it)."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
-AIRFLOW_FREE_PACKAGES = ["airflow_agentvault.protocol", "airflow_agentvault.agent"]
+REPO = Path(__file__).resolve().parents[2]
+
+AIRFLOW_FREE_PACKAGES = ["airflow_agentvault.protocol", "agentvault_stack.agent"]
+PROVIDER = REPO / "airflow_agentvault"
 AIRFLOW_FREE_MODULES = ["airflow_agentvault.triggers.events", "airflow_agentvault.connection_form"]
 
 
@@ -45,3 +51,24 @@ def test_building_stages_loads_only_what_a_sync_task_runs():
     loaded = python_prints(code)
     assert "'airflow_agentvault.protocol.client'" in loaded
     assert "'airflow_agentvault.triggers.agentvault'" not in loaded
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` names in an import statement, at any depth (lazy imports count too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_the_provider_never_imports_the_stack():
+    """The reference agents, demo and test stacks ship in their own distribution; the provider works without it."""
+    offenders = {
+        path.relative_to(REPO).as_posix(): sorted(n for n in imported_modules(path) if n.split(".")[0] == "agentvault_stack")
+        for path in PROVIDER.rglob("*.py")
+    }
+    assert len(offenders) > 30
+    assert {path: names for path, names in offenders.items() if names} == {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from airflow_agentvault.agent.research.text import SENTENCE_END
+from agentvault_stack.agent.research.text import SENTENCE_END
 
 LABELS = ("corroborated", "contested", "single-source")
 SECTION_TITLES = {

@@ -2,7 +2,7 @@
 
 Why it exists: the operators need an agent whose task life cycle (states, messages, artifacts, SSE
 events) is byte-compatible with ``agentvault-server-sdk`` but whose failure modes can be switched on
-(:class:`~airflow_agentvault.agent.behaviour.AgentBehaviour`). Everything here runs on the server's
+(:class:`~agentvault_stack.agent.behaviour.AgentBehaviour`). Everything here runs on the server's
 event loop: no locks, and no ``await`` between checking a task's state and registering a stream
 subscriber, so a subscriber never misses an event emitted after it subscribed.
 
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_agentvault.agent.behaviour import OVERRIDE_KEY, AgentBehaviour, Question
-from airflow_agentvault.agent.skills import (
+from agentvault_stack.agent.behaviour import OVERRIDE_KEY, AgentBehaviour, Question
+from agentvault_stack.agent.skills import (
     ANSWER_PREFIX,  # noqa: F401 - re-exported (moved to skills.py)
     CREDENTIAL_KEY,
     ECHO_SKILL,

@@ -1,10 +1,10 @@
 """Skills: the work a reference agent does between WORKING and COMPLETED.
 
 Why it exists: one server (``app.py``/``server.py``) serves many kinds of agent. The task life cycle,
-streaming and failure switches stay in :mod:`~airflow_agentvault.agent.tasks`; a skill only turns the
+streaming and failure switches stay in :mod:`~agentvault_stack.agent.tasks`; a skill only turns the
 task's input into an answer and artifacts. The default, :data:`ECHO_SKILL`, is the reference agent's
 original behaviour (it echoes its input); the research pipeline's seven skills live in
-:mod:`airflow_agentvault.agent.research`.
+:mod:`agentvault_stack.agent.research`.
 
 The contract:
 
@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_agentvault.agent.behaviour import AgentBehaviour, Question
+from agentvault_stack.agent.behaviour import AgentBehaviour, Question
 
 ANSWER_PREFIX = "Reference answer:"
 
@@ -256,7 +256,7 @@ ECHO_SKILL = EchoSkill()
 
 def skill_names() -> list[str]:
     """Names :func:`get_skill` accepts: ``echo`` and the research stages."""
-    from airflow_agentvault.agent.research.stages import STAGE_NAMES
+    from agentvault_stack.agent.research.stages import STAGE_NAMES
 
     return ["echo", *STAGE_NAMES]
 
@@ -279,7 +279,7 @@ def get_skill(name: str) -> Skill:
         if callable(target):
             return FunctionSkill(target, skill_id=name, name=attr)
         raise ValueError(f"{name} is not a skill")
-    from airflow_agentvault.agent.research.stages import STAGE_NAMES, research_skill
+    from agentvault_stack.agent.research.stages import STAGE_NAMES, research_skill
 
     stage = name.removeprefix("research/").removeprefix("research.")
     if stage in STAGE_NAMES:

@@ -56,11 +56,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from airflow_agentvault.agent.research import general, llm
-from airflow_agentvault.agent.research.chart import render_chart
-from airflow_agentvault.agent.research.documents import CORPUS_ENV, Corpus, Document
-from airflow_agentvault.agent.research.readings import Reading, Readings, asking_enabled, question_for, readings_of
-from airflow_agentvault.agent.research.report import (
+from agentvault_stack.agent.research import general, llm
+from agentvault_stack.agent.research.chart import render_chart
+from agentvault_stack.agent.research.documents import CORPUS_ENV, Corpus, Document
+from agentvault_stack.agent.research.readings import Reading, Readings, asking_enabled, question_for, readings_of
+from agentvault_stack.agent.research.report import (
     LABELS,
     cite_findings,
     edit_report,
@@ -72,7 +72,7 @@ from airflow_agentvault.agent.research.report import (
     word_count,
     write_report,
 )
-from airflow_agentvault.agent.research.text import (
+from agentvault_stack.agent.research.text import (
     Quantity,
     claim_core,
     has_number,
@@ -86,7 +86,7 @@ from airflow_agentvault.agent.research.text import (
     terms,
     words,
 )
-from airflow_agentvault.agent.skills import Skill, SkillInputError, SkillRequest, SkillResult, make_artifact
+from agentvault_stack.agent.skills import Skill, SkillInputError, SkillRequest, SkillResult, make_artifact
 
 STAGE_NAMES: tuple[str, ...] = ("topic_research", "crawl", "extract", "verify", "synthesize", "edit", "visualize")
 
