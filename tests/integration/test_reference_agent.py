@@ -21,7 +21,7 @@ import requests
 
 from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
 from agentvault_stack.agent.behaviour import DEFAULT_AUTH_QUESTION
-from agentvault_stack.agent.tasks import CREDENTIAL_REJECTED
+from agentvault_stack.agent.messages import CREDENTIAL_REJECTED
 from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.models import DataPart, Message, TaskState, TextPart
 

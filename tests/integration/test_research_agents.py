@@ -22,8 +22,8 @@ import pytest
 import requests
 
 from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
+from agentvault_stack.agent.contract import FunctionSkill, SkillInputError
 from agentvault_stack.agent.research import STAGE_NAMES, ResearchAgents, start_research_agents
-from agentvault_stack.agent.skills import FunctionSkill, SkillInputError
 
 pytestmark = pytest.mark.integration
 
@@ -308,7 +308,7 @@ def test_a_custom_skill_on_the_reference_agent() -> None:
     def shout(request: Any) -> Any:
         if not request.texts:
             raise SkillInputError("nothing to shout")
-        from agentvault_stack.agent.skills import SkillResult, make_artifact
+        from agentvault_stack.agent.contract import SkillResult, make_artifact
 
         return SkillResult(request.text.upper(), [make_artifact("loud", "shout", {"n": len(request.text)})])
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from agentvault_stack.agent.contract import SkillInputError
 from agentvault_stack.agent.research import STAGE_NAMES, general, research_skills
+from agentvault_stack.agent.research.claims import extract_claims
 from agentvault_stack.agent.research.documents import Document
-from agentvault_stack.agent.research.stages import extract_claims
-from agentvault_stack.agent.skills import SkillInputError
 
 from unit.test_research_skills import artifact, check_citations, no_llm, run, run_chain  # noqa: F401 (no_llm: autouse)
 

@@ -13,17 +13,14 @@ import pytest
 import respx
 
 from agentvault_stack.agent import AgentBehaviour
+from agentvault_stack.agent.contract import SkillInputError, SkillRequest, SkillResult
 from agentvault_stack.agent.research import STAGE_NAMES, Corpus, Document, find_input, general, llm, research_skills
-from agentvault_stack.agent.research.report import edit_report, split_references, title_case
-from agentvault_stack.agent.research.stages import extract_claims, plan_research, verify_claims
+from agentvault_stack.agent.research.claims import extract_claims, verify_claims
+from agentvault_stack.agent.research.editing import edit_report, title_case
+from agentvault_stack.agent.research.planning import plan_research
+from agentvault_stack.agent.research.report import split_references
 from agentvault_stack.agent.research.text import numbers, sentences
-from agentvault_stack.agent.skills import (
-    ECHO_SKILL,
-    SkillInputError,
-    SkillRequest,
-    SkillResult,
-    get_skill,
-)
+from agentvault_stack.agent.skills import ECHO_SKILL, get_skill
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 TOPIC = "solar power adoption"

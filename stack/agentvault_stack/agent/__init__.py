@@ -7,8 +7,9 @@ or from the provider's client code, so tests against it check the client, not a 
 
 from agentvault_stack.agent.app import create_app
 from agentvault_stack.agent.behaviour import OVERRIDE_KEY, AgentBehaviour
+from agentvault_stack.agent.contract import Skill, SkillRequest, SkillResult
 from agentvault_stack.agent.server import ReferenceAgentServer
-from agentvault_stack.agent.skills import Skill, SkillRequest, SkillResult, get_skill
+from agentvault_stack.agent.skills import get_skill
 
 __all__ = [
     "OVERRIDE_KEY",

@@ -41,7 +41,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agentvault_stack.agent.behaviour import OVERRIDE_KEY, AgentBehaviour
-from agentvault_stack.agent.skills import Skill
+from agentvault_stack.agent.contract import Skill
 from agentvault_stack.agent.tasks import TaskNotFound, TaskStore
 
 DEFAULT_NAME = "AgentVault Reference Agent"

@@ -18,7 +18,7 @@ import uvicorn
 
 from agentvault_stack.agent.app import DEFAULT_AGENT_ID, DEFAULT_NAME, ReferenceAgent, create_app
 from agentvault_stack.agent.behaviour import AgentBehaviour
-from agentvault_stack.agent.skills import Skill
+from agentvault_stack.agent.contract import Skill
 
 
 class ReferenceAgentServer:

@@ -16,15 +16,9 @@ from an optional package (``pip install "airflow-agentvault-stack[general-knowle
 """
 
 from agentvault_stack.agent.research.documents import Corpus, Document
+from agentvault_stack.agent.research.inputs import ARTIFACT_TYPES, STAGE_NAMES, find_input
 from agentvault_stack.agent.research.runner import ResearchAgents, research_agents, start_research_agents
-from agentvault_stack.agent.research.stages import (
-    ARTIFACT_TYPES,
-    STAGE_NAMES,
-    ResearchSkill,
-    find_input,
-    research_skill,
-    research_skills,
-)
+from agentvault_stack.agent.research.stages import ResearchSkill, research_skill, research_skills
 
 __all__ = [
     "ARTIFACT_TYPES",

@@ -11,7 +11,8 @@ from types import TracebackType
 
 from agentvault_stack.agent.behaviour import AgentBehaviour
 from agentvault_stack.agent.research.documents import Corpus
-from agentvault_stack.agent.research.stages import STAGE_NAMES, research_skill
+from agentvault_stack.agent.research.inputs import STAGE_NAMES
+from agentvault_stack.agent.research.stages import research_skill
 from agentvault_stack.agent.server import ReferenceAgentServer
 
 DEFAULT_WORK_SECONDS = 0.2
