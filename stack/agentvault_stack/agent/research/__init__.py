@@ -2,7 +2,7 @@
 
 topic_research -> crawl -> extract -> verify -> synthesize -> edit -> visualize. Each is the reference
 agent (``agentvault_stack.agent``) serving one skill from :mod:`.stages`; the stage contract (which
-artifacts each stage reads and writes) is documented there. Start them all with
+artifacts each stage reads and writes) is documented in :mod:`.inputs`. Start them all with
 ``python -m agentvault_stack.agent.research`` or :func:`start_research_agents`::
 
     with start_research_agents() as agents:
