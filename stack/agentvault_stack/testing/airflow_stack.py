@@ -1,4 +1,4 @@
-"""Run a real Airflow (api-server, scheduler, triggerer, dag-processor) for end-to-end tests (long: one life cycle).
+"""A real Airflow for end-to-end tests (long: starting, watching, querying and sweeping share one life cycle).
 
 ``dag.test()`` runs triggers inline in the test process, so it cannot prove that a
 deferrable operator survives a real round trip through the triggerer. ``AirflowStack``
