@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+#: The checkout the demo runs from (this file is stack/agentvault_stack/demo.py): its dags/, .airflow/, reports/.
 REPO = Path(__file__).resolve().parents[2]
 
 
