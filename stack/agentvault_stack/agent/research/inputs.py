@@ -73,7 +73,7 @@ MAX_DEPTH = 16
 # -- finding a stage's input ----------------------------------------------------------------
 
 
-def artifact_content(artifact: dict[str, Any]) -> Any:
+def _content(artifact: dict[str, Any]) -> Any:
     content = artifact.get("content")
     if isinstance(content, str) and (artifact.get("mediaType") or "").startswith("application/json"):
         try:
@@ -83,7 +83,7 @@ def artifact_content(artifact: dict[str, Any]) -> Any:
     return content
 
 
-def results_of(value: Any) -> list[dict[str, Any]]:
+def _results(value: Any) -> list[dict[str, Any]]:
     """``previous`` as a list of results, newest first (a list of results is also accepted)."""
     if isinstance(value, dict):
         return [value]
@@ -101,15 +101,15 @@ def find_input(payload: Any, artifact_type: str, keys: tuple[str, ...], _depth: 
         return None
     if any(key in payload for key in keys):
         return payload
-    results = results_of(payload.get("previous"))
+    results = _results(payload.get("previous"))
     for result in results:
         for artifact in reversed(result.get("artifacts") or []):
             if isinstance(artifact, dict) and artifact.get("type") == artifact_type:
-                content = artifact_content(artifact)
+                content = _content(artifact)
                 if content is not None:
                     return content
         if result.get("type") == artifact_type and "content" in result:  # an artifact given directly
-            return artifact_content(result)
+            return _content(result)
         if any(key in result for key in keys):  # content given directly as "previous"
             return result
     for result in results:

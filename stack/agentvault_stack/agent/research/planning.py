@@ -11,15 +11,12 @@ from typing import Any
 
 from agentvault_stack.agent.research import general
 from agentvault_stack.agent.research.documents import CORPUS_ENV, Corpus, Document
-from agentvault_stack.agent.research.text import (
-    normalise_word,
-    terms,
-    words,
-)
-
-# -- 1. topic research ----------------------------------------------------------------------
+from agentvault_stack.agent.research.text import normalise_word, terms, words
 
 DEFAULT_TOP_N = 5
+
+
+# -- 1. topic research ----------------------------------------------------------------------
 
 
 def plan_research(topic: str, corpus: Corpus, *, limit: int = 8, corpus_topic: str | None = None) -> dict[str, Any]:
