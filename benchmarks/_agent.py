@@ -13,7 +13,7 @@ from collections.abc import Iterator
 def reference_agent(*flags: str, startup_timeout: float = 30.0) -> Iterator[str]:
     """Yield the JSON-RPC URL of a reference agent started with ``flags`` on a random loopback port."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_agentvault.agent", "--port", "0", "--log-level", "error", *flags],
+        [sys.executable, "-m", "agentvault_stack.agent", "--port", "0", "--log-level", "error", *flags],
         stdout=subprocess.PIPE, text=True,
     )
     try:

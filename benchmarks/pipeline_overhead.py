@@ -26,12 +26,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from fixed_sleep_strategy import fixed_sleep_wait  # noqa: E402
 
-from airflow_agentvault.agent.research import start_research_agents  # noqa: E402
+from agentvault_stack.agent.research import start_research_agents  # noqa: E402
+from agentvault_stack.testing import PROVIDER_MODULES, AirflowStack  # noqa: E402
 from airflow_agentvault.pipelines.research import STAGES, connection_id  # noqa: E402
 from airflow_agentvault.protocol.client import AgentClient  # noqa: E402
 from airflow_agentvault.protocol.models import DataPart, Message, TextPart  # noqa: E402
 from airflow_agentvault.protocol.result import outcome_of  # noqa: E402
-from airflow_agentvault.testing import PROVIDER_MODULES, AirflowStack  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import psutil
 
-from airflow_agentvault.agent.research import start_research_agents
+from agentvault_stack.agent.research import start_research_agents
+from agentvault_stack.testing import PROVIDER_MODULES, AirflowStack, DistributedAirflowStack
 from airflow_agentvault.pipelines.research import STAGES, connection_id
-from airflow_agentvault.testing import PROVIDER_MODULES, AirflowStack, DistributedAirflowStack
 
 HERE = Path(__file__).resolve().parent
 TOPICS_FILE = HERE / "topics_100.txt"

@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 # Sets itself up: creates or syncs .venv from uv.lock (a quick no-op when it is current).
 bash scripts/setup.sh >&2
 export PATH="$PWD/.venv/bin:$PATH"
-exec .venv/bin/python -m airflow_agentvault.demo "$@"
+exec .venv/bin/python -m agentvault_stack.demo "$@"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Lint (ruff) over the package, the tests, the DAGs and the benchmarks; types (mypy, strict on the
-# protocol layer). Both are configured in pyproject.toml.
+# Lint (ruff) over both packages (the provider and stack/), the tests, the DAGs, the benchmarks and the
+# scripts; types (mypy, strict on the protocol layer). Both are configured in pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null 2>&1 || bash scripts/setup.sh
-.venv/bin/ruff check airflow_agentvault tests dags benchmarks
+.venv/bin/ruff check airflow_agentvault stack tests dags benchmarks scripts
 .venv/bin/mypy airflow_agentvault/protocol

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv from uv.lock (Airflow, the provider in editable mode, test tools).
+# Creates .venv from uv.lock (Airflow, the provider and the agents of stack/ in editable mode, test tools).
 # The browser tests (tests/ui) drive Debian's chromium through Playwright: when /usr/bin/chromium is
 # missing, it is installed with apt-get if running as root and CI=true, or when asked with --browser
 # (or AGENTVAULT_INSTALL_BROWSER=1). No browser build is ever downloaded from anywhere else.

@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from airflow_agentvault.testing import AirflowStack, AirflowStackError
-from airflow_agentvault.testing.airflow_stack import find_stack_processes
+from agentvault_stack.testing import AirflowStack, AirflowStackError
+from agentvault_stack.testing.airflow_stack import find_stack_processes
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +79,7 @@ def test_watchdog_cleans_up_after_a_killed_test_process(tmp_path: Path) -> None:
             textwrap.dedent(
                 f"""
                 import time
-                from airflow_agentvault.testing import AirflowStack
+                from agentvault_stack.testing import AirflowStack
                 stack = AirflowStack({str(tmp_path / "home")!r}, {str(tmp_path / "dags")!r}).start()
                 print(stack.stack_id, *sorted(stack._session_ids()), flush=True)
                 time.sleep(120)

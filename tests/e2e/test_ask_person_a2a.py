@@ -15,12 +15,12 @@ import time
 import pytest
 from test_ask_person import hitl_path, wait_for_state, wait_until_parked
 
+from agentvault_stack.testing import AirflowStack
 from airflow_agentvault.compat import AIRFLOW_V_3_3_PLUS
 from airflow_agentvault.operators.ask_person import REJECT
 from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.dialects import codec_for
 from airflow_agentvault.protocol.models import TaskState
-from airflow_agentvault.testing import AirflowStack
 
 from interop import servers
 from interop.a2a_v1_agent import OPTIONS, question

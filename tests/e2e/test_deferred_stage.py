@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
+from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
+from agentvault_stack.testing import PROVIDER_MODULES, AirflowStack
 from airflow_agentvault.compat import AIRFLOW_V_3_3_PLUS, ExceptionRetryPolicy
 from airflow_agentvault.protocol.client import AgentClient
-from airflow_agentvault.testing import PROVIDER_MODULES, AirflowStack
 
 pytestmark = pytest.mark.integration
 

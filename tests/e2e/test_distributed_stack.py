@@ -21,13 +21,13 @@ import requests
 from e2e.test_deferred_stage import normalised
 from e2e.test_research_pipeline import local, run
 
-from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
-from airflow_agentvault.agent.research import start_research_agents
+from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
+from agentvault_stack.agent.research import start_research_agents
+from agentvault_stack.testing import AirflowStack, AirflowStackError
+from agentvault_stack.testing.deployment import agent_connections
+from agentvault_stack.testing.distributed_stack import DistributedAirflowStack
 from airflow_agentvault.pipelines.research import STAGE_IDS
 from airflow_agentvault.protocol.client import AgentClient
-from airflow_agentvault.testing import AirflowStack, AirflowStackError
-from airflow_agentvault.testing.deployment import agent_connections
-from airflow_agentvault.testing.distributed_stack import DistributedAirflowStack
 
 pytestmark = [
     pytest.mark.integration,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_agentvault.agent.research import start_research_agents
+from agentvault_stack.agent.research import start_research_agents
+from agentvault_stack.testing import PROVIDER_MODULES, AirflowStack
 from airflow_agentvault.pipelines.research import STAGE_IDS, connection_id
-from airflow_agentvault.testing import PROVIDER_MODULES, AirflowStack
 
 pytestmark = pytest.mark.integration
 

@@ -32,8 +32,8 @@ def running(command: list[str], cwd: Path, ready_url: str, name: str) -> Iterato
 
 
 def reference_agent(*switches: str, name: str = "reference-agent") -> contextlib.AbstractContextManager[str]:
-    """``python -m airflow_agentvault.agent`` with ``switches`` (``--work-seconds 1`` ...)."""
-    return running([sys.executable, "-m", "airflow_agentvault.agent", "--port", "{port}", *switches],
+    """``python -m agentvault_stack.agent`` with ``switches`` (``--work-seconds 1`` ...)."""
+    return running([sys.executable, "-m", "agentvault_stack.agent", "--port", "{port}", *switches],
                    TESTS.parent, "/agent-card.json", name)
 
 

@@ -55,7 +55,7 @@ NOT_FOUND = -32001
 
 @pytest.fixture(scope="module")
 def agent() -> Iterator[str]:
-    """A reference agent process (``python -m airflow_agentvault.agent``) on a free port; its base URL."""
+    """A reference agent process (``python -m agentvault_stack.agent``) on a free port; its base URL."""
     with reference_agent() as base_url:
         yield base_url
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
+from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
 
 from dagtest import load_example_dag, stream_xcom
 

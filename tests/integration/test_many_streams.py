@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
+from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
 from airflow_agentvault.protocol.async_client import AsyncAgentClient, AsyncTaskFollower
 from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.follow import PATH_STREAM

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
-from airflow_agentvault.agent.behaviour import DEFAULT_AUTH_QUESTION
-from airflow_agentvault.agent.tasks import CREDENTIAL_REJECTED
+from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
+from agentvault_stack.agent.behaviour import DEFAULT_AUTH_QUESTION
+from agentvault_stack.agent.messages import CREDENTIAL_REJECTED
 from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.models import DataPart, Message, TaskState, TextPart
 
@@ -666,7 +666,7 @@ def test_stop_is_fast_with_an_open_stream() -> None:
 
 def test_cli_subprocess_prints_url_and_serves() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_agentvault.agent", "--port", "0", "--name", "CLI agent", "--fail"],
+        [sys.executable, "-m", "agentvault_stack.agent", "--port", "0", "--name", "CLI agent", "--fail"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
-from airflow_agentvault.agent.research import STAGE_NAMES, ResearchAgents, start_research_agents
-from airflow_agentvault.agent.skills import FunctionSkill, SkillInputError
+from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
+from agentvault_stack.agent.contract import FunctionSkill, SkillInputError
+from agentvault_stack.agent.research import STAGE_NAMES, ResearchAgents, start_research_agents
 
 pytestmark = pytest.mark.integration
 
@@ -308,7 +308,7 @@ def test_a_custom_skill_on_the_reference_agent() -> None:
     def shout(request: Any) -> Any:
         if not request.texts:
             raise SkillInputError("nothing to shout")
-        from airflow_agentvault.agent.skills import SkillResult, make_artifact
+        from agentvault_stack.agent.contract import SkillResult, make_artifact
 
         return SkillResult(request.text.upper(), [make_artifact("loud", "shout", {"n": len(request.text)})])
 
@@ -382,7 +382,7 @@ def _read_lines_until(process: subprocess.Popen, marker: str, timeout: float) ->
 
 def test_command_line_prints_ready_and_exits_on_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_agentvault.agent.research", "--base-port", "0", "--tokens-per-second", "500"],
+        [sys.executable, "-m", "agentvault_stack.agent.research", "--base-port", "0", "--tokens-per-second", "500"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -410,7 +410,7 @@ def test_command_line_prints_ready_and_exits_on_sigterm() -> None:
 
 def test_command_line_no_questions_takes_the_first_reading() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_agentvault.agent.research", "--base-port", "0", "--no-questions"],
+        [sys.executable, "-m", "agentvault_stack.agent.research", "--base-port", "0", "--no-questions"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={k: v for k, v in os.environ.items() if k != "AGENTVAULT_RESEARCH_QUESTIONS"},
@@ -433,7 +433,7 @@ def test_command_line_no_questions_takes_the_first_reading() -> None:
 
 def test_reference_agent_cli_rejects_an_unknown_skill() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "airflow_agentvault.agent", "--skill", "nope"],
+        [sys.executable, "-m", "agentvault_stack.agent", "--skill", "nope"],
         capture_output=True,
         text=True,
         timeout=30,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
+from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
 from airflow_agentvault.compat import AirflowFailException
 from airflow_agentvault.decorators.agentvault import message_parts
 from airflow_agentvault.protocol.client import AgentClient

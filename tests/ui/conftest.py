@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_agentvault.testing import AirflowStack
+from agentvault_stack.testing import AirflowStack
 
 CHROMIUM = os.environ.get("AGENTVAULT_CHROMIUM", "/usr/bin/chromium")
 #: Bound of every single browser wait (a page, a click, an element showing up), in milliseconds.

@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import pytest
 
-from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
-from airflow_agentvault.testing import AirflowStack
+from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
+from agentvault_stack.testing import AirflowStack
 
 pytestmark = pytest.mark.integration
 

@@ -23,10 +23,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_agentvault.agent import AgentBehaviour, ReferenceAgentServer
+from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
+from agentvault_stack.testing import AirflowStack
 from airflow_agentvault.compat import AIRFLOW_V_3_3_PLUS
 from airflow_agentvault.operators.ask_person import REJECT
-from airflow_agentvault.testing import AirflowStack
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="awaiting_input came with Airflow 3.3")]

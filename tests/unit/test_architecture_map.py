@@ -1,4 +1,4 @@
-"""docs/architecture.md lists every module of the provider's core, and nothing that no longer exists."""
+"""docs/architecture.md lists every module of the provider and of the stack, and nothing that no longer exists."""
 
 from __future__ import annotations
 
@@ -6,40 +6,46 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGE = REPO / "airflow_agentvault"
+#: Each package the map describes, by its folder in the repository.
+PACKAGES = {"airflow_agentvault/": REPO / "airflow_agentvault", "agentvault_stack/": REPO / "stack" / "agentvault_stack"}
 #: Folders the map describes as a whole, not module by module.
-SUMMARISED = ("agent/",)
+SUMMARISED = ("agentvault_stack/agent/",)
 
 
 def mapped_paths() -> set[str]:
-    """The module paths in the map's tree, relative to the package."""
+    """The module paths in the map's tree, each prefixed with its package's folder name."""
     tree = (REPO / "docs" / "architecture.md").read_text().split("```")[1]
-    paths, parent = set(), ""
+    paths, package, parent = set(), "", ""
     for line in tree.splitlines():
         match = re.match(r"^( *)(\S+)", line)
-        if not match or match.group(1) == "" or match.group(2) == "airflow_agentvault/":
+        if not match:
             continue
-        name = match.group(2)
-        depth = len(match.group(1))
-        if depth == 2 and name.endswith("/") and name not in ("protocol/",):
-            paths.add(name)
+        name, depth = match.group(2), len(match.group(1))
+        if depth == 0:
+            package = name if name in PACKAGES else ""
+            continue
+        if not package:
+            continue
+        if depth == 2 and name.endswith("/") and name != "protocol/":
+            paths.add(package + name)
             continue
         if name == "protocol/":
             parent = "protocol/"
             continue
         if name.endswith(".py"):
-            paths.add((parent if depth >= 4 else "") + name)
+            paths.add(package + (parent if depth >= 4 else "") + name)
     return paths
 
 
 def package_modules() -> set[str]:
     found = set()
-    for path in PACKAGE.rglob("*.py"):
-        relative = path.relative_to(PACKAGE).as_posix()
-        if relative.startswith(SUMMARISED) or relative.endswith("__init__.py") and "dialects" not in relative:
-            continue
-        found.add(relative)
-    return found | {folder for folder in SUMMARISED}
+    for prefix, folder in PACKAGES.items():
+        for path in folder.rglob("*.py"):
+            relative = prefix + path.relative_to(folder).as_posix()
+            if relative.startswith(SUMMARISED) or relative.endswith("__init__.py") and "dialects" not in relative:
+                continue
+            found.add(relative)
+    return found | set(SUMMARISED)
 
 
 def test_the_map_lists_exactly_the_package_modules():

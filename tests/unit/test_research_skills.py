@@ -12,18 +12,15 @@ import httpx
 import pytest
 import respx
 
-from airflow_agentvault.agent import AgentBehaviour
-from airflow_agentvault.agent.research import STAGE_NAMES, Corpus, Document, find_input, general, llm, research_skills
-from airflow_agentvault.agent.research.report import edit_report, split_references, title_case
-from airflow_agentvault.agent.research.stages import extract_claims, plan_research, verify_claims
-from airflow_agentvault.agent.research.text import numbers, sentences
-from airflow_agentvault.agent.skills import (
-    ECHO_SKILL,
-    SkillInputError,
-    SkillRequest,
-    SkillResult,
-    get_skill,
-)
+from agentvault_stack.agent import AgentBehaviour
+from agentvault_stack.agent.contract import SkillInputError, SkillRequest, SkillResult
+from agentvault_stack.agent.research import STAGE_NAMES, Corpus, Document, find_input, general, llm, research_skills
+from agentvault_stack.agent.research.claims import extract_claims, verify_claims
+from agentvault_stack.agent.research.editing import edit_report, title_case
+from agentvault_stack.agent.research.planning import plan_research
+from agentvault_stack.agent.research.report import split_references
+from agentvault_stack.agent.research.text import numbers, sentences
+from agentvault_stack.agent.skills import ECHO_SKILL, get_skill
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 TOPIC = "solar power adoption"
@@ -104,7 +101,7 @@ def test_get_skill_by_name() -> None:
     assert get_skill("echo") is ECHO_SKILL
     assert get_skill("crawl").id == "research-crawl"
     assert get_skill("research/topic_research").id == "research-topic-research"
-    assert get_skill("airflow_agentvault.agent.skills:ECHO_SKILL") is ECHO_SKILL
+    assert get_skill("agentvault_stack.agent.skills:ECHO_SKILL") is ECHO_SKILL
     with pytest.raises(ValueError, match="unknown skill"):
         get_skill("nope")
 
@@ -469,7 +466,7 @@ def test_llm_failure_falls_back_with_a_warning(
     with respx.mock(assert_all_mocked=True) as mock:
         route = mock.post(f"{LLM_BASE}/v1/chat/completions")
         route.mock(side_effect=failure) if isinstance(failure, Exception) else route.mock(return_value=failure)
-        with caplog.at_level(logging.WARNING, logger="airflow_agentvault.agent.research"):
+        with caplog.at_level(logging.WARNING, logger="agentvault_stack.agent.research"):
             with_llm = run(skills["synthesize"], verification)
     assert route.called
     assert "research stage synthesize: LLM at http://llm.invalid:11434/v1/chat/completions failed" in caplog.text
@@ -481,7 +478,7 @@ def test_llm_fallback_output_equals_the_deterministic_one(
 ) -> None:
     with respx.mock(assert_all_mocked=True) as mock:
         mock.post(f"{LLM_BASE}/v1/chat/completions").mock(return_value=completion("no questions here"))
-        with caplog.at_level(logging.WARNING, logger="airflow_agentvault.agent.research"):
+        with caplog.at_level(logging.WARNING, logger="agentvault_stack.agent.research"):
             fallback = run(skills["topic_research"], {"topic": TOPIC})
     assert "unusable" in caplog.text
     monkeypatch.delenv(llm.ENV_BASE_URL)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from agentvault_stack.testing.airflow_stack import AIRFLOW_WORKER_MODULES, PROVIDER_MODULES
 from airflow_agentvault.compat import AIRFLOW_V_3_3_PLUS
-from airflow_agentvault.testing.airflow_stack import AIRFLOW_WORKER_MODULES, PROVIDER_MODULES
 
 pytestmark = pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="the forkserver preload of workers came with Airflow 3.3")
 
@@ -32,7 +32,7 @@ def test_readme_setting_matches_the_stack():
 
 
 def test_preload_switches_the_workers_to_a_forkserver(tmp_path):
-    from airflow_agentvault.testing import AirflowStack
+    from agentvault_stack.testing import AirflowStack
 
     plain = AirflowStack(home=tmp_path / "a", dags_folder=tmp_path)
     preloaded = AirflowStack(home=tmp_path / "b", dags_folder=tmp_path, preload_modules=PROVIDER_MODULES)

@@ -25,7 +25,7 @@ ENV_TIMEOUT = "AGENTVAULT_LLM_TIMEOUT"
 DEFAULT_MODEL = "local-model"  # llama.cpp ignores the name; Ollama and vLLM need the real one
 DEFAULT_TIMEOUT = 60.0
 
-log = logging.getLogger("airflow_agentvault.agent.research")
+log = logging.getLogger("agentvault_stack.agent.research")
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"^```[\w-]*\n(.*?)\n```$", re.DOTALL)

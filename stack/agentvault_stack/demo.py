@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-REPO = Path(__file__).resolve().parent.parent
+#: The checkout the demo runs from (this file is stack/agentvault_stack/demo.py): its dags/, .airflow/, reports/.
+REPO = Path(__file__).resolve().parents[2]
 
 
 class DemoError(RuntimeError):
@@ -142,7 +143,7 @@ def _corpus(folder: str | None) -> Any:
     """The research agents' documents: a folder of the user's, or the shipped corpus (None)."""
     if not folder:
         return None
-    from airflow_agentvault.agent.research.documents import Corpus
+    from agentvault_stack.agent.research.documents import Corpus
 
     try:
         return Corpus.load(folder)
@@ -153,9 +154,9 @@ def _corpus(folder: str | None) -> Any:
 def run_demo(args: argparse.Namespace) -> int:
     _check_setup()
     _check_port(args.port)
-    from airflow_agentvault.agent.research import start_research_agents
+    from agentvault_stack.agent.research import start_research_agents
+    from agentvault_stack.testing import PROVIDER_MODULES, AirflowStack
     from airflow_agentvault.protocol.timing import PRESETS
-    from airflow_agentvault.testing import PROVIDER_MODULES, AirflowStack
 
     home = _fresh_home(Path(args.home).resolve())
     reports = Path(args.reports).resolve()

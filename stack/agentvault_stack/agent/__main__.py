@@ -15,10 +15,10 @@ import types
 from collections.abc import Sequence
 from typing import Any, Union, get_args, get_origin
 
-from airflow_agentvault.agent.app import DEFAULT_AGENT_ID, DEFAULT_NAME
-from airflow_agentvault.agent.behaviour import AgentBehaviour
-from airflow_agentvault.agent.server import ReferenceAgentServer
-from airflow_agentvault.agent.skills import get_skill
+from agentvault_stack.agent.app import DEFAULT_AGENT_ID, DEFAULT_NAME
+from agentvault_stack.agent.behaviour import AgentBehaviour
+from agentvault_stack.agent.server import ReferenceAgentServer
+from agentvault_stack.agent.skills import get_skill
 
 
 def _flag(field_name: str) -> str:

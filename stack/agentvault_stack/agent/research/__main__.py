@@ -1,6 +1,6 @@
 """Command line: run all seven research agents until SIGINT/SIGTERM.
 
-``python -m airflow_agentvault.agent.research [--base-port 0] [--tokens-per-second N] [--host H]
+``python -m agentvault_stack.agent.research [--base-port 0] [--tokens-per-second N] [--host H]
 [--no-questions]``
 
 Prints ``AGENT <stage> <rpc_url>`` for each stage, in pipeline order, then ``READY``; exits 0 after a
@@ -15,13 +15,13 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from airflow_agentvault.agent.research.documents import Corpus
-from airflow_agentvault.agent.research.runner import DEFAULT_WORK_SECONDS, research_agents
+from agentvault_stack.agent.research.documents import Corpus
+from agentvault_stack.agent.research.runner import DEFAULT_WORK_SECONDS, research_agents
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_agentvault.agent.research",
+        prog="python -m agentvault_stack.agent.research",
         description="Run the seven reference research agents (topic_research, crawl, extract, verify, "
         "synthesize, edit, visualize) on loopback, one port each.",
     )

@@ -1,12 +1,10 @@
-"""Skills: the work a reference agent does between WORKING and COMPLETED.
+"""The skill contract: what a skill is given, and what it answers.
 
 Why it exists: one server (``app.py``/``server.py``) serves many kinds of agent. The task life cycle,
-streaming and failure switches stay in :mod:`~airflow_agentvault.agent.tasks`; a skill only turns the
-task's input into an answer and artifacts. The default, :data:`ECHO_SKILL`, is the reference agent's
-original behaviour (it echoes its input); the research pipeline's seven skills live in
-:mod:`airflow_agentvault.agent.research`.
-
-The contract:
+streaming and failure switches stay in :mod:`~agentvault_stack.agent.tasks`; a skill only turns the
+task's input into an answer and artifacts. The skills themselves (the echo skill, the research
+stages) and the lookup by name live elsewhere (:mod:`~agentvault_stack.agent.skills`), so they all
+import this module and it imports none of them.
 
 * input, :class:`SkillRequest`: the text parts and data parts of every user message of the task,
   as plain Python, plus the task's :class:`AgentBehaviour` (read-only);
@@ -22,24 +20,16 @@ The contract:
   :attr:`SkillRequest.answers`.
 
 ``blocking`` skills (anything that may do I/O, e.g. call an LLM) run in a daemon thread so they never
-stall the server's event loop; the echo skill runs inline.
+stall the server's event loop.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_agentvault.agent.behaviour import AgentBehaviour, Question
-
-ANSWER_PREFIX = "Reference answer:"
-
-DEFAULT_CARD_DESCRIPTION = (
-    "Reference AgentVault agent for airflow-agentvault tests: echoes its input as a result artifact, "
-    "with switchable failure modes."
-)
+from agentvault_stack.agent.behaviour import AgentBehaviour, Question
 
 
 class SkillInputError(ValueError):
@@ -213,75 +203,3 @@ class FunctionSkill(Skill):
 
     def run(self, request: SkillRequest) -> SkillResult:
         return self.func(request)
-
-
-class EchoSkill(Skill):
-    """The reference agent's original work: answer with the input, in ``artifact_count`` artifacts."""
-
-    id = "echo-research"
-    name = "Echo research"
-    description = "Answers with the text and data parts it was sent."
-    blocking = False
-
-    @property
-    def card_description(self) -> str:
-        return DEFAULT_CARD_DESCRIPTION
-
-    @staticmethod
-    def answer(request: SkillRequest) -> str:
-        """The input echoed; with ``questions`` in the behaviour, the answers to them listed after it.
-
-        (The single ``input_required`` question's follow-up counts as more input: it is echoed only.)
-        """
-        text = f"{ANSWER_PREFIX} {' '.join(request.texts) if request.texts else '(no text)'}"
-        if request.behaviour.questions and request.answers:
-            text += f" Answers: {'; '.join(a.text for a in request.answers)}"
-        return text
-
-    def run(self, request: SkillRequest) -> SkillResult:
-        answer = self.answer(request)
-        artifacts = [
-            make_artifact(
-                "result" if index == 1 else f"result-{index}",
-                "result",
-                {"answer": answer, "echo": {"text": list(request.texts), "data": list(request.data)}, "index": index},
-            )
-            for index in range(1, request.behaviour.artifact_count + 1)
-        ]
-        return SkillResult(answer, artifacts)
-
-
-ECHO_SKILL = EchoSkill()
-
-
-def skill_names() -> list[str]:
-    """Names :func:`get_skill` accepts: ``echo`` and the research stages."""
-    from airflow_agentvault.agent.research.stages import STAGE_NAMES
-
-    return ["echo", *STAGE_NAMES]
-
-
-def get_skill(name: str) -> Skill:
-    """A skill by name: ``echo``, a research stage (``crawl`` or ``research/crawl``), or ``module:attr``.
-
-    ``module:attr`` names a :class:`Skill` instance, a ``Skill`` subclass, or a function taking a
-    :class:`SkillRequest`.
-    """
-    if name in ("", "echo", ECHO_SKILL.id):
-        return ECHO_SKILL
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
-        target = getattr(importlib.import_module(module_name), attr)
-        if isinstance(target, Skill):
-            return target
-        if isinstance(target, type) and issubclass(target, Skill):
-            return target()
-        if callable(target):
-            return FunctionSkill(target, skill_id=name, name=attr)
-        raise ValueError(f"{name} is not a skill")
-    from airflow_agentvault.agent.research.stages import STAGE_NAMES, research_skill
-
-    stage = name.removeprefix("research/").removeprefix("research.")
-    if stage in STAGE_NAMES:
-        return research_skill(stage)
-    raise ValueError(f"unknown skill {name!r}; known: {', '.join(skill_names())} or module:attr")

@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_agentvault.agent.research.documents import Corpus
-from airflow_agentvault.agent.research.text import normalise_word, terms, words
+from agentvault_stack.agent.research.documents import Corpus
+from agentvault_stack.agent.research.text import normalise_word, terms, words
 
 READINGS_DIR = "readings"
 ASK_ENV = "AGENTVAULT_RESEARCH_QUESTIONS"

@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
-from airflow_agentvault.agent.behaviour import AgentBehaviour
-from airflow_agentvault.agent.research.documents import Corpus
-from airflow_agentvault.agent.research.stages import STAGE_NAMES, research_skill
-from airflow_agentvault.agent.server import ReferenceAgentServer
+from agentvault_stack.agent.behaviour import AgentBehaviour
+from agentvault_stack.agent.research.documents import Corpus
+from agentvault_stack.agent.research.inputs import STAGE_NAMES
+from agentvault_stack.agent.research.stages import research_skill
+from agentvault_stack.agent.server import ReferenceAgentServer
 
 DEFAULT_WORK_SECONDS = 0.2
 

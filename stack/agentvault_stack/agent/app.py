@@ -40,9 +40,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from airflow_agentvault.agent.behaviour import OVERRIDE_KEY, AgentBehaviour
-from airflow_agentvault.agent.skills import Skill
-from airflow_agentvault.agent.tasks import TaskNotFound, TaskStore
+from agentvault_stack.agent.behaviour import OVERRIDE_KEY, AgentBehaviour
+from agentvault_stack.agent.contract import Skill
+from agentvault_stack.agent.tasks import TaskNotFound, TaskStore
 
 DEFAULT_NAME = "AgentVault Reference Agent"
 DEFAULT_AGENT_ID = "airflow-agentvault/reference-agent"

@@ -1,4 +1,4 @@
-"""Run a real Airflow (api-server, scheduler, triggerer, dag-processor) for end-to-end tests.
+"""A real Airflow for end-to-end tests (long: starting, watching, querying and sweeping share one life cycle).
 
 ``dag.test()`` runs triggers inline in the test process, so it cannot prove that a
 deferrable operator survives a real round trip through the triggerer. ``AirflowStack``
@@ -22,7 +22,7 @@ Usage::
         run_id = stack.trigger("my_dag", {"x": 1})
         assert stack.wait_for_run("my_dag", run_id) == "success"
 
-Demo: ``python -m airflow_agentvault.testing.airflow_stack --dags-folder DIR --dag-id ID``.
+Demo: ``python -m agentvault_stack.testing.airflow_stack --dags-folder DIR --dag-id ID``.
 
 Why one long module: starting, watching, querying and sweeping the stack share one life cycle (the
 marker variable, the process groups, the home folder); split apart, each piece would have to know
@@ -448,7 +448,7 @@ class AirflowStack:
                 self._watchdog.kill()
                 self._watchdog.wait(timeout=5)
         code = (
-            "import sys; from airflow_agentvault.testing.airflow_stack import _watchdog; "
+            "import sys; from agentvault_stack.testing.airflow_stack import _watchdog; "
             "sys.exit(_watchdog(int(sys.argv[1]), sys.argv[2], sys.argv[3]))"
         )
         sids = ",".join(str(sid) for sid in self._watchdog_session_ids())

@@ -31,7 +31,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from airflow_agentvault.agent.research.text import STOPWORDS, normalise_word, sentences, terms, words
+from agentvault_stack.agent.research.text import STOPWORDS, normalise_word, sentences, terms, words
 
 CORPUS_ENV = "AGENTVAULT_RESEARCH_CORPUS"
 DEFAULT_CORPUS_DIR = Path(__file__).with_name("corpus")

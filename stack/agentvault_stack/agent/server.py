@@ -16,9 +16,9 @@ from types import TracebackType
 
 import uvicorn
 
-from airflow_agentvault.agent.app import DEFAULT_AGENT_ID, DEFAULT_NAME, ReferenceAgent, create_app
-from airflow_agentvault.agent.behaviour import AgentBehaviour
-from airflow_agentvault.agent.skills import Skill
+from agentvault_stack.agent.app import DEFAULT_AGENT_ID, DEFAULT_NAME, ReferenceAgent, create_app
+from agentvault_stack.agent.behaviour import AgentBehaviour
+from agentvault_stack.agent.contract import Skill
 
 
 class ReferenceAgentServer:

@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from airflow_agentvault.testing.airflow_stack import AirflowStack
-from airflow_agentvault.testing.deployment import HOSTNAME_VAR, TRIGGERERS, WORKER_CONCURRENCY, WORKERS, celery_env
-from airflow_agentvault.testing.services import PostgresServer, RedisServer
+from agentvault_stack.testing.airflow_stack import AirflowStack
+from agentvault_stack.testing.deployment import HOSTNAME_VAR, TRIGGERERS, WORKER_CONCURRENCY, WORKERS, celery_env
+from agentvault_stack.testing.services import PostgresServer, RedisServer
 
 __all__ = ["FAULT_DETECTION", "DistributedAirflowStack"]
 
@@ -67,7 +67,7 @@ class DistributedAirflowStack(AirflowStack):
 
     def _deployment_env(self) -> dict[str, str]:
         env = celery_env(self.postgres.url(), self.redis.url)
-        env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "airflow_agentvault.testing.deployment.component_hostname"
+        env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "agentvault_stack.testing.deployment.component_hostname"
         if self.fault_detection:
             env.update(FAULT_DETECTION)
         return env

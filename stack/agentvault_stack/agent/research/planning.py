@@ -1,0 +1,115 @@
+"""The topic_research and crawl stages' work: a plan of questions and keywords, documents ranked for it.
+
+Pure functions of the topic and the corpus (the skills in :mod:`.stages` add the LLM, the readings
+and the general-knowledge fallback around them).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from agentvault_stack.agent.research import general
+from agentvault_stack.agent.research.documents import CORPUS_ENV, Corpus, Document
+from agentvault_stack.agent.research.text import normalise_word, terms, words
+
+DEFAULT_TOP_N = 5
+
+
+# -- 1. topic research ----------------------------------------------------------------------
+
+
+def plan_research(topic: str, corpus: Corpus, *, limit: int = 8, corpus_topic: str | None = None) -> dict[str, Any]:
+    """Sub-questions and search keywords for ``topic``, from templates and the corpus's vocabulary.
+
+    ``corpus_topic`` names the corpus topic to draw on (default: the one closest to ``topic``).
+    """
+    corpus_topic = corpus_topic or corpus.match_topic(topic)
+    own = [w for w in dict.fromkeys(words(topic)) if normalise_word(w) in set(terms(topic))]
+    keywords: list[str] = []
+    seen: set[str] = set()
+    phrases = corpus.topic_phrases(corpus_topic) if corpus_topic else []
+    singles = corpus.topic_keywords(corpus_topic, limit + len(own)) if corpus_topic else []
+    covered: set[str] = set()
+    for keyword in own + phrases + singles:
+        parts = [normalise_word(w) for w in words(keyword)]
+        key = " ".join(parts)
+        if not key or key in seen or (len(parts) == 1 and key in covered):
+            continue
+        seen.add(key)
+        keywords.append(keyword)
+        if len(parts) > 1:
+            covered.update(parts)
+    keywords = keywords[: max(limit, len(own))]
+    own_keys = {normalise_word(w) for w in own}
+    extra = [k for k in keywords if normalise_word(k) not in own_keys]
+
+    def pair(a: int, b: int) -> str | None:
+        return f"{extra[a]} and {extra[b]}" if len(extra) > b else None
+
+    questions = [
+        f"What is the current state of {topic}?",
+        f"What figures are reported for {pair(0, 1) or topic}?",
+        (f"How have {pair(2, 3)} changed in recent years?" if len(extra) > 3
+         else f"How has {topic} changed in recent years?"),
+        f"Where do sources disagree about {extra[4] if len(extra) > 4 else topic}?",
+        f"What costs, risks or barriers affect {topic}?",
+    ]
+    if len(extra) > 5:
+        questions.append(f"What targets or next steps are reported for {extra[5]}?")
+    return {"topic": topic, "corpus_topic": corpus_topic, "questions": questions, "keywords": keywords}
+
+
+def parse_questions(text: str) -> list[str]:
+    """Questions from an LLM answer: one per line, bullets and numbering removed."""
+    out = []
+    for line in text.splitlines():
+        line = re.sub(r"^\s*(?:[-*+•]|\d+[.)]|q\d+[:.)])\s*", "", line.strip(), flags=re.I).strip().strip('"')
+        if len(line) > 10 and line.endswith("?") and line not in out:
+            out.append(line)
+    return out[:6]
+
+
+# -- 2. crawl -------------------------------------------------------------------------------
+
+
+def crawl_documents(
+    corpus: Corpus, topic: str, keywords: list[str], *, top_n: int = DEFAULT_TOP_N, min_share: float = 0.25,
+    only_topic: str | None = None,
+) -> list[dict[str, Any]]:
+    """The ``top_n`` documents most relevant to the keywords (BM25), each with its score and text.
+
+    Documents scoring below ``min_share`` of the best score are left out; with ``only_topic``, so are
+    documents of any other corpus topic (another reading of the same word).
+    """
+    query = terms(" ".join([topic, *keywords]))
+    ranked = [(doc, score) for doc, score in corpus.bm25(query)
+              if score > 0 and (only_topic is None or doc.topic == only_topic)]
+    if not ranked:
+        return []
+    floor = ranked[0][1] * min_share
+    return [doc.to_dict(score=score) for doc, score in ranked if score >= floor][: max(top_n, 0)]
+
+
+def nothing_covers(topic: str, corpus: Corpus, knowledge: general.GeneralKnowledge | None = None) -> str:
+    """Why a crawl found nothing, and what to do: an empty report must never pass for a result.
+
+    ``knowledge``: the general-knowledge corpus searched too (``None``: it is not installed).
+    """
+    covered = ", ".join(corpus.topics()) or "nothing yet"
+    message = (f"no document in the research corpus is about {topic!r}; it covers: {covered}. Add Markdown "
+               f"documents on the topic to the corpus folder (set {CORPUS_ENV} to a folder of your own, or pass "
+               "--corpus to the agents' command) and run again")
+    if knowledge is None:
+        return (f"{message}. For everyday topics, install the general-knowledge corpus (Wikipedia summaries, "
+                f"read offline): {general.INSTALL_HINT}")
+    return f"{message}. No article of the general-knowledge corpus ({len(knowledge)} Wikipedia summaries) matches it either"
+
+
+def general_plan(topic: str, knowledge: general.GeneralKnowledge) -> dict[str, Any] | None:
+    """A plan drawn from the general-knowledge articles on ``topic`` (``None`` when none match)."""
+    found = [article.document() for article, _ in knowledge.search(topic)]
+    if not found:
+        return None
+    shelf = Corpus(Document(**{**vars(doc), "topic": topic}) for doc in found)
+    return {**plan_research(topic, shelf, corpus_topic=topic), "corpus_topic": None, "corpus": general.CORPUS_NAME}
