@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +24,8 @@ from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
 from agentvault_stack.agent.behaviour import DEFAULT_AUTH_QUESTION
 from agentvault_stack.agent.messages import CREDENTIAL_REJECTED
 from airflow_agentvault.protocol.client import AgentClient
-from airflow_agentvault.protocol.models import DataPart, Message, TaskState, TextPart
+from airflow_agentvault.protocol.describe import LogLines
+from airflow_agentvault.protocol.models import DataPart, Message, TaskMessageEvent, TaskState, TextPart
 
 pytestmark = pytest.mark.integration
 
@@ -323,7 +325,7 @@ def test_tokens_stream_one_word_each(agent: ReferenceAgentServer) -> None:
     task_id = send(agent, "alpha beta", overrides={"tokens": 5, "tokens_per_second": 50, "work_seconds": 1.0})
     events = read_events(subscribe(agent, task_id))
     words = [data["message"]["parts"][0]["content"] for name, data in events if name == "task_message"]
-    assert words == ["Reference", "answer:", "alpha", "beta", "Reference"]
+    assert words == ["Reference", " answer:", " alpha", " beta", " Reference"]
     assert states_of(events)[-1] == "COMPLETED"
     assert len(get_task(agent, task_id)["messages"]) == 1 + 5
 
@@ -332,7 +334,42 @@ def test_tokens_per_second_alone_streams_the_whole_answer(agent: ReferenceAgentS
     task_id = send(agent, "one two three", overrides={"tokens_per_second": 40, "work_seconds": 0.8})
     events = read_events(subscribe(agent, task_id))
     words = [data["message"]["parts"][0]["content"] for name, data in events if name == "task_message"]
-    assert " ".join(words) == "Reference answer: one two three"
+    assert "".join(words) == "Reference answer: one two three"
+
+
+MARKDOWN = "# Findings\n\n## Method\nSentences stating figures.  Two spaces.\n\n1. first item\n2. second item\n"
+
+
+def test_streamed_tokens_keep_the_answers_whitespace_as_an_llm_streams_them(agent: ReferenceAgentServer) -> None:
+    """Each token is a word with the whitespace before it: newlines, headings and list numbers survive."""
+    task_id = send(agent, MARKDOWN, overrides={"tokens_per_second": 400, "work_seconds": 0.1})
+    events = read_events(subscribe(agent, task_id))
+    tokens = [data["message"]["parts"][0]["content"] for name, data in events if name == "task_message"]
+    answer = f"Reference answer: {MARKDOWN}"
+    assert "".join(tokens) == answer
+    assert "\n\n##" in tokens and "\n2." in tokens and all(len(t.split()) == 1 for t in tokens)
+    # The provider reassembles the exact answer from the token messages (its trailing newline aside).
+    task = AgentClient(agent.rpc_url).get(task_id)
+    assert task.answer_text() == answer.strip()
+    # ... and its task log shows them as lines a person reads: a heading alone, a list item whole.
+    lines: list[str] = []
+    log_lines = LogLines(lines.append)
+    for token in tokens:
+        log_lines.add(TaskMessageEvent(task_id=task_id, message=Message(role="assistant", parts=[TextPart(
+            content=token)])), now=0.0)
+    log_lines.flush()
+    assert lines == ["assistant says: Reference answer:", "assistant says: # Findings", "assistant says: ## Method",
+                     "assistant says: Sentences stating figures.", "assistant says: Two spaces.",
+                     "assistant says: 1. first item", "assistant says: 2. second item"]
+
+
+def test_think_seconds_delay_the_first_token(agent: ReferenceAgentServer) -> None:
+    task_id = send(agent, "x", overrides={"tokens_per_second": 100, "work_seconds": 0, "think_seconds": 0.5})
+    events = read_events(subscribe(agent, task_id))
+    first_token = next(data["timestamp"] for name, data in events if name == "task_message")
+    created = get_task(agent, task_id)["createdAt"]
+    assert datetime.fromisoformat(first_token) - datetime.fromisoformat(created) >= timedelta(seconds=0.5)
+    assert states_of(events)[-1] == "COMPLETED"
 
 
 def test_failed_task_like_captures_14_and_15(agent: ReferenceAgentServer) -> None:

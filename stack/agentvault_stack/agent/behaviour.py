@@ -55,12 +55,18 @@ class AgentBehaviour(BaseModel):
         "(the task still runs): the delayed visibility that breaks fixed-sleep orchestrators.",
     )
     tokens: int = Field(
-        0, ge=0, description="Emit this many task_message events, one word of the answer each."
+        0, ge=0, description="Emit this many task_message events, one word of the answer each (with the "
+        "whitespace before it, as an LLM streams)."
     )
     tokens_per_second: float | None = Field(
         None,
         gt=0,
         description="Pace of the token messages (slow LLM); alone, streams every word of the answer.",
+    )
+    think_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds between WORKING and the answer's first token (a local LLM reading its prompt).",
     )
     fail: bool = Field(False, description="End the task FAILED with a reason.")
     input_required: bool = Field(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -365,8 +366,15 @@ class TaskStore:
         self._set_state(task, FAILED, reason)
 
     async def _respond(self, task: AgentTask, behaviour: AgentBehaviour, quarter: float, answer: str) -> None:
-        """Token-by-token messages (slow LLM), else one message: the answer, or progress if failing."""
-        words = answer.split() or [answer]
+        """Token-by-token messages (slow LLM), else one message: the answer, or progress if failing.
+
+        After ``think_seconds`` (a local LLM reading its prompt), tokens come as an LLM streams them:
+        each word with the whitespace before it, so the joined tokens are the answer, newlines and
+        Markdown structure included.
+        """
+        if behaviour.think_seconds:
+            await asyncio.sleep(behaviour.think_seconds)
+        words = tokens_of(answer)
         count = behaviour.tokens or (len(words) if behaviour.tokens_per_second else 0)
         if not count:
             await asyncio.sleep(quarter)
@@ -376,4 +384,16 @@ class TaskStore:
         interval = 1 / behaviour.tokens_per_second if behaviour.tokens_per_second else quarter / count
         for index in range(count):
             await asyncio.sleep(interval)
-            self._add_message(task, assistant_message(words[index % len(words)]))
+            word = words[index % len(words)]
+            if index and not word[:1].isspace():  # the answer again (``tokens`` beyond its length)
+                word = f" {word}"
+            self._add_message(task, assistant_message(word))
+
+
+def tokens_of(answer: str) -> list[str]:
+    """The answer as an LLM streams it: each word with the whitespace before it (the last keeps what follows)."""
+    words = re.findall(r"\s*\S+", answer)
+    if not words:
+        return [answer]
+    words[-1] += answer[len("".join(words)):]
+    return words
