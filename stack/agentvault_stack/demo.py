@@ -16,17 +16,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
-import re
 import shutil
 import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+from agentvault_stack.demo_console import Progress, StreamEcho, failure_reason, failure_report
+
+__all__ = ["DemoError", "Progress", "failure_reason", "main", "run_demo"]
 
 #: The checkout the demo runs from (this file is stack/agentvault_stack/demo.py): its dags/, .airflow/, reports/.
 REPO = Path(__file__).resolve().parents[2]
@@ -46,31 +47,6 @@ def _check_port(port: int) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise DemoError(f"port {port} on 127.0.0.1 is taken: stop what uses it, or pass --port N") from None
             raise
-
-
-def failure_reason(log: str) -> str:
-    """The last typed error a task's log names (``TaskFailedError: agent failed the task: ...``)."""
-    found: list[tuple[str, str]] = []
-    for line in log.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            found += re.findall(r"\b(\w+Error): ([^\n\"]{0,600})", line)
-            continue
-        found += list(_exceptions(record))
-    return f"{found[-1][0]}: {found[-1][1].strip()[:600]}" if found else "see its log"
-
-
-def _exceptions(value: Any) -> Iterator[tuple[str, str]]:
-    """(type, message) of every exception a structured log record carries (Airflow's ``error_detail``)."""
-    if isinstance(value, dict):
-        if isinstance(value.get("exc_type"), str) and isinstance(value.get("exc_value"), str):
-            yield value["exc_type"], value["exc_value"]
-        for item in value.values():
-            yield from _exceptions(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _exceptions(item)
 
 
 def _check_setup() -> None:
@@ -107,36 +83,14 @@ def _connections(urls: dict[str, str]) -> dict[str, dict[str, Any]]:
     }
 
 
+#: The agents' pace: a local LLM's (it reads its prompt for a few seconds, then streams its answer). The stream
+#: step of a stage starts a second or two (up to 3 s on two busy cores) after the stage's first step sent the
+#: task, so thinking this long lets it show every answer arriving; the whole run stays under a minute.
+DEMO_THINK_SECONDS = 3.0
+DEMO_TOKENS_PER_SECOND = 100.0
+
 #: Airflow leaves "Test connection" disabled; the demo's own Airflow turns it on.
 DEMO_AIRFLOW_ENV = {"AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
-
-
-def _stage_of(task_id: str) -> str:
-    return task_id.split(".", 1)[0]
-
-
-class Progress:
-    """Prints each stage once when it finishes (and each failure), with the time since the trigger."""
-
-    def __init__(self, started: float) -> None:
-        self.started = started
-        self.reported: set[str] = set()
-
-    def update(self, states: dict[str, str | None]) -> None:
-        stages: dict[str, list[str | None]] = {}
-        for task_id, state in states.items():
-            stages.setdefault(_stage_of(task_id), []).append(state)
-        for stage, stage_states in stages.items():
-            if stage in self.reported:
-                continue
-            if any(s in ("failed", "upstream_failed") for s in stage_states):
-                mark = "FAILED"
-            elif all(s == "success" for s in stage_states):
-                mark = "done"
-            else:
-                continue
-            self.reported.add(stage)
-            print(f"  {time.monotonic() - self.started:6.1f} s  {stage:<16} {mark}", flush=True)
 
 
 def _corpus(folder: str | None) -> Any:
@@ -154,7 +108,9 @@ def _corpus(folder: str | None) -> Any:
 def run_demo(args: argparse.Namespace) -> int:
     _check_setup()
     _check_port(args.port)
+    from agentvault_stack.agent import AgentBehaviour
     from agentvault_stack.agent.research import start_research_agents
+    from agentvault_stack.agent.research.runner import DEFAULT_WORK_SECONDS
     from agentvault_stack.testing import PROVIDER_MODULES, AirflowStack
     from airflow_agentvault.protocol.timing import PRESETS
 
@@ -164,13 +120,15 @@ def run_demo(args: argparse.Namespace) -> int:
     conf: dict[str, Any] = {"topic": args.topic}
     if args.preset != "fast":
         conf.update(PRESETS[args.preset].model_dump())
-    tokens_per_second = args.tokens_per_second if args.tokens_per_second else None
+    behaviour = AgentBehaviour(work_seconds=DEFAULT_WORK_SECONDS, think_seconds=args.think_seconds,
+                               tokens_per_second=args.tokens_per_second or None)
+    pace = (f"thinking {args.think_seconds:g} s, then answering at {args.tokens_per_second:g} tokens/s"
+            if args.tokens_per_second else f"thinking {args.think_seconds:g} s, then answering at once")
 
     t0 = time.monotonic()
-    print(f"Starting the research agents{f' ({tokens_per_second:g} tokens/s)' if tokens_per_second else ''}...",
-          flush=True)
+    print(f"Starting the research agents ({pace}, as a local LLM would)...", flush=True)
     corpus = _corpus(args.corpus)
-    with start_research_agents(base_port=0, tokens_per_second=tokens_per_second, corpus=corpus) as agents:
+    with start_research_agents(base_port=0, behaviour=behaviour, corpus=corpus) as agents:
         env = {**DEMO_AIRFLOW_ENV, "AGENTVAULT_REPORTS_DIR": str(reports)}
         print(f"Starting Airflow (scheduler, triggerer, dag-processor, API server) in {home} ...", flush=True)
         with AirflowStack(home=home, dags_folder=REPO / "dags", extra_env=env, api_port=args.port,
@@ -181,44 +139,65 @@ def run_demo(args: argparse.Namespace) -> int:
             url = stack.run_ui_url(dag_id, run_id)
             print(f"Triggered {dag_id} for {args.topic!r} ({args.preset} timing)\n  {url}", flush=True)
             state = _follow_run(stack, dag_id, run_id, timeout=args.timeout)
-            if state != "success":
+            ok = state == "success"
+            if ok:
+                info = stack.xcom(dag_id, run_id, "publish_report")
+                print(f"\nDone in {time.monotonic() - t0:.1f} s.\n  Report: {_local(info['report'])}")
+                if "chart" in info:
+                    print(f"  Chart:  {_local(info['chart'])}", flush=True)
+            else:
                 states = stack.task_states(dag_id, run_id)
-                failed = [task for task, task_state in states.items() if task_state == "failed"]
-                why = f"\n{failed[0]} failed: {failure_reason(stack.task_log(dag_id, run_id, failed[0]))}" \
-                    if failed else ""
-                print(f"\nThe run ended {state}.{why}\nTask states: {states}\nSee the logs in the UI: {url}",
+
+                def raw_log(task_id: str) -> str:
+                    return "\n".join(p.read_text(errors="replace") for p in stack.task_log_files(dag_id, run_id, task_id))
+
+                def log_path(task_id: str) -> Path | None:
+                    tries = [p for p in stack.task_log_files(dag_id, run_id, task_id) if ".trigger." not in p.name]
+                    return tries[-1] if tries else None
+
+                print(f"\nThe run ended {state} after {time.monotonic() - t0:.1f} s.", flush=True)
+                print(failure_report(states, raw_log, log_path=log_path, ui_url=url if args.keep_running else None),
                       flush=True)
-                return 1
-            info = stack.xcom(dag_id, run_id, "publish_report")
-            print(f"\nDone in {time.monotonic() - t0:.1f} s.\n  Report: {_local(info['report'])}")
-            if "chart" in info:
-                print(f"  Chart:  {_local(info['chart'])}")
-            print(f"  Run:    {url}", flush=True)
             if args.keep_running:
-                print(f"\nThe Airflow UI stays up (log in as any user); the agents' connections, which "
-                      f"\"Test connection\" checks, are at {stack.api_url}/connections. Ctrl-C stops everything.",
+                print(f"\nThe Airflow UI stays up until Ctrl-C: {url}\nNo login is needed (everyone who opens it "
+                      f"is an admin; it listens on 127.0.0.1 only). The agents' connections are at "
+                      f"{stack.api_url}/connections, where \"Test connection\" fetches each agent's card.",
                       flush=True)
                 with contextlib.suppress(KeyboardInterrupt):
                     while True:
                         stack.check_alive()
                         time.sleep(1)
-    return 0
+            elif ok:
+                print("  The Airflow UI stopped with the demo; add --keep-running to look at the run there.",
+                      flush=True)
+    return 0 if ok else 1
 
 
 def _follow_run(stack: Any, dag_id: str, run_id: str, *, timeout: float) -> str:
-    progress = Progress(time.monotonic())
+    started = time.monotonic()
+    progress = Progress(started)
+
+    def header(task_id: str) -> str:
+        where = f"{stack.api_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}"
+        return (f"Each agent streams its answer into its stage's log, live ({task_id} here: {where});"
+                " the first lines:")
+
+    echo = StreamEcho(lambda task_id: stack.task_log_files(dag_id, run_id, task_id), started, header=header)
     deadline = time.monotonic() + timeout
     asked: set[str] = set()
     while True:
         stack.check_alive()
         states = stack.task_states(dag_id, run_id)
+        echo.update(states)
         progress.update(states)
         for task_id in sorted(t for t, s in states.items() if s == "awaiting_input" and t not in asked):
             asked.add(task_id)
             _show_question(stack, dag_id, run_id, task_id)
         state = stack.get_run(dag_id, run_id)["state"]
         if state in ("success", "failed"):
-            progress.update(stack.task_states(dag_id, run_id))
+            states = stack.task_states(dag_id, run_id)
+            echo.update(states)
+            progress.update(states)
             return state
         if time.monotonic() > deadline:
             raise DemoError(f"the run did not finish within {timeout:g} s (raise --timeout)")
@@ -250,8 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("topic", nargs="?", default="solar power adoption", help="what to research")
     parser.add_argument("--preset", choices=["fast", "slow_llm"], default="fast", help="timing preset of the run")
     parser.add_argument("--compact", action="store_true", help="one task per stage instead of three")
-    parser.add_argument("--tokens-per-second", type=float, default=0,
-                        help="make the agents stream like a slow local LLM; 0: as fast as they can")
+    parser.add_argument("--tokens-per-second", type=float, default=DEMO_TOKENS_PER_SECOND,
+                        help="how fast the agents stream their answers, token by token, as a local LLM does; "
+                             "0: each answer in one message")
+    parser.add_argument("--think-seconds", type=float, default=DEMO_THINK_SECONDS,
+                        help="how long each agent thinks before its answer's first token")
     parser.add_argument("--port", type=int, default=8080, help="port of the Airflow UI on 127.0.0.1")
     parser.add_argument("--home", default=argparse.SUPPRESS,
                         help="AIRFLOW_HOME of the demo (default: .airflow/demo in the repository)")
@@ -263,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900, help="give up on the run after this many seconds")
     parser.add_argument("--keep-running", action="store_true", help="leave the UI up until Ctrl-C")
     args = parser.parse_args(argv)
+    if args.tokens_per_second < 0 or args.think_seconds < 0:
+        parser.error("--tokens-per-second and --think-seconds take 0 or more")
     args.home = getattr(args, "home", None) or str(REPO / ".airflow" / "demo")
     args.reports = getattr(args, "reports", None) or str(REPO / "reports")
     args.corpus = getattr(args, "corpus", None)

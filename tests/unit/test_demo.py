@@ -1,15 +1,20 @@
-"""The demo's clear messages for the mistakes a user makes: a taken port, a skipped setup step."""
+"""The demo's clear messages for the mistakes a user makes (a taken port, a skipped setup step), and what its
+console shows: each stage, the first streamed lines of each answer, and why a run failed."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from agentvault_stack import demo
+from agentvault_stack.demo_console import StreamEcho, failure_report
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,6 +54,42 @@ def test_progress_reports_each_stage_once(capsys):
     assert len(lines) == 2 and "crawl" in lines[0] and "done" in lines[0] and "extract" in lines[1] and "FAILED" in lines[1]
 
 
+def test_progress_shows_stages_after_a_failure_as_not_run(capsys):
+    progress = demo.Progress(started=0.0)
+    progress.update({"crawl.stream": "failed", "extract.initiate": "upstream_failed",
+                     "extract.stream": "upstream_failed", "publish_report": "upstream_failed"})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[2:] for line in lines] == [["crawl", "FAILED"], ["extract", "not", "run"],
+                                                    ["publish_report", "not", "run"]]
+
+
+def _record(event: str, **fields) -> str:
+    """One line of a task log as Airflow writes it (structured, JSON)."""
+    return json.dumps({"timestamp": "2026-01-01T00:00:00Z", "level": "info", "event": event, **fields}) + "\n"
+
+
+def test_the_console_echoes_the_first_lines_of_each_answer_as_it_streams(tmp_path, capsys):
+    logs = {task: tmp_path / f"{task}.log" for task in ("crawl.stream", "crawl.initiate", "extract")}
+    logs["crawl.initiate"].write_text(_record("[ref-1] assistant says: not the stream step"))
+    logs["crawl.stream"].write_text(_record("Subscribing to task ref-2 events") + _record(
+        "[ref-2] assistant says: Found 4 relevant documents on coral reef bleaching:") + '{"event": "[ref-2] assis')
+    headers: list[str] = []
+    echo = StreamEcho(lambda task: [logs[task]] if logs[task].exists() else [], 0.0,
+                      header=lambda task: headers.append(task) or f"live in {task}'s log:")
+    echo.update({"crawl.initiate": "success", "crawl.stream": "running", "extract": "queued"})
+    with logs["crawl.stream"].open("a") as log:  # the half-written line is completed, more lines follow
+        log.write('tant says: Marrow Reef Bleaching Survey 2024."}\n' + _record("[ref-2] assistant says: third"))
+    logs["extract"].write_text(_record("[ref-3] assistant says: Extracted 13 claims."))
+    echo.update({"crawl.stream": "success", "extract": "running"})
+    echo.update({"crawl.stream": "success", "extract": "success"})
+    out = capsys.readouterr().out.splitlines()
+    assert headers == ["crawl.stream"] and out[0] == "live in crawl.stream's log:"
+    assert [line.split(None, 2)[2] for line in out[1:]] == [
+        "crawl            assistant: Found 4 relevant documents on coral reef bleaching:",
+        "crawl            assistant: Marrow Reef Bleaching Survey 2024.",
+        "extract          assistant: Extracted 13 claims."]
+
+
 @pytest.mark.integration
 def test_airflow_lists_the_provider():
     airflow = Path(__import__("sys").executable).parent / "airflow"
@@ -70,7 +111,6 @@ def test_the_demo_never_empties_a_folder_it_did_not_make(tmp_path):
 
 def test_the_readme_states_the_python_versions_the_project_declares_and_tests():
     """One list of Python versions: README, requires-python, classifiers and the CI script agree."""
-    import re
 
     readme = (REPO / "README.md").read_text()
     stated = re.search(r"Supported: Python ([\d., and]+);", readme).group(1)
@@ -107,11 +147,64 @@ def test_a_failed_run_says_why_in_the_agents_words():
 
 
 def test_the_reason_is_read_from_airflows_structured_log_too():
-    import json
-
     record = {"event": "Task failed with exception", "error_detail": [
         {"exc_type": "TaskFailedError", "exc_value": "agent failed the task: no document is about 'x'", "frames": []}]}
     assert demo.failure_reason(json.dumps(record)) == "TaskFailedError: agent failed the task: no document is about 'x'"
+
+
+#: The split research pipeline's 23 tasks after its crawl stage failed.
+FAILED_AT_CRAWL = {
+    **{f"topic_research.{step}": "success" for step in ("initiate", "wait_until_visible", "stream", "ask_person_1")},
+    "crawl.initiate": "success", "crawl.wait_until_visible": "success", "crawl.stream": "failed",
+    **{f"{stage}.{step}": "upstream_failed" for stage in ("extract", "verify", "synthesize", "edit", "visualize")
+       for step in ("initiate", "wait_until_visible", "stream")},
+    "publish_report": "upstream_failed",
+}
+
+
+@pytest.mark.integration
+def test_a_topic_nothing_covers_is_explained_in_the_console_in_the_crawl_agents_words():
+    """The crawl agent's real answer, raised as the stream step raises it and logged as Airflow logs it."""
+    from agentvault_stack.agent.research import start_research_agents
+    from airflow_agentvault.protocol.client import AgentClient, TaskFollower
+    from airflow_agentvault.protocol.errors import TaskFailedError
+    from airflow_agentvault.protocol.models import DataPart, Message, TextPart
+    from airflow_agentvault.protocol.result import outcome_of
+    from airflow_agentvault.protocol.timing import Timing
+
+    topic = "zzqx flibbertigibbet"
+    with start_research_agents() as agents:
+        url = agents.urls["crawl"]
+        client = AgentClient(url)
+        task_id = client.send(Message(role="user", parts=[TextPart(content=f"Find documents about {topic}"),
+                                                            DataPart(content={"topic": topic})]))
+        outcome = TaskFollower(client, Timing()).follow(task_id, deadline=time.monotonic() + 30)
+        with pytest.raises(TaskFailedError) as failed:
+            outcome_of(outcome.task, agent_url=url, status_message=outcome.status_message)
+    assert len(FAILED_AT_CRAWL) == 23
+    log = _record("Task failed with exception", error_detail=[
+        {"exc_type": type(failed.value).__name__, "exc_value": str(failed.value), "frames": []}])
+    report = failure_report(FAILED_AT_CRAWL, {"crawl.stream": log}.__getitem__, ui_url=None)
+    lines = report.splitlines()
+    assert lines[0] == "The run failed at the crawl stage. Its agent says:"
+    words = " ".join(line.strip() for line in lines[1:] if line.startswith("    "))
+    assert words.startswith(f"no document in the research corpus is about {topic!r}; it covers: battery recycling")
+    assert re.search(r"No article of the general-knowledge corpus \(\d+ Wikipedia summaries\) matches it either$", words)
+    assert "skill" not in words and "[agent http" not in words and "TaskFailedError" not in report
+    assert "Not run, as each needs the stage before it: extract, verify, synthesize, edit, visualize, " \
+           "publish_report." in lines
+    assert "FAILED" not in report and "upstream_failed" not in report and "http" not in report
+    assert "--keep-running" in lines[-1]
+    while_up = failure_report(FAILED_AT_CRAWL, {"crawl.stream": log}.__getitem__, ui_url="http://127.0.0.1:8080/r")
+    assert while_up.splitlines()[-1] == "The run in the Airflow UI: http://127.0.0.1:8080/r"
+
+
+def test_a_failure_that_is_not_the_agents_shows_its_error_type():
+    log = _record("Task failed with exception", error_detail=[
+        {"exc_type": "AgentUnreachableError", "exc_value": "connection refused [agent http://127.0.0.1:1/a2a/]"}])
+    report = failure_report({"crawl.stream": "failed"}, lambda task: log, ui_url=None)
+    assert "The run failed at the crawl stage (crawl.stream):" in report
+    assert "AgentUnreachableError: connection refused" in report
 
 
 def test_the_demo_runs_the_repository_dags():
