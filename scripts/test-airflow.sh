@@ -6,8 +6,7 @@
 # Usage: bash scripts/test-airflow.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-UV="${UV:-$(command -v uv || python3 -c 'import uv; print(uv.find_uv_bin())')}"
-export UV
+source scripts/find-uv.sh
 version=3.1
 venv=".venv-airflow-$version"
 interpreter=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.11.*/bin/python3.11 2>/dev/null | sort -V | tail -n 1 || true)

@@ -8,8 +8,7 @@ versions=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do versions+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 [ ${#versions[@]} -gt 0 ] || versions=(3.10 3.12 3.13)
-UV="${UV:-$(command -v uv || python3 -c 'import uv; print(uv.find_uv_bin())')}"
-export UV
+source scripts/find-uv.sh
 status=0
 for version in "${versions[@]}"; do
   interpreter=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/python"$version" 2>/dev/null | sort -V | tail -n 1 || true)

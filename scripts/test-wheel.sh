@@ -7,7 +7,7 @@
 # The agents' wheel (stack/) is built too, and must carry the research corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-UV="${UV:-$(command -v uv || python3 -c 'import uv; print(uv.find_uv_bin())')}"
+source scripts/find-uv.sh
 [ -x .venv/bin/python ] || bash scripts/setup.sh >&2
 work=$(mktemp -d)
 agent_pid=""

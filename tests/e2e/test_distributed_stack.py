@@ -33,7 +33,7 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(900),
     pytest.mark.skipif(shutil.which("redis-server") is None or not Path("/usr/lib/postgresql").is_dir(),
-                       reason="needs Debian's postgresql and redis-server (scripts/setup.sh installs them as root)"),
+                       reason="needs Debian's postgresql and redis-server (scripts/setup-tests.sh installs them as root)"),
 ]
 
 DAGS = Path(__file__).resolve().parent / "dags"

@@ -2,7 +2,7 @@
 What the browser tests share: Debian's chromium driven by Playwright, and a logged-in page.
 
 Each test module provides the ``stack`` fixture (the Airflow the page opens). The browser is Debian's
-``chromium`` (``bash scripts/setup.sh --browser`` installs it as root, and so does CI): never a
+``chromium`` (``bash scripts/setup-tests.sh --browser`` installs it as root, and so does CI): never a
 browser build Playwright would download.
 """
 
@@ -27,7 +27,7 @@ def browser() -> Iterator[object]:
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         found = shutil.which("chromium")
         pytest.fail(f"no chromium at {CHROMIUM}{f' (but one at {found}: set AGENTVAULT_CHROMIUM)' if found else ''}; "
-                    "install Debian's package as root: `bash scripts/setup.sh --browser` "
+                    "install Debian's package as root: `bash scripts/setup-tests.sh --browser` "
                     "(or `apt-get update && apt-get install -y chromium`)", pytrace=False)
     from playwright.sync_api import sync_playwright
 

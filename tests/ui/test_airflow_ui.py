@@ -11,7 +11,7 @@ page): the row of the table holding the connection id, the row's button labelled
 the toast (role ``status``) with the result, the task instance's "Details" tab and its "Agent card"
 link. A screenshot of each page goes to the test's ``tmp_path``.
 
-The browser is Debian's ``chromium`` (``bash scripts/setup.sh --browser`` installs it as root, and so
+The browser is Debian's ``chromium`` (``bash scripts/setup-tests.sh --browser`` installs it as root, and so
 does CI): never a browser build Playwright would download.
 """
 

@@ -11,7 +11,7 @@ question and the person's answer, and who gave it.
 
 Elements are found by role and accessible name (read off the rendered page), every wait is bounded, and a
 screenshot of each page goes to the test's ``tmp_path``. The browser is Debian's ``chromium`` (``bash
-scripts/setup.sh --browser`` installs it as root, and so does CI): never a browser build Playwright would
+scripts/setup-tests.sh --browser`` installs it as root, and so does CI): never a browser build Playwright would
 download.
 """
 

@@ -31,17 +31,51 @@ def test_a_taken_port_is_a_message_not_a_traceback(capsys):
 
 @pytest.mark.parametrize("script", ["demo.sh", "test.sh"])
 def test_the_commands_set_themselves_up(tmp_path, script):
-    """On a fresh clone the README's commands run setup first, then the job (no third command to type)."""
+    """On a fresh clone the README's commands run setup first, then the job (no third command to type); only
+    the test command sets up what the tests alone need (a browser, Postgres, Redis)."""
     clone = tmp_path / "clone"
     (clone / "scripts").mkdir(parents=True)
-    (clone / "scripts" / script).write_text((REPO / "scripts" / script).read_text())
+    for name in (script, "find-uv.sh"):
+        (clone / "scripts" / name).write_text((REPO / "scripts" / name).read_text())
     (clone / "scripts" / "setup.sh").write_text(
         "mkdir -p .venv/bin && printf '#!/bin/sh\\necho ran \"$@\"\\n' > .venv/bin/python"
         " && chmod +x .venv/bin/python && echo setup-done >&2\n")
+    (clone / "scripts" / "setup-tests.sh").write_text("echo test-setup-done >&2\n")
     out = subprocess.run(["bash", str(clone / "scripts" / script), "topic"], capture_output=True, text=True,
                          timeout=30, env={**os.environ, "UV": "uv"})
     assert out.returncode == 0, out.stderr
     assert "setup-done" in out.stderr and "ran -m" in out.stdout and "topic" in out.stdout
+    assert ("test-setup-done" in out.stderr) == (script == "test.sh")
+
+
+def test_the_setup_never_installs_the_test_tools():
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    assert not re.search(r"apt-get|chromium|postgresql|redis|docker", setup)
+
+
+def test_without_uv_the_scripts_bootstrap_it_into_a_project_venv_not_the_system_python(tmp_path):
+    """No uv on PATH: python3's venv module makes .venv-tools and its own pip installs uv there."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    calls = tmp_path / "calls"
+    (fake_bin / "python3").write_text(
+        f"#!/bin/sh\necho \"python3 $*\" >> {calls}\n"
+        "if [ \"$1 $2\" = \"-m venv\" ]; then mkdir -p \"$3/bin\"; printf '#!/bin/sh\\n"
+        f"echo \"pip $*\" >> {calls}; touch \"$(dirname \"$0\")/uv\"; chmod +x \"$(dirname \"$0\")/uv\"\\n' "
+        "> \"$3/bin/pip\"; chmod +x \"$3/bin/pip\"; fi\n")
+    (fake_bin / "python3").chmod(0o755)
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    (project / "scripts" / "find-uv.sh").write_text((REPO / "scripts" / "find-uv.sh").read_text())
+    env = {"PATH": f"{fake_bin}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    assert subprocess.run(["sh", "-c", "command -v uv"], env=env, capture_output=True).returncode != 0
+    script = "source scripts/find-uv.sh && echo \"UV=$UV\""
+    for _ in range(2):  # the second time, the uv made the first time is used as it is
+        out = subprocess.run(["bash", "-c", script], cwd=project, env=env, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == f"UV={project}/.venv-tools/bin/uv"
+    assert calls.read_text().splitlines() == [
+        "python3 -m venv .venv-tools", "pip install -qq --disable-pip-version-check uv"]
 
 
 def test_progress_reports_each_stage_once(capsys):

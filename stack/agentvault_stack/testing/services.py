@@ -1,7 +1,7 @@
 """Throw-away Postgres and Redis servers from Debian's packages, on 127.0.0.1 and random ports.
 
 The distributed Airflow stack needs a database that several hosts' processes can share and a Celery
-broker; Docker is not available in CI, the Debian packages are (``scripts/setup.sh`` installs them).
+broker; Docker is not available in CI, the Debian packages are (``scripts/setup-tests.sh`` installs them).
 Each server lives in its own temporary folder (data, socket, log), runs in its own session, is
 stopped by PID and its folder removed. Postgres refuses to run as root: as root its processes run as
 the ``postgres`` system user the package creates, and the folder belongs to that user.
@@ -127,7 +127,7 @@ def postgres_bin_dir() -> Path:
     """``/usr/lib/postgresql/<newest>/bin`` (Debian keeps initdb and postgres off the PATH)."""
     dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(Path(d).parent.name.split(".")[0]))
     if not dirs:
-        raise ServiceError("Postgres is not installed (as root: apt-get install -y postgresql, or scripts/setup.sh)")
+        raise ServiceError("Postgres is not installed (as root: apt-get install -y postgresql, or scripts/setup-tests.sh)")
     return Path(dirs[-1])
 
 
