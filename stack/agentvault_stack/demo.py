@@ -240,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", default=argparse.SUPPRESS,
                         help="where reports and charts go (default: reports/ in the repository)")
     parser.add_argument("--corpus", default=argparse.SUPPRESS,
-                        help="a folder of Markdown documents (front matter: title, source, date, topic) for the "
-                             "research agents to work on (default: the shipped corpus)")
+                        help="a folder of your own Markdown, text or HTML files for the research agents to work "
+                             "on; front matter (title, source, date, url, topic) makes their references exact "
+                             "(default: the shipped corpus; see docs/corpus.md)")
     parser.add_argument("--timeout", type=float, default=900, help="give up on the run after this many seconds")
     parser.add_argument("--keep-running", action="store_true", help="leave the UI up until Ctrl-C")
     args = parser.parse_args(argv)

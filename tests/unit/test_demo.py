@@ -244,3 +244,19 @@ def test_a_failure_that_is_not_the_agents_shows_its_error_type():
 def test_the_demo_runs_the_repository_dags():
     """The demo lives in the stack package (stack/agentvault_stack) and still finds the repository's DAGs."""
     assert demo.REPO == REPO and (demo.REPO / "dags" / "research_pipeline.py").is_file()
+
+
+def test_the_readmes_stage_in_20_lines_uses_the_connection_its_commands_export():
+    """The snippet builds its DAG as written, and every connection it names is the one the commands export."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## A stage in 20 lines", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    commands = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    exported = {name.lower() for name in re.findall(r"export AIRFLOW_CONN_(\w+)=", commands)}
+    named = set(re.findall(r'agentvault_conn_id="(\w+)"', code))
+    assert named and named <= exported, (named, exported)
+    namespace: dict = {"__name__": "readme_snippet"}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
+    built = namespace["one_stage"]()
+    assert {t.agentvault_conn_id for t in built.tasks} == named
+    assert [t.task_id for t in built.tasks] == ["initiate", "wait_until_visible", "stream"]
