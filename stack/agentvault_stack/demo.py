@@ -83,10 +83,11 @@ def _connections(urls: dict[str, str]) -> dict[str, dict[str, Any]]:
     }
 
 
-#: The agents' pace: a local LLM's (it reads its prompt for a few seconds, then streams its answer). The stream
-#: step of a stage starts a second or two (up to 3 s on two busy cores) after the stage's first step sent the
-#: task, so thinking this long lets it show every answer arriving; the whole run stays under a minute.
-DEMO_THINK_SECONDS = 3.0
+#: The agents' pace: a local LLM's (it reads its prompt for a few seconds, then streams its answer). A stage's
+#: stream step subscribes about 1 s after the stage's first step sent the task on an idle machine with two
+#: cores, 3-5 s when other work keeps both cores busy; thinking this long lets it show each answer arriving
+#: while the whole demo stays under 90 s.
+DEMO_THINK_SECONDS = 4.0
 DEMO_TOKENS_PER_SECOND = 100.0
 
 #: Airflow leaves "Test connection" disabled; the demo's own Airflow turns it on.
@@ -179,8 +180,8 @@ def _follow_run(stack: Any, dag_id: str, run_id: str, *, timeout: float) -> str:
 
     def header(task_id: str) -> str:
         where = f"{stack.api_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}"
-        return (f"Each agent streams its answer into its stage's log, live ({task_id} here: {where});"
-                " the first lines:")
+        return (f"Each agent streams its answer into its stage's task log, live: in the UI, the run above, then a "
+                f"stage's {task_id.split('.', 1)[-1]!r} task ({where}).\nThe first lines of each answer:")
 
     echo = StreamEcho(lambda task_id: stack.task_log_files(dag_id, run_id, task_id), started, header=header)
     deadline = time.monotonic() + timeout

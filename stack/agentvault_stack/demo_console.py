@@ -69,7 +69,8 @@ def is_stream_task(task_id: str) -> bool:
 
 
 class StreamEcho:
-    """Prints the first lines of each stage's answer as its stream task logs them.
+    """Prints where to watch the answers stream (``header``), then the first lines of each stage's answer
+    as its stream task logs them.
 
     ``log_files(task_id)``: the task's log files on this machine; each is read from where the last
     read stopped, complete lines only, so a long stream costs one small read per call.
@@ -86,6 +87,11 @@ class StreamEcho:
         self.finished: set[str] = set()
 
     def update(self, states: dict[str, str | None]) -> None:
+        if self.header is not None:  # once, before anything streams: where to watch it all
+            first = next((task_id for task_id in states if is_stream_task(task_id)), None)
+            if first is not None:
+                print(self.header(first), flush=True)
+                self.header = None
         for task_id, state in states.items():
             if not is_stream_task(task_id) or task_id in self.finished or state in (None, "scheduled", "queued"):
                 continue
@@ -93,8 +99,6 @@ class StreamEcho:
             for role, text in self._new_lines(task_id):
                 if self.shown.get(stage, 0) >= self.lines_per_stage:
                     break
-                if not self.shown and self.header is not None:
-                    print(self.header(task_id), flush=True)
                 self.shown[stage] = self.shown.get(stage, 0) + 1
                 line = textwrap.shorten(text, WIDTH - 30, placeholder=" ...")
                 print(f"  {_elapsed(self.started)}  {stage:<16} {role}: {line}", flush=True)
