@@ -160,8 +160,10 @@ def run_demo(args: argparse.Namespace) -> int:
                 print(failure_report(states, raw_log, log_path=log_path, ui_url=url if args.keep_running else None),
                       flush=True)
             if args.keep_running:
-                print(f"\nThe Airflow UI stays up until Ctrl-C: {url}\nNo login is needed (everyone who opens it "
-                      f"is an admin; it listens on 127.0.0.1 only). The agents' connections are at "
+                if ok:
+                    print(f"  Run:    {url}", flush=True)
+                print(f"\nThe Airflow UI stays up until Ctrl-C: {stack.api_url}\nNo login is needed (everyone who opens "
+                      f"it is an admin; it listens on 127.0.0.1 only). The agents' connections are at "
                       f"{stack.api_url}/connections, where \"Test connection\" fetches each agent's card.",
                       flush=True)
                 with contextlib.suppress(KeyboardInterrupt):
@@ -181,9 +183,11 @@ def _follow_run(stack: Any, dag_id: str, run_id: str, *, timeout: float) -> str:
     def header(task_id: str) -> str:
         where = f"{stack.api_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}"
         return (f"Each agent streams its answer into its stage's task log, live: in the UI, the run above, then a "
-                f"stage's {task_id.split('.', 1)[-1]!r} task ({where}).\nThe first lines of each answer:")
+                f"stage's task, e.g. {task_id}, where the report is written ({where}).\n"
+                "The first lines of each answer:")
 
-    echo = StreamEcho(lambda task_id: stack.task_log_files(dag_id, run_id, task_id), started, header=header)
+    echo = StreamEcho(lambda task_id: stack.task_log_files(dag_id, run_id, task_id), started, header=header,
+                      watch="synthesize")
     deadline = time.monotonic() + timeout
     asked: set[str] = set()
     while True:

@@ -69,16 +69,17 @@ def is_stream_task(task_id: str) -> bool:
 
 
 class StreamEcho:
-    """Prints where to watch the answers stream (``header``), then the first lines of each stage's answer
-    as its stream task logs them.
+    """Prints where to watch the answers stream (``header``, given the stream task of stage ``watch``, else
+    the first), then the first lines of each stage's answer as its stream task logs them.
 
     ``log_files(task_id)``: the task's log files on this machine; each is read from where the last
     read stopped, complete lines only, so a long stream costs one small read per call.
     """
 
     def __init__(self, log_files: Callable[[str], list[Path]], started: float, *,
-                 lines_per_stage: int = 2, header: Callable[[str], str] | None = None) -> None:
+                 lines_per_stage: int = 2, header: Callable[[str], str] | None = None, watch: str = "") -> None:
         self.log_files = log_files
+        self.watch = watch
         self.started = started
         self.lines_per_stage = lines_per_stage
         self.header = header
@@ -88,7 +89,8 @@ class StreamEcho:
 
     def update(self, states: dict[str, str | None]) -> None:
         if self.header is not None:  # once, before anything streams: where to watch it all
-            first = next((task_id for task_id in states if is_stream_task(task_id)), None)
+            stream_tasks = [task_id for task_id in states if is_stream_task(task_id)]
+            first = next((t for t in stream_tasks if stage_of(t) == self.watch), stream_tasks[0] if stream_tasks else None)
             if first is not None:
                 print(self.header(first), flush=True)
                 self.header = None

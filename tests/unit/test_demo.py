@@ -109,7 +109,7 @@ def test_the_console_echoes_the_first_lines_of_each_answer_as_it_streams(tmp_pat
         "[ref-2] assistant says: Found 4 relevant documents on coral reef bleaching:") + '{"event": "[ref-2] assis')
     headers: list[str] = []
     echo = StreamEcho(lambda task: [logs[task]] if logs[task].exists() else [], 0.0,
-                      header=lambda task: headers.append(task) or f"live in {task}'s log:")
+                      header=lambda task: headers.append(task) or f"live in {task}'s log:", watch="extract")
     echo.update({"crawl.initiate": "success", "crawl.stream": "running", "extract": "queued"})
     with logs["crawl.stream"].open("a") as log:  # the half-written line is completed, more lines follow
         log.write('tant says: Marrow Reef Bleaching Survey 2024."}\n' + _record("[ref-2] assistant says: third"))
@@ -117,7 +117,7 @@ def test_the_console_echoes_the_first_lines_of_each_answer_as_it_streams(tmp_pat
     echo.update({"crawl.stream": "success", "extract": "running"})
     echo.update({"crawl.stream": "success", "extract": "success"})
     out = capsys.readouterr().out.splitlines()
-    assert headers == ["crawl.stream"] and out[0] == "live in crawl.stream's log:"
+    assert headers == ["extract"] and out[0] == "live in extract's log:"  # printed once, before any line
     assert [line.split(None, 2)[2] for line in out[1:]] == [
         "crawl            assistant: Found 4 relevant documents on coral reef bleaching:",
         "crawl            assistant: Marrow Reef Bleaching Survey 2024.",
