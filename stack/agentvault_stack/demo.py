@@ -157,8 +157,8 @@ def run_demo(args: argparse.Namespace) -> int:
                     return tries[-1] if tries else None
 
                 print(f"\nThe run ended {state} after {time.monotonic() - t0:.1f} s.", flush=True)
-                print(failure_report(states, raw_log, log_path=log_path, ui_url=url if args.keep_running else None),
-                      flush=True)
+                print(failure_report(states, raw_log, log_path=log_path, ui_url=url if args.keep_running else None,
+                                     topic=args.topic), flush=True)
             if args.keep_running:
                 if ok:
                     print(f"  Run:    {url}", flush=True)

@@ -175,18 +175,23 @@ def agent_reason(error_type: str, message: str) -> str | None:
     return match.group("words").strip() if match else None
 
 
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '\\"') + '"'
+
+
 def _wrap(text: str, indent: str = "    ") -> str:
     return "\n".join(textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent,
                                    break_long_words=False, break_on_hyphens=False)) or indent
 
 
 def failure_report(states: dict[str, str | None], raw_log: Callable[[str], str], *, ui_url: str | None,
-                   log_path: Callable[[str], Path | None] = lambda task_id: None) -> str:
+                   log_path: Callable[[str], Path | None] = lambda task_id: None, topic: str = "") -> str:
     """Why the run failed, for the console: the stage that failed, the agent's reason in its words,
     the stages that did not run, and where to look further.
 
     ``raw_log(task_id)``: the task's log as written (JSON lines); ``ui_url``: the run in the Airflow UI
-    while it is up, None once the demo stops it.
+    while it is up, None once the demo stops it; ``topic``: the run's, for the command that researches
+    the user's own documents when the agent points there.
     """
     failed = [task_id for task_id, state in states.items() if state == "failed"]
     stages = list(dict.fromkeys(stage_of(task_id) for task_id in states))
@@ -198,6 +203,9 @@ def failure_report(states: dict[str, str | None], raw_log: Callable[[str], str],
         words = agent_reason(*found) if found else None
         if words is not None:
             lines += [f"The run failed at the {stage} stage. Its agent says:", _wrap(words)]
+            if "--corpus" in words:
+                lines.append(f"  Your own documents: bash scripts/demo.sh {_quoted(topic or 'topic')} --corpus <folder> "
+                             "(docs/corpus.md says what a file needs)")
         elif found is not None:
             lines += [f"The run failed at the {stage} stage ({failed[0]}):", _wrap(f"{found[0]}: {found[1]}")]
         else:

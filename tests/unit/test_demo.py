@@ -218,8 +218,10 @@ def test_a_topic_nothing_covers_is_explained_in_the_console_in_the_crawl_agents_
     assert len(FAILED_AT_CRAWL) == 23
     log = _record("Task failed with exception", error_detail=[
         {"exc_type": type(failed.value).__name__, "exc_value": str(failed.value), "frames": []}])
-    report = failure_report(FAILED_AT_CRAWL, {"crawl.stream": log}.__getitem__, ui_url=None)
+    report = failure_report(FAILED_AT_CRAWL, {"crawl.stream": log}.__getitem__, ui_url=None, topic=topic)
     lines = report.splitlines()
+    assert f'  Your own documents: bash scripts/demo.sh "{topic}" --corpus <folder> (docs/corpus.md says what a ' \
+           "file needs)" in lines
     assert lines[0] == "The run failed at the crawl stage. Its agent says:"
     words = " ".join(line.strip() for line in lines[1:] if line.startswith("    "))
     assert words.startswith(f"no document in the research corpus is about {topic!r}; it covers: battery recycling")
