@@ -57,7 +57,7 @@ class Roles:
 
     @property
     def known(self) -> frozenset[str]:
-        return self.send | self.wait | self.follow | self.compact | self.common
+        return self.send | self.wait | self.follow | self.compact | self.common | RESULT_SHAPING
 
 
 @cache
@@ -97,30 +97,36 @@ class StageOptions:
     def sort(cls, options: Mapping[str, Any], *, compact: bool = False, who: str = "agent stage") -> StageOptions:
         """Sort ``options``; TypeError naming each keyword that no step (or not the compact task) takes."""
         r = roles()
-        wired = sorted(set(options) & WIRED)
-        if wired:
-            raise TypeError(f"{who}: {', '.join(wired)} is set by the stage itself, not passed as an option")
-        unknown = sorted(set(options) - r.known - RESULT_SHAPING)
-        if unknown:
-            raise TypeError(f"{who}: unknown option(s) {', '.join(map(repr, unknown))}; an option is a keyword of "
-                            "AgentVaultInitiateOperator, AgentVaultTaskExistsSensor, AgentVaultStreamOperator or "
-                            "Airflow's BaseOperator")
-        if compact:
-            split_only = sorted(set(options) - r.compact - r.common - RESULT_SHAPING)
-            if split_only:
-                raise TypeError(f"{who}: {', '.join(map(repr, split_only))} only applies to the split form's "
-                                f"{'send' if split_only[0] in r.send else 'wait'} step, not to a compact stage")
+        _refuse(who, options, r, compact)
 
         def taking(keys: frozenset[str]) -> dict[str, Any]:
             return {k: v for k, v in options.items() if k in keys or k in r.common}
 
-        return cls(send=taking(r.send | r.compact - r.follow if compact else r.send), wait={} if compact
-                   else taking(r.wait), follow=taking(r.follow | RESULT_SHAPING))
+        follow = taking(r.follow | RESULT_SHAPING)
+        if compact:
+            return cls(send=taking(r.compact - r.follow), wait={}, follow=follow)
+        return cls(send=taking(r.send), wait=taking(r.wait), follow=follow)
 
     @property
     def compact(self) -> dict[str, Any]:
         """The compact task's keywords: the send's and the follow step's together."""
         return {**self.send, **self.follow}
+
+
+def _refuse(who: str, options: Mapping[str, Any], r: Roles, compact: bool) -> None:
+    """A keyword the builder sets, that no step takes, or (compact) that only a split step takes."""
+    wired = sorted(set(options) & WIRED)
+    if wired:
+        raise TypeError(f"{who}: {', '.join(wired)} is set by the stage itself, not passed as an option")
+    unknown = sorted(set(options) - r.known)
+    if unknown:
+        raise TypeError(f"{who}: unknown option(s) {', '.join(map(repr, unknown))}; an option is a keyword of "
+                        "AgentVaultInitiateOperator, AgentVaultTaskExistsSensor, AgentVaultStreamOperator or "
+                        "Airflow's BaseOperator")
+    split_only = sorted(set(options) - r.compact - r.common - RESULT_SHAPING) if compact else []
+    if split_only:
+        steps = ", ".join(f"{k!r} (the {'send' if k in r.send else 'wait'} step)" for k in split_only)
+        raise TypeError(f"{who}: {steps} only applies to the split form, not to a compact stage")
 
 
 def parse_timing(timing: Timing | Mapping[str, Any] | None) -> Timing:
