@@ -25,6 +25,7 @@ from airflow_agentvault.operators.common import default_deferrable, require_task
 from airflow_agentvault.operators.options import StageTiming, parse_timing
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import Follower, VisibilityWait
+from airflow_agentvault.protocol.models import Task
 from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.retry_policy import fail_fast_policy
 from airflow_agentvault.triggers.events import STATUS_EXISTS, STATUS_NOT_FOUND, raise_for_error
@@ -147,12 +148,12 @@ class _Step:
     def __init__(self, follower: Follower, wait: VisibilityWait, progress: _Progress, client: Any) -> None:
         self.follower, self.wait, self.progress, self.client = follower, wait, progress, client
 
-    def take(self) -> Any:
+    def take(self) -> Task | None:
         """The task once visible, else None; a spent bound or a hard error fails the task."""
         try:
             return self.client.run(self.follower.check_visible(self.wait))
-        except errors.WaitTimeoutError as exc:
-            raise AirflowFailException(str(exc)) from None
+        except errors.WaitTimeoutError as exc:  # the typed error stays the cause, in the log too
+            raise AirflowFailException(str(exc)) from exc
         except errors.AgentVaultError as exc:
             raise AirflowFailException(f"Cannot verify task {self.wait.task_id}: {exc}") from None
         finally:

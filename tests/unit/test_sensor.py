@@ -155,7 +155,7 @@ def test_a_spent_bound_is_a_typed_timeout_naming_agent_task_and_causes(requests_
     requests_mock.post(RPC, **NOT_FOUND)
     with pytest.raises(AirflowFailException) as info:
         sensor(verify_attempts=2).execute(context())
-    assert isinstance(info.value.__context__, errors.WaitTimeoutError)
+    assert isinstance(info.value.__cause__, errors.WaitTimeoutError)
     assert "t-1" in str(info.value) and RPC in str(info.value) and "Likely causes" in str(info.value)
 
 
