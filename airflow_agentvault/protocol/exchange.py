@@ -238,6 +238,22 @@ def redirect_target(request: Request, response: Response) -> str | None:
     return target
 
 
-def origin(url: str) -> tuple[str, str]:
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> str:
+    """
+    ``scheme://host[:port]`` of ``url``: what credentials stay with, and what card paths hang off.
+
+    Lowercased, without user info and without the scheme's default port, so that two spellings of one
+    origin compare equal (``https://A.test:443`` is ``https://a.test``).
+    """
     parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.rsplit("@", 1)[-1].lower()
+    scheme, host = parts.scheme.lower(), parts.netloc.rsplit("@", 1)[-1].lower()
+    try:
+        port = parts.port
+    except ValueError:  # not a number: kept as written, so it never equals a real origin
+        port = None
+    if host.endswith(":") or port is not None and port == _DEFAULT_PORTS.get(scheme):
+        host = host.rsplit(":", 1)[0]
+    return f"{scheme}://{host}"
