@@ -4,7 +4,7 @@ HTTP exchanges as values: what the protocol core asks a transport to do, and wha
 The core (codecs, operations, the follower) is written as generators that *yield* effects (fetch this
 request, open that stream, give me its next events, sleep so long) and receive the answers. Two thin
 runners carry the effects out: :mod:`client` with requests for the workers and :mod:`async_client`
-with httpx for the triggerer, both framing events with :mod:`sse`. A runner makes no decision: it turns its
+with httpx for the triggerer (events framed by sseclient-py and by :mod:`sse`). A runner makes no decision: it turns its
 library's failures into a :class:`TransportFailure` with a neutral ``kind`` and hands it back, and the
 core decides what error that is (:func:`failure_error`). So every rule is written once and both paths
 behave identically by construction.

@@ -187,6 +187,7 @@ def test_subscribe_failed_task_stream_ends_with_failed_status(requests_mock, cli
         (b"event: surprise\ndata: {}\n\n", errors.StreamDisconnectedError),
         # a damaged event ends the stream as a disconnect (the task is read with tasks/get anyway)
         (b"event: task_status\ndata: {not json\n\n", errors.StreamDisconnectedError),
+        (b'event: task_status\ndata: {"taskId": "t", "state": "\xff"}\n\n', errors.StreamDisconnectedError),  # not UTF-8
         (b'event: error\ndata: {"error": -32001, "message": "Task not found: t"}\n\n', errors.TaskNotFoundError),
     ],
 )
