@@ -224,8 +224,9 @@ def event_batches(reads: Iterable[bytes]) -> Iterator[list[ServerEvent]]:
     them): what it yields while it has lines are the read's events; what it flushes once they run dry
     is no event yet, and those lines go again, with the next read, to the next fresh client, which
     starts where one client over the whole stream would be. A read in which no blank line can end is
-    only kept. At the stream's end an unfinished event is dropped (WHATWG; sseclient-py would dispatch
-    it). Keep-alive lines since the last event are read again with each read: a few bytes per ping.
+    only kept. At the stream's end the last client runs to its own end, as one over the whole stream
+    would: it dispatches what is left. Keep-alive lines since the last event are read again with each
+    read: a few bytes per ping.
 
     An event that is not UTF-8 raises UnicodeDecodeError after the events before it (the runner ends
     the stream as a disconnect); a character cut between reads is not one, it waits for its rest.
@@ -255,6 +256,7 @@ def event_batches(reads: Iterable[bytes]) -> Iterator[list[ServerEvent]]:
                 yield batch
             raise damage
         yield batch
+    yield [ServerEvent(sse.event, sse.data) for sse in sseclient.SSEClient(iter(held)).events()]
 
 
 def _may_end_an_event(held: list[bytes], read: bytes) -> bool:

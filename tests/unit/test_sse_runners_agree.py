@@ -13,6 +13,8 @@ an optimisation, tasks/get is the truth), so the blocking runner keeps sseclient
   sseclient-py sees no blank line and joins the event to the next (whose JSON then fails: a disconnect).
 * a CRLF cut between reads after its CR: the framer ends the line at the CR, sseclient-py at the LF, one
   read later (the LF is already on its way): the same events, in the next batch.
+* an event the stream ends in (no blank line after it): the framer drops it; sseclient-py dispatches it
+  at the end (cut JSON then fails: a disconnect; whole JSON is a real event, which tasks/get confirms).
 """
 
 from __future__ import annotations
@@ -28,9 +30,7 @@ def blocking(reads: list[bytes]) -> list[list[ServerEvent]]:
 
 
 def asyncio_framer(reads: list[bytes]) -> list[list[ServerEvent]]:
-    *batches, end = sse.event_batches(reads)
-    assert end == []  # the end frames no unfinished event; the blocking runner has no such batch
-    return batches
+    return list(sse.event_batches(reads))
 
 
 def flat(batches: list[list[ServerEvent]]) -> list[ServerEvent]:
@@ -54,8 +54,7 @@ DAMAGED = {
     "missing data": b"event: ping\n\nevent: named\ndata\n\ndata: x\n\n",
     "comment lines": b": keep-alive\n\n:\ndata: a\n: inside\n\n: trailing\n",
     "retry and id fields": b"id: 7\nretry: 10\ndata: a\n\nid\nretry: x\nunknown: y\ndata: b\n\n",
-    "no trailing blank line": b"data: done\n\ndata: cut off\n",
-    "no line end at all": b"data: done\n\ndata: cut off",
+    "no event after the last blank line": b"data: done\n\nevent: e\n: cut off\n",
     "blank-looking lines": b"data: a\n   \n\n",
     "field without colon": b"event\ndata: a\n\n",
 }
@@ -76,12 +75,12 @@ def test_events_come_out_with_the_read_that_completes_them():
     reads = [b"data: 1\n\ndata: 2\n\ndata: ", b"3", b"\n", b"\n", b": ping\n\n", b"data: 4\n\n"]
     assert blocking(reads) == asyncio_framer(reads) == [
         [ServerEvent("message", "1"), ServerEvent("message", "2")], [], [], [ServerEvent("message", "3")], [],
-        [ServerEvent("message", "4")]]
+        [ServerEvent("message", "4")], []]
 
 
 def test_a_long_event_over_many_reads():
     reads = [b"data: "] + [b"x" * 1000] * 100 + [b"\n", b"\n"]
-    assert blocking(reads) == asyncio_framer(reads) == [[]] * 102 + [[ServerEvent("message", "x" * 100_000)]]
+    assert blocking(reads) == asyncio_framer(reads) == [[]] * 102 + [[ServerEvent("message", "x" * 100_000)], []]
 
 
 # -- the known differences (module doc) ------------------------------------------------------------------
@@ -105,6 +104,15 @@ def test_a_byte_order_mark_costs_the_blocking_runner_the_first_field():
     for reads in cuts(data):
         assert flat(asyncio_framer(reads)) == [ServerEvent("message", "1"), ServerEvent("e", "2")]
         assert flat(blocking(reads)) == [ServerEvent("e", "2")], reads
+
+
+@pytest.mark.parametrize("end", [b"\n", b"", b"\r\n\r"])
+def test_the_blocking_runner_dispatches_the_event_the_stream_ends_in(end):
+    data = b"data: done\n\ndata: cut off" + end
+    for reads in cuts(data):
+        assert flat(asyncio_framer(reads)) == [ServerEvent("message", "done")] + (
+            [ServerEvent("message", "cut off")] if end == b"\r\n\r" else [])  # a CR ends the line: whole
+        assert flat(blocking(reads)) == [ServerEvent("message", "done"), ServerEvent("message", "cut off")], reads
 
 
 @pytest.mark.parametrize("blank", [b"\n\r\n", b"\r\n\r"])
