@@ -2,20 +2,23 @@
 The blocking client: runs the core's routines over requests (Airflow workers).
 
 The runner performs effects and nothing else: it sends what the core built, hands back status, headers
-and bytes, frames SSE (:mod:`sse`), sleeps, and turns requests' exceptions into a :class:`TransportFailure` the core
-names. Every decision is in :mod:`operations` and :mod:`follow`; :mod:`async_client` is the same runner
-over httpx for the triggerer.
+and bytes, frames SSE (sseclient-py fed the reads: :func:`event_batches`), sleeps, and turns requests'
+exceptions into a :class:`TransportFailure` the core names. Every decision is in :mod:`operations` and
+:mod:`follow`; :mod:`async_client` is the same runner over httpx for the triggerer.
 """
 
 from __future__ import annotations
 
 import logging
+import operator
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, TypeVar
 
 import requests
+import sseclient
 import urllib3
 
 from airflow_agentvault.protocol import operations
@@ -39,7 +42,6 @@ from airflow_agentvault.protocol.exchange import (
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import AgentCard, CancelResult, Message, Task, TaskEvent
 from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, Agent, StreamWatch
-from airflow_agentvault.protocol.sse import event_batches
 from airflow_agentvault.protocol.timing import Timing
 
 T = TypeVar("T")
@@ -144,6 +146,9 @@ class BlockingRunner:
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             stream.close()
             raise TransportFailure("broken", type(exc).__name__, sent=True) from None
+        except UnicodeDecodeError:  # a damaged event: the stream ends as a disconnect (tasks/get is the truth)
+            stream.close()
+            raise TransportFailure("broken", "an event that is not UTF-8", sent=True) from None
         if batch is None:
             stream.close()
         return batch
@@ -207,6 +212,70 @@ def body_chunks(raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     """
     while chunk := raw.read1(READ_SIZE, decode_content=True):
         yield chunk
+
+
+def event_batches(reads: Iterable[bytes]) -> Iterator[list[ServerEvent]]:
+    """
+    The events sseclient-py frames from a stream's reads: one list per read, every event it completed.
+
+    sseclient-py yields one event per pull and pulls the next read itself, so pulling until it wants
+    more would block on the socket while the read's last event waits. So each read gets a fresh
+    SSEClient over the lines since the last dispatched event plus the read's lines (split as it splits
+    them): what it yields while it has lines are the read's events; what it flushes once they run dry
+    is no event yet, and those lines go again, with the next read, to the next fresh client, which
+    starts where one client over the whole stream would be. A read in which no blank line can end is
+    only kept. At the stream's end the last client runs to its own end, as one over the whole stream
+    would: it dispatches what is left. Keep-alive lines since the last event are read again with each
+    read: a few bytes per ping.
+
+    An event that is not UTF-8 raises UnicodeDecodeError after the events before it (the runner ends
+    the stream as a disconnect); a character cut between reads is not one, it waits for its rest.
+    """
+    held: list[bytes] = []  # the lines since the last dispatched event, the last one perhaps unfinished
+    for read in reads:
+        if not _may_end_an_event(held, read):
+            held += read.splitlines(True)
+            yield []
+            continue
+        lines = held + read.splitlines(True)
+        source, dry = iter(lines), _RanDry()
+        batch: list[ServerEvent] = []
+        consumed, damage = 0, None
+        try:
+            for sse in sseclient.SSEClient(chain(source, dry)).events():
+                if dry.ran_dry:  # the flush of an unfinished event
+                    break
+                batch.append(ServerEvent(sse.event, sse.data))
+                consumed = len(lines) - operator.length_hint(source)
+        except UnicodeDecodeError as exc:
+            if not dry.ran_dry:  # in the flush it is a character cut between reads: whole with the next
+                damage = exc
+        held = lines[consumed:]
+        if damage is not None:
+            if batch:
+                yield batch
+            raise damage
+        yield batch
+    yield [ServerEvent(sse.event, sse.data) for sse in sseclient.SSEClient(iter(held)).events()]
+
+
+def _may_end_an_event(held: list[bytes], read: bytes) -> bool:
+    """Whether a blank line (two line ends in a row, CRLF CRLF the longest) may end in ``read``."""
+    text = b"".join(held[-3:])[-3:] + read  # held pieces are never empty
+    return b"\n\n" in text or b"\r\r" in text or b"\n\r" in text
+
+
+class _RanDry:
+    """The end of an SSEClient's source: notes that it was reached."""
+
+    ran_dry = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        self.ran_dry = True
+        raise StopIteration
 
 
 def _drain(out: list[Any]) -> Iterator[Any]:
