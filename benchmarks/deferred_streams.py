@@ -157,7 +157,7 @@ def _start_all(urls: list[str], n: int, work: float, ramp: float) -> list[tuple[
 
 
 def run_deferred(urls: list[str], n: int, work: float, samples: Samples, ramp: float) -> dict:
-    from airflow_agentvault.operators.options import StageTiming
+    from airflow_agentvault.operators.stage_timing import StageTiming
     from airflow_agentvault.protocol.client import AgentClient
     from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger
 

@@ -27,8 +27,8 @@ from airflow_agentvault.operators.common import (
     require_task_id,
     result_name,
 )
-from airflow_agentvault.operators.options import StageTiming, parse_timing
 from airflow_agentvault.operators.remote_task import conversation_id, start_or_reconnect
+from airflow_agentvault.operators.stage_timing import StageTiming, parse_timing
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import Task

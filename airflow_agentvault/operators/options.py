@@ -1,27 +1,23 @@
 """
-The one owner of a stage's options: which step takes each keyword, and the timing a run carries.
+The one owner of a stage's options: which step takes each keyword.
 
 A stage is three steps (send, wait, follow) or one task (the compact form). Which keyword goes to which
 step is read from the operators' own ``__init__`` signatures, so a keyword added to an operator is sorted
 by :class:`StageOptions` without touching the builders (``agent_stage``, ``@task.agentvault``, spec
 files), and a keyword of the follow step never reaches the send step or the sensor; a keyword no step
-takes is a TypeError that names it. At run time :class:`StageTiming` validates the rendered timing once
-and fixes the absolute deadline once; the operators hand it to their triggers, which carry it as is.
+takes is a TypeError that names it. The timing a run carries is :mod:`stage_timing`'s (the operators
+import it; this module imports the operators, so it stays with the builders).
 """
 
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from airflow.sdk import BaseOperator
-
-from airflow_agentvault.compat import AirflowFailException
-from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
 
 #: Airflow's keywords that shape a task's XCom: in a stage only the step giving the result may take them.
 RESULT_SHAPING = frozenset({"multiple_outputs", "do_xcom_push"})
@@ -127,50 +123,3 @@ def _refuse(who: str, options: Mapping[str, Any], r: Roles, compact: bool) -> No
     if split_only:
         steps = ", ".join(f"{k!r} (the {'send' if k in r.send else 'wait'} step)" for k in split_only)
         raise TypeError(f"{who}: {steps} only applies to the split form, not to a compact stage")
-
-
-def parse_timing(timing: Timing | Mapping[str, Any] | None) -> Timing:
-    """Validate rendered timing values; bad ones fail the task at once with the param named."""
-    if isinstance(timing, Timing):
-        return timing
-    try:
-        return Timing.parse(dict(timing) if timing is not None else None)
-    except InvalidTimingError as exc:
-        raise AirflowFailException(str(exc)) from None
-
-
-@dataclass(frozen=True)
-class StageTiming:
-    """
-    One run's timing, validated once, and its absolute epoch deadline, fixed once.
-
-    The operator makes it when the wait starts; a trigger carries its :meth:`trigger_kwargs` (plain
-    numbers, never a credential) and, restored in the triggerer, goes on to the same deadline, so a
-    triggerer restart does not extend a timeout. It is the timing part of what a trigger needs to run a
-    whole stage.
-    """
-
-    timing: Timing
-    started_at: float
-    deadline: float
-
-    @classmethod
-    def begin(cls, timing: Timing | Mapping[str, Any] | None, started_at: float | None = None) -> StageTiming:
-        """The wait starts now (or at ``started_at``, an earlier reschedule's start): validate, fix the deadline."""
-        valid = parse_timing(timing)
-        started = time.time() if started_at is None else float(started_at)
-        return cls(valid, started, valid.deadline_after(started))
-
-    @classmethod
-    def carried(cls, timing: Timing | Mapping[str, Any] | None, started_at: float, deadline: float) -> StageTiming:
-        """What a trigger was constructed with: the operator's Timing, or its serialized knobs."""
-        valid = timing if isinstance(timing, Timing) else Timing.parse(dict(timing) if timing is not None else None)
-        return cls(valid, float(started_at), float(deadline))
-
-    def trigger_arguments(self) -> dict[str, Any]:
-        """The keywords a trigger is constructed with, the timing still validated (not dumped yet)."""
-        return {"timing": self.timing, "started_at": self.started_at, "deadline": self.deadline}
-
-    def trigger_kwargs(self) -> dict[str, Any]:
-        """The same as plain JSON values, for ``serialize()``."""
-        return {**self.trigger_arguments(), "timing": self.timing.model_dump()}

@@ -14,8 +14,8 @@ from typing import Any
 
 from airflow_agentvault.operators.agentvault import FollowingOperator
 from airflow_agentvault.operators.common import rendered_message
-from airflow_agentvault.operators.options import parse_timing
 from airflow_agentvault.operators.remote_task import conversation_id, mark_seen, start_or_reconnect
+from airflow_agentvault.operators.stage_timing import parse_timing
 
 
 class AgentVaultStageOperator(FollowingOperator):

@@ -10,11 +10,9 @@ exceptions into a :class:`TransportFailure` the core names. Every decision is in
 from __future__ import annotations
 
 import logging
-import operator
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any, TypeVar
 
 import requests
@@ -218,64 +216,38 @@ def event_batches(reads: Iterable[bytes]) -> Iterator[list[ServerEvent]]:
     """
     The events sseclient-py frames from a stream's reads: one list per read, every event it completed.
 
-    sseclient-py yields one event per pull and pulls the next read itself, so pulling until it wants
-    more would block on the socket while the read's last event waits. So each read gets a fresh
-    SSEClient over the lines since the last dispatched event plus the read's lines (split as it splits
-    them): what it yields while it has lines are the read's events; what it flushes once they run dry
-    is no event yet, and those lines go again, with the next read, to the next fresh client, which
-    starts where one client over the whole stream would be. A read in which no blank line can end is
-    only kept. At the stream's end the last client runs to its own end, as one over the whole stream
-    would: it dispatches what is left. Keep-alive lines since the last event are read again with each
-    read: a few bytes per ping.
+    sseclient-py pulls the next read itself once its events are out, so a client over the whole stream
+    would block on the socket before the runner could hand the read's events on. So each read's
+    complete events (up to its last blank line) go to a fresh SSEClient, which frames them all at
+    once; the unfinished rest waits for the next read. A read that ends no event is only kept. At the
+    stream's end what is left is framed as sseclient-py frames a stream's end.
 
     An event that is not UTF-8 raises UnicodeDecodeError after the events before it (the runner ends
-    the stream as a disconnect); a character cut between reads is not one, it waits for its rest.
+    the stream as a disconnect); a character cut between reads is never framed before its rest comes.
     """
-    held: list[bytes] = []  # the lines since the last dispatched event, the last one perhaps unfinished
+    held = b""
     for read in reads:
-        if not _may_end_an_event(held, read):
-            held += read.splitlines(True)
+        data = held + read if held else read
+        cut = max(data.rfind(blank) + len(blank) if blank in data else 0 for blank in _BLANK_LINES)
+        if not cut:
+            held = data
             yield []
             continue
-        lines = held + read.splitlines(True)
-        source, dry = iter(lines), _RanDry()
+        held = data[cut:]
         batch: list[ServerEvent] = []
-        consumed, damage = 0, None
         try:
-            for sse in sseclient.SSEClient(chain(source, dry)).events():
-                if dry.ran_dry:  # the flush of an unfinished event
-                    break
+            for sse in sseclient.SSEClient(iter((data[:cut],))).events():
                 batch.append(ServerEvent(sse.event, sse.data))
-                consumed = len(lines) - operator.length_hint(source)
-        except UnicodeDecodeError as exc:
-            if not dry.ran_dry:  # in the flush it is a character cut between reads: whole with the next
-                damage = exc
-        held = lines[consumed:]
-        if damage is not None:
+        except UnicodeDecodeError:
             if batch:
                 yield batch
-            raise damage
+            raise
         yield batch
-    yield [ServerEvent(sse.event, sse.data) for sse in sseclient.SSEClient(iter(held)).events()]
+    yield [ServerEvent(sse.event, sse.data) for sse in sseclient.SSEClient(iter((held,))).events()]
 
 
-def _may_end_an_event(held: list[bytes], read: bytes) -> bool:
-    """Whether a blank line (two line ends in a row, CRLF CRLF the longest) may end in ``read``."""
-    text = b"".join(held[-3:])[-3:] + read  # held pieces are never empty
-    return b"\n\n" in text or b"\r\r" in text or b"\n\r" in text
-
-
-class _RanDry:
-    """The end of an SSEClient's source: notes that it was reached."""
-
-    ran_dry = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        self.ran_dry = True
-        raise StopIteration
+#: What ends an event: a blank line after a line end, in each of SSE's three line-end styles.
+_BLANK_LINES = (b"\r\n\r\n", b"\n\n", b"\r\r")
 
 
 def _drain(out: list[Any]) -> Iterator[Any]:

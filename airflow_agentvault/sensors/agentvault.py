@@ -22,7 +22,7 @@ from airflow_agentvault.compat import AirflowFailException, set_default_retry_po
 from airflow_agentvault.hooks.agentvault import AgentVaultHook
 from airflow_agentvault.links import AgentCardLink
 from airflow_agentvault.operators.common import default_deferrable, require_task_id
-from airflow_agentvault.operators.options import StageTiming, parse_timing
+from airflow_agentvault.operators.stage_timing import StageTiming, parse_timing
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import Follower, VisibilityWait
 from airflow_agentvault.protocol.models import Task

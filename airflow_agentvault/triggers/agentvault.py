@@ -31,7 +31,7 @@ import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError
-from airflow_agentvault.operators.options import StageTiming
+from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.protocol import errors, models
 from airflow_agentvault.protocol.async_client import AsyncAgentClient, ssl_context
 from airflow_agentvault.protocol.follow import Follower

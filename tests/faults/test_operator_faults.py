@@ -36,9 +36,9 @@ import pytest
 
 from airflow_agentvault.compat import TaskDeferred
 from airflow_agentvault.operators.agentvault import AgentVaultInitiateOperator, AgentVaultStreamOperator
-from airflow_agentvault.operators.options import StageTiming
 from airflow_agentvault.operators.remote_task import TASK_ID_KEY, UNSURE_KEY
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
+from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.protocol.errors import AmbiguousSendError, TaskLostError
 from airflow_agentvault.protocol.result import agent_messages
 from airflow_agentvault.sensors.agentvault import AgentVaultTaskExistsSensor

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from airflow_agentvault.operators.options import StageTiming
+from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.protocol.models import TaskState
 from airflow_agentvault.protocol.result import outcome_of
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger, AgentVaultTaskExistsTrigger

@@ -13,7 +13,8 @@ from airflow.sdk import DAG
 from airflow_agentvault.compat import AirflowFailException
 from airflow_agentvault.decorators.agentvault import agentvault_task
 from airflow_agentvault.operators.agentvault import FollowingOperator
-from airflow_agentvault.operators.options import StageOptions, StageTiming, roles
+from airflow_agentvault.operators.options import StageOptions, roles
+from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.pipelines.factory import build_dag
 from airflow_agentvault.pipelines.spec import SpecError, parse_spec
 from airflow_agentvault.pipelines.stage import agent_stage

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_agentvault.operators.options import StageTiming
+from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger, AgentVaultTaskExistsTrigger

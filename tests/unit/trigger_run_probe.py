@@ -15,7 +15,7 @@ os.environ["AIRFLOW_CONN_LOOP_AGENT"] = json.dumps({"conn_type": "agentvault", "
 import httpx  # noqa: E402
 import respx  # noqa: E402
 
-from airflow_agentvault.operators.options import StageTiming  # noqa: E402
+from airflow_agentvault.operators.stage_timing import StageTiming  # noqa: E402
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger  # noqa: E402
 
 slow = []
