@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The built wheel installs where users are: a clean Python 3.13 venv with Airflow 3.3, and one with the
-# lowest supported Airflow (3.1, from ci/airflow-3.1.txt); `airflow providers list` shows the provider.
+# The built wheel installs where users are: a clean Python 3.13 venv with Airflow 3.3, and ones with the
+# older supported Airflow releases (3.1 and 3.2, from ci/airflow-3.1.txt and ci/airflow-3.2.txt);
+# `airflow providers list` shows the provider.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV="${UV:-$(command -v uv || python3 -c 'import uv; print(uv.find_uv_bin())')}"
@@ -25,3 +26,4 @@ check() {  # name, python version, extra install arguments...
 }
 check airflow-3.3 3.13 "apache-airflow>=3.3.2,<3.4"
 check airflow-3.1 3.11 --constraints ci/airflow-3.1.txt
+check airflow-3.2 3.11 --constraints ci/airflow-3.2.txt
