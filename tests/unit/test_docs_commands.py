@@ -188,7 +188,10 @@ def _source_of(kind: str, target: str) -> Path | None:
 
 
 def _ours(path: Path) -> bool:
-    return path.resolve().is_relative_to(REPO) and ".venv" not in path.resolve().relative_to(REPO).parts
+    """Whether ``path`` is this repository's code (not a package installed into one of its venvs)."""
+    resolved = path.resolve()
+    return resolved.is_relative_to(REPO) and not any(
+        part.startswith(".venv") for part in resolved.relative_to(REPO).parts)
 
 
 @cache
@@ -223,7 +226,7 @@ def _forwarded_module(script: Path) -> str | None:
 def flag_problems(commands: list[Command]) -> list[str]:
     """What is wrong with ``commands``: a missing script or module, a flag its program does not define."""
     problems: list[str] = []
-    # (command, kind, target the flags go to) for every command that passes flags to a Python program
+    # (command, kind and target the flags go to, the flags) for every command passing flags to Python code
     python_flags: list[tuple[Command, str, str, tuple[str, ...]]] = []
     for command in commands:
         where = f"{command.where}: `{command.text}`"
