@@ -7,8 +7,8 @@
 #     -o ci/airflow-3.2.txt
 # (Airflow 3.2.2's execution API cannot build its routes with FastAPI 0.156.1 or later: pydantic finds no
 # discriminator field on TITerminalStatePayload, and the dag-processor and workers exit at start.)
-# Usage: bash scripts/test-airflow.sh [version ...] [extra pytest arguments]
-#   versions: 3.1, 3.2 (default: both, 3.1 then 3.2); each needs its ci/airflow-<version>.txt
+# Usage: bash scripts/test-airflow.sh [3.1 3.2 ...] [--] [extra pytest arguments]
+#   default: 3.1 then 3.2, each needing its ci/airflow-<version>.txt; every version runs even when one fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV="${UV:-$(command -v uv || python3 -c 'import uv; print(uv.find_uv_bin())')}"
@@ -18,6 +18,7 @@ while [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+\.[0-9]+$ ]]; do
   versions+=("$1")
   shift
 done
+[ "${1:-}" = "--" ] && shift
 if [ ${#versions[@]} -eq 0 ]; then
   versions=(3.1 3.2)
 fi
@@ -30,6 +31,7 @@ done
 interpreter=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.11.*/bin/python3.11 2>/dev/null | sort -V | tail -n 1 || true)
 interpreter="${interpreter:-$(command -v python3.11)}"
 base_path=$PATH
+status=0
 for version in "${versions[@]}"; do
   venv=".venv-airflow-$version"
   if [ ! -x "$venv/bin/python" ]; then
@@ -39,5 +41,6 @@ for version in "${versions[@]}"; do
   "$UV" pip install -q --python "$venv/bin/python" --no-deps -e . >&2
   echo "== Airflow $("$venv/bin/python" -c 'import airflow; print(airflow.__version__)'): unit suite and real-scheduler stages" >&2
   PATH="$PWD/$venv/bin:$base_path" "$venv/bin/python" -m pytest tests/unit tests/e2e/test_deferred_stage.py -q \
-    -p no:cacheprovider "$@"
+    -p no:cacheprovider "$@" || status=1
 done
+exit "$status"
