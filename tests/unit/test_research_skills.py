@@ -268,14 +268,17 @@ def test_edit_passes() -> None:
         "- Tides rose 24 percent over 18400 days at the pier [1]. "
         "Tides rose 24 percent over 18400 days at the pier [2].\n"
         "- The water was 4.2°C warmer than last year at the pier [2].\n"
-        "- Tides rose 24% over 18,400 days at the pier [3].\n\n"
+        "- Tides rose 24% over 18400 days at the pier [3].\n"
+        "- The pier was built in 1789 (1775-1783 plans), for 12500 ships.\n\n"
         "## References\n\n1. A. *S1*, 2024.\n2. B. *S2*, 2024.\n3. C. *S3*, 12345.\n"
     )
     edited, changes = edit_report(report)
     assert edited.splitlines()[0] == "# Research Report: Tides"
     assert "## What We Found" in edited
-    assert edited.count("Tides rose 24% over 18,400 days at the pier") == 1
-    assert "Tides rose 24% over 18,400 days at the pier [1][2][3]." in edited  # citations kept
+    assert edited.count("Tides rose 24% over 18400 days at the pier") == 1
+    assert "Tides rose 24% over 18400 days at the pier [1][2][3]." in edited  # citations kept
+    assert "built in 1789 (1775-1783 plans), for 12500 ships." in edited  # digits as the source wrote them
+    assert "1,789" not in edited and "12,500" not in edited
     assert "4.2 °C warmer" in edited
     assert "3. C. *S3*, 12345." in edited  # references left alone
     assert edited.split("\n")[2].startswith("**Summary.** This report checks 0 findings")
@@ -337,7 +340,13 @@ def test_chain_is_deterministic(skills: dict[str, Any]) -> None:
         assert json.dumps(first[stage].artifacts, sort_keys=True) == json.dumps(second[stage].artifacts, sort_keys=True)
         assert first[stage].text == second[stage].text
     report = artifact(first["edit"], "report")["content"]
-    assert "61%" in report and "14,500" in report  # number style made consistent by the editor
+    assert "61%" in report  # unit style made consistent by the editor
+    verification = artifact(first["verify"], "verification")["content"]
+    sources = " ".join(e["claim"] for f in verification["verified"] for e in f["evidence"])
+    body = split_references(report)[0]
+    figures = re.findall(r"\d[\d,.]*\d|\d", re.sub(r"\[\d+\]", "", body.split("\n## Method")[0]))
+    summary_counts = {str(n) for n in verification["summary"].values()}
+    assert all(f in sources or f in summary_counts for f in figures), [f for f in figures if f not in sources]
 
 
 @pytest.mark.parametrize("topic", ["urban heat islands", "battery recycling"])
@@ -449,7 +458,7 @@ def test_llm_writes_and_edits_the_report(
     )
     edited = run(skills["edit"], {"report": report["content"], **verification})
     text = artifact(edited, "report")["content"]
-    assert "## Findings" in text and "4,500 ships in one year" in text and "8% or 12%" in text
+    assert "## Findings" in text and "4500 ships in one year" in text and "8% or 12%" in text
     check_citations(text)  # the references section was restored
     assert artifact(edited, "changelog")["content"]["changes"][0] == "Edited for clarity by llm:tiny-model."
 

@@ -20,6 +20,11 @@ REFERENCES_HEADING = "## References"
 READING_PREFIX = "Reading chosen:"
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 finding``, ``3 findings``: a count with its noun in the right number."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 # -- citations ------------------------------------------------------------------------------
 
 
