@@ -90,9 +90,9 @@ def test_everyday_topics_give_a_report_with_wikipedia_sources(skills: dict[str, 
     assert all(d["source"] == "Wikipedia" and WIKI_URL.fullmatch(d["url"]) for d in documents)
 
     claims = artifact(results["extract"], "claims")["content"]["claims"]
-    assert len(claims) >= 5
+    assert len(claims) >= 3
     summary = artifact(results["verify"], "verification")["content"]["summary"]
-    assert summary["total"] >= 5
+    assert summary["total"] >= 3
 
     report = artifact(results["edit"], "report")["content"]
     cited, listed = check_citations(report)

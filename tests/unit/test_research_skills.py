@@ -248,13 +248,13 @@ def test_synthesize_and_edit_on_direct_input(skills: dict[str, Any]) -> None:
     assert markdown.startswith("# Research report: Lenby\n")
     cited, listed = check_citations(markdown)
     assert len(listed) == 3 and report["metadata"]["references"] == 3
-    assert "## Contested findings" in markdown and "**Sources disagree (8% vs 12%).**" in markdown
+    assert "## Findings" in markdown and "**Sources disagree (8% vs 12%).**" in markdown
 
     edited = run(skills["edit"], {"topic": "Lenby", "report": markdown, "verified": verification["verified"],
                                   "summary": verification["summary"]})
     edited_md = artifact(edited, "report")["content"]
     assert edited_md.startswith("# Research Report: Lenby\n\n**Summary.** This report on Lenby checks 5 findings")
-    assert "## Contested Findings" in edited_md and "4,500 ships" in edited_md
+    assert "## Findings" in edited_md and "4,500 ships" in edited_md
     check_citations(edited_md)
     words = re.findall(r"[A-Za-z0-9][\w'%.,°$-]*", edited_md)
     assert artifact(edited, "report")["metadata"]["word_count"] == len(words)
@@ -319,8 +319,8 @@ def test_full_chain_in_order(skills: dict[str, Any]) -> None:
 
     report = artifact(results["edit"], "report")["content"]
     assert report.startswith("# Research Report: Solar Power Adoption\n\n**Summary.**")
-    for heading in ("## Research Questions", "## Corroborated Findings", "## Contested Findings",
-                    "## Single-Source Claims", "## References"):
+    for heading in ("## Research Questions", "## Findings", "### Solar Power Adoption in Brief", "## Method",
+                    "## References"):
         assert heading in report
     cited, listed = check_citations(report)
     assert len(listed) == 4

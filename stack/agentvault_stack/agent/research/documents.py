@@ -41,6 +41,7 @@ DEFAULT_CORPUS_DIR = Path(__file__).with_name("corpus")
 CLAUSE_WORDS = frozenset(
     "found find finds show shows showed recover recovers say says reach reaches make makes".split()
 )
+_HEADING_LINE = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _PHRASE_TOKEN = re.compile(r"[a-z][a-z0-9]*(?:[-'][a-z0-9]+)*|[^\sa-z]+")
 
 #: Sources whose documents are encyclopedia articles (see :attr:`Document.is_article`).
@@ -111,8 +112,11 @@ class Document:
         )
 
     @classmethod
-    def parse(cls, doc_id: str, raw: str) -> Document:
-        """A document from Markdown with a ``---`` front-matter block of ``key: value`` lines."""
+    def parse(cls, doc_id: str, raw: str, file_name: str = "") -> Document:
+        """A document from Markdown with a ``---`` front-matter block of ``key: value`` lines.
+
+        Without a ``title`` the first heading is the title (else the id); without a ``source``, the
+        file's name is (a reference then reads ``Overview of X. *notes.md*.``)."""
         meta: dict[str, str] = {}
         body = raw
         lines = raw.lstrip("\ufeff").splitlines()
@@ -126,6 +130,10 @@ class Document:
                 if sep:
                     meta[key.strip().lower()] = value.strip().strip('"').strip("'")
             body = "\n".join(lines[end + 1 :])
+        heading = next((m.group(1) for m in _HEADING_LINE.finditer(body)), "")
+        meta.setdefault("title", heading or doc_id)
+        if file_name:
+            meta.setdefault("source", file_name)
         return cls.from_dict({**meta, "id": doc_id, "text": body.strip()})
 
 
@@ -298,7 +306,7 @@ def read_document(file: Path) -> Document:
         titled = len(first) <= 120 and rest.strip()
         return Document.from_dict({"id": file.stem, "title": first.strip() if titled else file.stem,
                                    "source": file.name, "text": rest.strip() if titled else raw.strip()})
-    return Document.parse(file.stem, raw)
+    return Document.parse(file.stem, raw, file.name)
 
 
 class _VisibleText(HTMLParser):

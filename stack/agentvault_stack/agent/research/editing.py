@@ -121,7 +121,9 @@ def _summary_paragraph(markdown: str, verification: dict[str, Any] | None) -> st
         f"{contested} {'is' if contested == 1 else 'are'} contested and "
         f"{single} {'rests' if single == 1 else 'rest'} on a single source."
     )
-    top = sections.get("corroborated") or []
+    verified = (verification or {}).get("verified") or []
+    top = [str(f["claim"]) for f in verified if isinstance(f, dict) and f.get("label") == "corroborated"
+           and f.get("claim")] or sections.get("corroborated") or []
     if top:
         first = SENTENCE_END.split(_CITE.sub("", top[0]).strip())[0].strip().rstrip(".")
         first = re.sub(r"\s+", " ", first).strip()

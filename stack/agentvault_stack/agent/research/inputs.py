@@ -11,7 +11,7 @@ stage             artifact id / type   content
 ================  ===================  ===============================================================
 topic_research    plan / research_plan {topic, corpus_topic, questions, keywords, [reading]}
 crawl             documents/documents  {topic, questions, keywords, documents: [{id, title, source,
-                                       date, topic, score, text}]}
+                                       date, topic, score, text}], collection: {kind, name}}
 extract           claims / claims      {topic, questions, keywords, documents (no text), claims:
                                        [{id, claim, source_id, source, title, date, sentence_index,
                                        numbers, years, keywords}]}
@@ -143,10 +143,16 @@ def list_of_str(value: Any) -> list[str]:
     return [str(v) for v in value if isinstance(v, (str, int, float))] if isinstance(value, list) else []
 
 
+#: What each stage's main artifact carries on when it has it: the chosen reading of an ambiguous topic,
+#: and which corpus the documents came from (``{"kind", "name"}``, for the report's Method section).
+CARRIED = {"reading": str, "collection": dict}
+
+
 def carry_reading(content: dict[str, Any], source: Any) -> dict[str, Any]:
-    """``content`` plus the ``reading`` that ``source`` carries, if any (later stages need it)."""
-    reading = source.get("reading") if isinstance(source, dict) else None
-    return {**content, "reading": reading} if isinstance(reading, str) and reading else content
+    """``content`` plus the ``reading`` and ``collection`` that ``source`` carries, if any (later stages need them)."""
+    found = source if isinstance(source, dict) else {}
+    extra = {k: found[k] for k, kind in CARRIED.items() if isinstance(found.get(k), kind) and found[k]}
+    return {**content, **extra}
 
 
 def stage_artifact(stage: str, artifact_id: str, content: Any, media_type: str = "application/json", **meta: Any) -> dict:

@@ -39,6 +39,7 @@ from agentvault_stack.agent.research.inputs import (
 )
 from agentvault_stack.agent.research.planning import (
     DEFAULT_TOP_N,
+    collection,
     crawl_documents,
     general_plan,
     nothing_covers,
@@ -178,11 +179,13 @@ class ResearchSkill(Skill):
                 raise SkillInputError(nothing_covers(topic, self.corpus, knowledge))
         if not documents:
             raise SkillInputError(nothing_covers(topic, self.corpus))
+        searched = None if knowledge is not None else self.readings.corpus if plan.get("reading") else self.corpus
         content = carry_reading({
             "topic": topic,
             "questions": list_of_str(plan.get("questions")),
             "keywords": keywords,
             "documents": documents,
+            "collection": collection(searched),
         }, plan)
         listed = "; ".join(f"{d['title']} ({d['source']}, score {d['score']})" for d in documents)
         shelf = f" in the {general.CORPUS_NAME} corpus" if knowledge is not None else ""
@@ -214,8 +217,8 @@ class ResearchSkill(Skill):
             documents.append(doc)
             listed.append(doc.to_dict(score=raw.get("score"), with_text=False))
         keywords = list_of_str(found.get("keywords"))
-        claims = extract_claims(documents, keywords)
         topic = topic_of(request, found)
+        claims = extract_claims(documents, keywords, topic)
         content = carry_reading({
             "topic": topic,
             "questions": list_of_str(found.get("questions")),

@@ -161,8 +161,9 @@ def sentences(text: str) -> list[str]:
     """Sentences of a plain-text body, in order (paragraph breaks always end a sentence; headings skipped)."""
     out: list[str] = []
     for paragraph in re.split(r"\n\s*\n", text.strip()):
-        flat = " ".join(paragraph.split())
-        if not flat or flat.startswith("#"):
+        kept = (line for line in paragraph.splitlines() if not line.lstrip().startswith("#"))
+        flat = " ".join(" ".join(kept).split())
+        if not flat:
             continue
         out.extend(_paragraph_sentences(flat))
     return out
