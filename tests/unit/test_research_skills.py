@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -15,6 +16,7 @@ import respx
 from agentvault_stack.agent import AgentBehaviour
 from agentvault_stack.agent.contract import SkillInputError, SkillRequest, SkillResult
 from agentvault_stack.agent.research import STAGE_NAMES, Corpus, Document, find_input, general, llm, research_skills
+from agentvault_stack.agent.research.chart import render_charts, wrap_label
 from agentvault_stack.agent.research.claims import extract_claims, verify_claims
 from agentvault_stack.agent.research.editing import edit_report, title_case
 from agentvault_stack.agent.research.planning import plan_research
@@ -287,21 +289,53 @@ def test_edit_passes() -> None:
     assert edit_report(edited)[0] == edited  # idempotent
 
 
-def test_visualize_svg_parses(skills: dict[str, Any]) -> None:
+def svg_texts(svg: str) -> list[str]:
+    """Every piece of text the SVG shows (matplotlib writes text as <text>, with <tspan>s when multi-line)."""
+    root = ET.fromstring(svg)
+    return ["".join(t.itertext()).strip() for t in root.iter(f"{SVG_NS}text") if "".join(t.itertext()).strip()]
+
+
+def test_visualize_draws_svg_and_png_with_whole_labels(skills: dict[str, Any]) -> None:
     verification = {"topic": "Lenby <harbour> & co", **verify_claims(extract_claims(MINI))}
-    chart = artifact(run(skills["visualize"], verification), "chart")
-    assert chart["mediaType"] == "image/svg+xml" and chart["id"] == "chart"
+    result = run(skills["visualize"], verification)
+    png, chart = result.artifacts
+    assert chart["mediaType"] == "image/svg+xml" and chart["id"] == "chart" and chart["type"] == "chart"
+    assert png["mediaType"] == "image/png" and png["id"] == "chart-png" and png["type"] == "chart"
+    assert base64.b64decode(png["content"]).startswith(b"\x89PNG\r\n\x1a\n")
     root = ET.fromstring(chart["content"])
     assert root.tag == f"{SVG_NS}svg"
     assert root.find(f"{SVG_NS}title").text == "Verification of claims: Lenby <harbour> & co"
-    bars = [r for r in root.iter(f"{SVG_NS}rect") if r.find(f"{SVG_NS}title") is not None]
-    assert len(bars) == 3 * 3  # three sources, three labels each
-    assert chart["metadata"]["groups"] == ["Harbour Weekly", "Lenby Housing Trust", "Lenby Port Office"]
+    meta = chart["metadata"]
+    assert meta["groups"] == ["Harbour Weekly", "Lenby Housing Trust", "Lenby Port Office"]
+    cells = sum(1 for counts in verification["by_source"].values() for v in counts.values() if v)
+    assert meta["segments"] == cells < 9  # no empty slot for a zero count
+    texts = svg_texts(chart["content"])
+    for name in meta["groups"]:
+        assert name in texts  # short names stand whole beside their bars
     by_question = artifact(run(skills["visualize"], {**verification, "group_by": "question", "questions": ["q?"],
                                                      "by_source": None}), "chart")
     ET.fromstring(by_question["content"])
     empty = artifact(run(skills["visualize"], {"verified": []}), "chart")
-    assert "No findings to chart" in empty["content"] and ET.fromstring(empty["content"]) is not None
+    assert "No findings to chart" in svg_texts(empty["content"])
+
+
+def test_chart_labels_wrap_at_word_boundaries_only() -> None:
+    names = ["Wikipedia: Declaration of the Rights of Man and of the Citizen", "Wikipedia: Photosynthesis",
+             "Wikipedia: French Revolutionary Wars", "Wikipedia: Cyanobacteria"]
+    verification = {"topic": "Nordvik", "summary": {"single-source": 4, "total": 4},
+                    "by_source": {n: {"single-source": 1} for n in names}}
+    svg, png, meta = render_charts(verification)
+    texts = svg_texts(svg)
+    for name, lines in zip(meta["groups"], meta["label_lines"], strict=True):
+        assert " ".join(lines) == name.removeprefix("Wikipedia: ")  # the shared prefix is said once, on the axis
+        for line in lines:
+            assert line in texts or any(line in t.split("\n") for t in texts)
+    words = {w for n in names for w in re.findall(r"[A-Za-z]+", n)}
+    shown = {w for t in texts for w in re.findall(r"[A-Za-z]+", t)}
+    broken = {w for w in shown - words if any(w != x and (x.startswith(w) or x.endswith(w)) for x in words)}
+    assert not broken, broken  # no word cut in two ("C yanobacteria", "P hotosynthesi s")
+    assert "Wikipedia articles" in texts and meta["segments"] == 4
+    assert wrap_label("Photosynthesis " * 3, 8) == ["Photosynthesis"] * 3  # a long word is never split
 
 
 # -- the chain ------------------------------------------------------------------------------

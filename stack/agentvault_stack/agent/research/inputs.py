@@ -24,7 +24,8 @@ synthesize        verification (as     the report (Markdown, ``text/markdown``) 
 edit              changelog /          ``{"changes": [...]}``; the verification passed through; the
                   changelog,           edited report (``text/markdown``, ``metadata.word_count``)
                   verification, report
-visualize         chart / chart        SVG bar chart (``image/svg+xml``)
+visualize         chart-png / chart,   horizontal bar chart per source (matplotlib): PNG (``image/png``,
+                  chart / chart        base64) first, then SVG (``image/svg+xml``)
 ================  ===================  ===============================================================
 
 Artifact ids get the task id as prefix on the wire (``ref-1a2b3c4d-report``). When the immediate
@@ -64,7 +65,7 @@ STAGE_DESCRIPTIONS = {
     "verify": "Groups claims across sources: corroborated, contested or single-source.",
     "synthesize": "Writes a Markdown report of the verified findings with numbered citations.",
     "edit": "Edits the report: title case headings, one number style, no repeats, a summary on top.",
-    "visualize": "Charts the verification per source as an SVG bar chart.",
+    "visualize": "Charts the findings each source supports (corroborated, contested, single-source) as SVG and PNG.",
 }
 
 MAX_DEPTH = 16

@@ -18,13 +18,14 @@ article URLs and ends with the attribution line.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from typing import Any
 
 from agentvault_stack.agent.contract import Skill, SkillInputError, SkillRequest, SkillResult
 from agentvault_stack.agent.research import general, llm
-from agentvault_stack.agent.research.chart import render_chart
+from agentvault_stack.agent.research.chart import render_charts
 from agentvault_stack.agent.research.claims import extract_claims, tally, verify_claims
 from agentvault_stack.agent.research.documents import Corpus, Document
 from agentvault_stack.agent.research.editing import edit_report, word_count
@@ -50,6 +51,7 @@ from agentvault_stack.agent.research.readings import Reading, Readings, asking_e
 from agentvault_stack.agent.research.report import (
     LABELS,
     cite_findings,
+    counted,
     finding_line,
     split_references,
     with_attribution,
@@ -344,13 +346,15 @@ class ResearchSkill(Skill):
                 verification["verified"], list_of_str(verification.get("questions"))
             )
         group_by = "question" if payload.get("group_by") == "question" else "source"
-        svg, meta = render_chart(verification, group_by)
+        svg, png, meta = render_charts(verification, group_by)
         totals = meta["totals"]
-        text = (
-            f"Chart of {sum(totals.values())} findings{_on(verification['topic'])} across "
-            f"{len(meta['groups'])} {'questions' if group_by == 'question' else 'sources'}: {_summary_text(totals)}."
-        )
-        return SkillResult(text, [stage_artifact("visualize", "chart", svg, "image/svg+xml", **meta)])
+        groups = counted(len(meta["groups"]), "question" if group_by == "question" else "source")
+        text = (f"Chart of {counted(sum(totals.values()), 'finding')}{_on(verification['topic'])} across "
+                f"{groups}: {_summary_text(totals)}.")
+        # The PNG first and the SVG last: a reader taking the last "chart" artifact gets the SVG, as before.
+        png_artifact = {**stage_artifact("visualize", "chart", base64.b64encode(png).decode("ascii"), "image/png",
+                                         **meta), "id": "chart-png"}
+        return SkillResult(text, [png_artifact, stage_artifact("visualize", "chart", svg, "image/svg+xml", **meta)])
 
     def _pass_through(self, verification: dict[str, Any]) -> dict[str, Any]:
         return stage_artifact(self.stage, "verification", verification, passed_through=True)
