@@ -12,6 +12,7 @@ from typing import Any
 
 from agentvault_stack.agent.research import general
 from agentvault_stack.agent.research.documents import CORPUS_ENV, DEFAULT_CORPUS_DIR, Corpus, Document
+from agentvault_stack.agent.research.relevance import key_terms, names_all
 from agentvault_stack.agent.research.text import normalise_word, terms, words
 
 DEFAULT_TOP_N = 5
@@ -81,16 +82,20 @@ def crawl_documents(
 ) -> list[dict[str, Any]]:
     """The ``top_n`` documents most relevant to the keywords (BM25), each with its score and text.
 
-    Documents scoring below ``min_share`` of the best score are left out; with ``only_topic``, so are
-    documents of any other corpus topic (another reading of the same word).
+    A document whose title names the whole topic gets the best BM25 score added, so a folder's own
+    document on the topic ranks first. Documents scoring below ``min_share`` of the best score are left
+    out; with ``only_topic``, so are documents of any other corpus topic (another reading of the same word).
     """
     query = terms(" ".join([topic, *keywords]))
-    ranked = [(doc, score) for doc, score in corpus.bm25(query)
-              if score > 0 and (only_topic is None or doc.topic == only_topic)]
-    if not ranked:
+    key = key_terms(topic)
+    found = [(doc, score) for doc, score in corpus.bm25(query)
+             if score > 0 and (only_topic is None or doc.topic == only_topic)]
+    if not found:
         return []
-    floor = ranked[0][1] * min_share
-    return [doc.to_dict(score=score) for doc, score in ranked if score >= floor][: max(top_n, 0)]
+    best = found[0][1]
+    kept = [(doc, round(score + best * names_all(doc.title, key), 4)) for doc, score in found if score >= best * min_share]
+    kept.sort(key=lambda pair: (-pair[1], pair[0].id))
+    return [doc.to_dict(score=score) for doc, score in kept][: max(top_n, 0)]
 
 
 def collection(corpus: Corpus | None) -> dict[str, str]:
