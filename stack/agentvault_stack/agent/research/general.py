@@ -35,8 +35,8 @@ SOURCE = "Wikipedia"
 ID_PREFIX = "wikipedia/"
 ATTRIBUTION = (
     "Text from Wikipedia (https://en.wikipedia.org) under CC BY-SA 4.0 "
-    "(https://creativecommons.org/licenses/by-sa/4.0/): the findings quote the articles' summaries "
-    "(number style may differ), and this report may be shared under the same license."
+    "(https://creativecommons.org/licenses/by-sa/4.0/): the findings quote the articles' summaries, "
+    "and this report may be shared under the same license."
 )
 DEFAULT_LIMIT = 6
 _UNSAFE = frozenset('%?#"<>[]{}|\\^`')

@@ -63,8 +63,8 @@ STAGE_DESCRIPTIONS = {
     "crawl": "Ranks the reference corpus's documents by relevance (BM25) to the research plan.",
     "extract": "Extracts every sentence stating a figure, as a claim with its source.",
     "verify": "Groups claims across sources: corroborated, contested or single-source.",
-    "synthesize": "Writes a Markdown report of the verified findings with numbered citations.",
-    "edit": "Edits the report: title case headings, one number style, no repeats, a summary on top.",
+    "synthesize": "Writes a Markdown report: the verified findings in paragraphs by theme, with numbered citations.",
+    "edit": "Edits the report: title case headings, one unit style, digits as written, no repeats, a summary on top.",
     "visualize": "Charts the findings each source supports (corroborated, contested, single-source) as SVG and PNG.",
 }
 

@@ -44,4 +44,7 @@ def names_phrase(text: str, key: Sequence[str]) -> bool:
 
 def is_about(title: str, text: str, key: Sequence[str]) -> bool:
     """A source about the topic: its title names the topic, or its opening sentences do."""
-    return names_all(title, key) or any(names_phrase(s, key) for s in sentences(text)[:LEAD_SENTENCES])
+    if names_all(title, key):
+        return True
+    # The whole text first: cutting sentences is the slow part, and most candidates never name the topic.
+    return names_phrase(text, key) and any(names_phrase(s, key) for s in sentences(text)[:LEAD_SENTENCES])

@@ -12,8 +12,10 @@ reading's documents only, and the report says ``Reading chosen: <reading>``.
 A topic the shipped corpus has no document on is looked up in the general-knowledge corpus (Wikipedia
 summaries, see :mod:`.general`) when its package is installed: the plan then carries ``corpus:
 general-knowledge``, documents carry ``url`` and ``attribution``, extract takes every sentence stating
-a figure, date or named fact (each article counts as a source of its own), and the report cites the
-article URLs and ends with the attribution line.
+a figure, date or named fact (each article counts as a source of its own; from an article not itself
+on the topic, only the sentences naming it, see :mod:`.relevance`), and the report cites the article
+URLs and ends with the attribution line. Crawl says which corpus it searched (``collection``), and the
+report's Method section names it.
 """
 
 from __future__ import annotations
