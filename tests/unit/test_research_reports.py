@@ -200,3 +200,20 @@ def test_a_users_folder_without_front_matter_is_cited_by_heading_and_file_name(t
     method = report.partition("## Method")[2].partition("## References")[0]
     assert "your folder `nordvik-notes`" in method and "synthetic" not in report and "Wikipedia" not in report
     assert "312 heat pumps" in report
+
+
+def test_publishing_writes_the_report_and_both_charts(
+    reports: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_agentvault.pipelines.report import publish_report
+
+    monkeypatch.setenv("AGENTVAULT_REPORTS_DIR", str(tmp_path))
+    results = reports["Marie Curie"]
+    info = publish_report("Marie Curie", {"artifacts": results["edit"].artifacts},
+                          {"artifacts": results["visualize"].artifacts}, run_id="run 1")
+    folder = tmp_path / "run_1"
+    assert info["chart"] == f"file://{folder / 'chart.svg'}"  # the SVG, as before
+    assert info["charts"] == {"svg": f"file://{folder / 'chart.svg'}", "png": f"file://{folder / 'chart.png'}"}
+    assert (folder / "chart.png").read_bytes().startswith(b"\x89PNG")
+    assert (folder / "chart.svg").read_text().lstrip().startswith("<?xml")
+    assert (folder / "report.md").read_text().startswith("# Research Report: Marie Curie")
