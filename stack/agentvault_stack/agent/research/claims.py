@@ -22,6 +22,7 @@ from agentvault_stack.agent.research.text import (
     sentences,
     states_fact,
     term_set,
+    words,
 )
 
 #: Two claims from different sources state the same finding from this similarity on.
@@ -36,7 +37,8 @@ def extract_claims(documents: list[Document], keywords: list[str] | None = None,
     """Every sentence stating a figure, as a claim with its source and position.
 
     From an encyclopedia article that is not itself on ``topic`` (its title does not name it) only the
-    sentences naming the topic are taken: the rest of such an article is about something else.
+    sentences naming the topic are taken: the rest of such an article is about something else. From the
+    topic's own article, every sentence of six words or more is (each one describes the topic).
     """
     wanted = {normalise_word(k.lower()): k for k in keywords or []}
     key = key_terms(topic)
@@ -45,6 +47,8 @@ def extract_claims(documents: list[Document], keywords: list[str] | None = None,
         # An encyclopedia states facts without figures too, and each article is an author of its own.
         source, is_claim = (f"{doc.source}: {doc.title}", states_fact) if doc.is_article else (doc.source, has_number)
         aside = doc.is_article and bool(key) and not names_all(doc.title, key)
+        if doc.is_article and key and not aside:  # the topic's own article: every full sentence informs
+            is_claim = is_sentence
         for index, sentence in enumerate(sentences(doc.text)):
             if not is_claim(sentence) or (aside and not names_phrase(sentence, key)):
                 continue
@@ -65,6 +69,11 @@ def extract_claims(documents: list[Document], keywords: list[str] | None = None,
                 }
             )
     return claims
+
+
+def is_sentence(sentence: str) -> bool:
+    """A full sentence (six words or more), not a fragment or a caption."""
+    return len(words(sentence)) >= 6
 
 
 # -- 4. verify ------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Why: a list of extracted sentences, one per finding, reads as raw material, not as a report. Findings
 are grouped under the plan's key phrases (two-word phrases the topic's documents share, "grid
 connection"): a finding joins the first phrase it uses; else, quoted from an encyclopedia article on a
-neighbouring subject, under that article's title; else it opens the report as its overview. Within a
+neighbouring subject, under that article's title; else (and the first document's opening sentence,
+which says what the topic is) it opens the report as its overview. Within a
 paragraph corroborated findings come first, then contested ones (saying where sources disagree), then
 single-source ones. Deterministic.
 """
@@ -30,14 +31,24 @@ def themes(verification: dict[str, Any]) -> list[tuple[str, list[str]]]:
             phrases.append((str(keyword), parts))
     articles = {str(d.get("id")): str(d.get("title") or "") for d in verification.get("documents") or []
                 if isinstance(d, dict) and d.get("url") and not names_all(str(d.get("title") or ""), key)}
-    groups: dict[str, list[dict[str, Any]]] = {}
+    first_doc = next((str(d.get("id")) for d in verification.get("documents") or [] if isinstance(d, dict)), None)
+    placed: list[tuple[dict[str, Any], str | None, str | None]] = []  # (finding, phrase, neighbour article)
     for finding in verification.get("verified") or []:
         if not isinstance(finding, dict) or not finding.get("claim"):
             continue
         used = term_set(str(finding["claim"]))
-        first_doc = next(iter(finding.get("documents") or []), None)
-        theme = next((name for name, parts in phrases if parts <= used), None)
-        groups.setdefault(theme or articles.get(str(first_doc), OVERVIEW), []).append(finding)
+        doc = str(next(iter(finding.get("documents") or []), ""))
+        opening = doc == first_doc and (finding.get("evidence") or [{}])[0].get("sentence_index") == 0
+        phrase = None if opening else next((name for name, parts in phrases if parts <= used), None)
+        placed.append((finding, phrase, articles.get(doc)))
+    sizes: dict[str | None, int] = {}
+    for _, phrase, _ in placed:
+        sizes[phrase] = sizes.get(phrase, 0) + 1
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for finding, phrase, article in placed:
+        # A phrase one neighbouring article alone uses stays with that article.
+        theme = phrase if phrase and (sizes[phrase] > 1 or article is None) else article or OVERVIEW
+        groups.setdefault(theme, []).append(finding)
     order = [OVERVIEW, *(name for name, _ in phrases), *groups]
     main = [(t, groups[t]) for t in dict.fromkeys(order) if t in groups]
     return [(theme, [str(f.get("id")) for f in sorted(members, key=_rank)]) for theme, members in main]
