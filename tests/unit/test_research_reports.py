@@ -217,3 +217,32 @@ def test_publishing_writes_the_report_and_both_charts(
     assert (folder / "chart.png").read_bytes().startswith(b"\x89PNG")
     assert (folder / "chart.svg").read_text().lstrip().startswith("<?xml")
     assert (folder / "report.md").read_text().startswith("# Research Report: Marie Curie")
+
+
+def test_sentences_are_cut_by_rules_that_know_abbreviations() -> None:
+    from agentvault_stack.agent.research.text import sentences
+
+    text = "Dr. Hessel of the U.S. office measured 3.1 kW in Nordvik. It rose to 3.4 kW.\n# Notes\nA new line."
+    assert sentences(text) == ["Dr. Hessel of the U.S. office measured 3.1 kW in Nordvik.", "It rose to 3.4 kW.",
+                               "A new line."]
+
+
+@pytest.mark.parametrize(("topic", "reading"), [("jaguar", "the animal"), ("mercury", "the planet")])
+def test_readings_are_researched_in_the_shipped_corpus(topic: str, reading: str) -> None:
+    from agentvault_stack.agent.contract import SkillRequest
+
+    skills = research_skills(ask=False)
+    results: dict[str, Any] = {}
+    previous = None
+    for stage, skill in skills.items():
+        data: dict[str, Any] = {"topic": topic, "reading": reading}
+        if previous is not None:
+            data["previous"] = {"artifacts": results[previous].artifacts}
+        results[stage] = skill.run(SkillRequest.of("do the stage", data))
+        previous = stage
+    report = artifact(results["edit"], "report")["content"]
+    assert f"Reading chosen: {reading}." in report
+    assert "of the shipped sample corpus, whose documents are synthetic" in report
+    sources = "\n".join(cited_texts(results).values())
+    assert all(f in sources for f in NUMBER.findall(findings_text(report)))
+    assert not BAD_GRAMMAR.search(report)
