@@ -148,7 +148,8 @@ def draft_body(verification: dict[str, Any], findings: list[dict[str, Any]]) -> 
     lines = [
         f"# Research report: {topic}" if topic else "# Research report",
         "",
-        f"_{counted(len(documents), 'document')} from {counted(len(sources), 'source')}; "
+        f"_{counted(len(documents), 'document')} read from {counted(len(sources), 'source')}, "
+        f"{len({d for f in findings for p in f['positions'] for d in p.get('documents') or []})} of them cited; "
         f"{counted(int(summary.get('total', 0)), 'finding')} checked: "
         f"{summary.get('corroborated', 0)} corroborated, {summary.get('contested', 0)} contested, "
         f"{summary.get('single-source', 0)} single-source._",
