@@ -70,6 +70,7 @@ def test_everyday_topics_cite_their_own_article_first_and_nothing_off_topic(
     results = reports[topic]
     documents = artifact(results["crawl"], "documents")["content"]["documents"]
     assert documents[0]["title"] == own
+    assert not {d["title"] for d in documents} & off_topic  # not even read
     report = artifact(results["edit"], "report")["content"]
     check_citations(report)
     cited = references(report)
