@@ -1,7 +1,8 @@
 """Writing the research report (Markdown), deterministically: the synthesize stage's draft.
 
-``synthesize`` turns the verification result into a first draft with numbered citations (``[1]``, in
-order of first use) and a ``## References`` list; the edit stage's passes are :mod:`.editing`. Both
+``synthesize`` turns the verification result into a first draft: the findings in paragraphs by theme
+(:mod:`.synthesis`) with numbered citations (``[1]``, in order of first use), a Method section naming
+the corpus used, and a ``## References`` list; the edit stage's passes are :mod:`.editing`. Both
 are pure functions of their input, so the same claims always give the same report, byte for byte.
 """
 
@@ -13,11 +14,6 @@ from typing import Any
 from agentvault_stack.agent.research.synthesis import paragraph, theme_title, themes
 
 LABELS = ("corroborated", "contested", "single-source")
-SECTION_TITLES = {
-    "corroborated": "Corroborated findings",
-    "contested": "Contested findings",
-    "single-source": "Single-source claims",
-}
 REFERENCES_HEADING = "## References"
 FINDINGS_HEADING = "Findings"
 READING_PREFIX = "Reading chosen:"
