@@ -157,6 +157,7 @@ def _start_all(urls: list[str], n: int, work: float, ramp: float) -> list[tuple[
 
 
 def run_deferred(urls: list[str], n: int, work: float, samples: Samples, ramp: float) -> dict:
+    from airflow_agentvault.operators.stage_timing import StageTiming
     from airflow_agentvault.protocol.client import AgentClient
     from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger
 
@@ -172,7 +173,7 @@ def run_deferred(urls: list[str], n: int, work: float, samples: Samples, ramp: f
         if task_id is None:  # the worker's send, then the deferral: the send is not the triggerer's work
             await asyncio.sleep(ramp * index / n)
             task_id = await asyncio.to_thread(_send, AgentClient(urls[agent]), index, work)
-        trigger = AgentVaultStreamTrigger(f"{CONN_ID}_{agent}", task_id, timing, deadline=time.time() + work + 300)
+        trigger = AgentVaultStreamTrigger(f"{CONN_ID}_{agent}", task_id, **StageTiming.begin(timing).trigger_kwargs())
         async for event in trigger.run():
             return event.payload["task"]["state"] if event.payload["status"] == "done" else event.payload["status"]
         return "no event"

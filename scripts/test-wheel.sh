@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The built wheel installs alone where users are: a clean Python 3.13 venv with Airflow 3.3, and a
-# Python 3.11 one with the lowest supported Airflow (3.1, from ci/airflow-3.1.txt), each holding only
+# Python 3.11 ones with the older supported Airflow releases (3.1 and 3.2, from ci/airflow-3.1.txt and
+# ci/airflow-3.2.txt), each holding only
 # Airflow and the provider's wheel (no reference agents, no test tools). In each, `airflow providers list`
 # shows the provider, its connection type (and on 3.3 its form) is registered, and a one-stage DAG run
 # gets a reference agent's answer (scripts/check_installed_provider.py; the agent runs from .venv).
@@ -65,3 +66,4 @@ check() {  # name, python version, extra install arguments...
 }
 check airflow-3.3 3.13 "apache-airflow>=3.3.2,<3.4"
 check airflow-3.1 3.11 --constraints ci/airflow-3.1.txt
+check airflow-3.2 3.11 --constraints ci/airflow-3.2.txt

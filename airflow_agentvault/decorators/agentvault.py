@@ -25,22 +25,16 @@ from typing import Any, ClassVar
 
 from airflow.providers.common.compat.sdk import (
     DecoratedOperator,
-    TaskDecorator,
     context_merge,
     determine_kwargs,
     task_decorator_factory,
 )
 
 from airflow_agentvault.compat import AirflowFailException
-from airflow_agentvault.operators.agentvault import AgentVaultInitiateOperator, AgentVaultStreamOperator
+from airflow_agentvault.operators.agentvault import AgentVaultInitiateOperator
+from airflow_agentvault.operators.options import StageOptions
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
-from airflow_agentvault.sensors.agentvault import AgentVaultTaskExistsSensor
-
-#: Arguments of the steps that follow the task (split form); the rest go to every step or the send.
-FOLLOW_ONLY = frozenset({"timing", "deferrable", "cancel_on_kill", "max_result_bytes", "truncate_result",
-                         "result_storage"})
-#: Arguments of the send alone (split form).
-SEND_ONLY = frozenset({"durable", "resend_if_unsure", "message_metadata", "multiple_outputs"})
+from airflow_agentvault.pipelines.stage import wait_and_follow
 
 
 def message_parts(returned: Any) -> tuple[str | None, dict[str, Any] | None]:
@@ -97,36 +91,32 @@ class _AgentVaultInitiateDecoratedOperator(_MessageFromFunction, AgentVaultIniti
 class SplitStageDecorator:
     """``@task.agentvault(compact=False)``: send, then wait until visible and stream, as three tasks."""
 
-    def __init__(self, send: TaskDecorator, kwargs: dict[str, Any]) -> None:
-        self.send = send
-        self.kwargs = kwargs
+    def __init__(self, function: Callable, options: dict[str, Any], named: dict[str, Any] | None = None) -> None:
+        self.function, self.options, self.named = function, options, named or {}
+        self.steps = StageOptions.sort(options, who="@task.agentvault(compact=False)")
+        # the send step's output is the agent's task id, whatever the function's annotation says
+        self.send = task_decorator_factory(python_callable=function, multiple_outputs=False,
+                                           decorated_operator_class=_AgentVaultInitiateDecoratedOperator,
+                                           **self.steps.send, **self.named)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         agent_task_id = self.send(*args, **kwargs)
         name = agent_task_id.operator.task_id.rsplit(".", 1)[-1]
-        shared = {k: v for k, v in self.kwargs.items() if k not in SEND_ONLY}
-        sensor_kwargs = {k: v for k, v in shared.items() if k in ("timing", "deferrable") or k not in FOLLOW_ONLY}
-        visible = AgentVaultTaskExistsSensor(task_id=f"{name}_wait_until_visible", agent_task_id=agent_task_id,
-                                             **sensor_kwargs)
-        stream = AgentVaultStreamOperator(task_id=f"{name}_stream", agent_task_id=agent_task_id, **shared)
-        visible >> stream
-        return stream.output
+        return wait_and_follow(agent_task_id, self.steps, prefix=f"{name}_").output
 
     def override(self, **kwargs: Any) -> SplitStageDecorator:
-        return SplitStageDecorator(self.send.override(**kwargs), {**self.kwargs, **kwargs})
+        """``task_id`` renames the send step (and so the others); other options are sorted as at first."""
+        named = {**self.named, **{k: kwargs.pop(k) for k in ("task_id",) if k in kwargs}}
+        return SplitStageDecorator(self.function, {**self.options, **kwargs}, named)
 
 
 def agentvault_task(python_callable: Callable | None = None, *, compact: bool = True,
                     **kwargs: Any) -> Any:
     """Wrap a function that returns a message into an agent stage (``@task.agentvault``)."""
     if compact:
+        StageOptions.sort(kwargs, compact=True, who="@task.agentvault")  # an unknown keyword is named here
         return task_decorator_factory(python_callable=python_callable,
                                       decorated_operator_class=_AgentVaultDecoratedOperator, **kwargs)
-    send_kwargs = {k: v for k, v in kwargs.items() if k not in FOLLOW_ONLY}
-
-    def split(function: Callable) -> SplitStageDecorator:
-        send = task_decorator_factory(python_callable=function,
-                                      decorated_operator_class=_AgentVaultInitiateDecoratedOperator, **send_kwargs)
-        return SplitStageDecorator(send, kwargs)
-
-    return split(python_callable) if python_callable is not None else split
+    if python_callable is not None:
+        return SplitStageDecorator(python_callable, kwargs)
+    return lambda function: SplitStageDecorator(function, kwargs)

@@ -24,7 +24,9 @@ from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.auth import NO_AUTH, ApiKeyAuth, Auth, BearerAuth, OAuth2ClientCredentials
 from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.dialects import AGENTVAULT, AUTO, Discovered, codec_for
+from airflow_agentvault.protocol.dialects.cards import auth_mismatch
 from airflow_agentvault.protocol.errors import AgentVaultError, redact_url
+from airflow_agentvault.protocol.exchange import origin
 from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 
 DEFAULT_RPC_PATH = "/a2a/"
@@ -48,11 +50,6 @@ class AgentSettings:
     trust_card_endpoint: bool = False
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}".lower()
-
-
 def credential_safe_endpoint(settings: AgentSettings, rpc_url: str) -> tuple[str, str | None]:
     """
     Keep credentials with the origin the connection names.
@@ -60,7 +57,7 @@ def credential_safe_endpoint(settings: AgentSettings, rpc_url: str) -> tuple[str
     An agent card may name an endpoint on another host; with credentials configured we keep the
     card's path but not its host (and say so), unless extra ``trust_card_endpoint`` is true.
     """
-    ours, theirs = _origin(settings.card_url), _origin(rpc_url)
+    ours, theirs = origin(settings.card_url), origin(rpc_url)
     if settings.auth is NO_AUTH or settings.trust_card_endpoint or ours == theirs:
         return rpc_url, None
     parts = urlsplit(rpc_url)
@@ -81,9 +78,9 @@ def _extra(extra: dict[str, Any], name: str) -> Any:
     return extra.get(name) or extra.get(RENAMED_EXTRAS.get(name, name))
 
 
-def _card_home(origin: str, dialect: str) -> str:
+def _card_home(home: str, dialect: str) -> str:
     """Where to start looking for the card: AgentVault's path, or the origin (A2A's well-known paths first)."""
-    return urljoin(origin, DEFAULT_CARD_PATH) if dialect == AGENTVAULT else origin + "/"
+    return urljoin(home, DEFAULT_CARD_PATH) if dialect == AGENTVAULT else home + "/"
 
 
 def _seconds(conn_id: str, name: str, value: Any, default: float) -> float:
@@ -128,17 +125,17 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConnectionConfigError(f"connection '{conn_id}': 'host' is not an http(s) URL: {redact_url(url)}")
-    origin = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+    home = origin(url)
     dialect = str(extra.get("dialect") or AGENTVAULT).strip().lower()
     if parts.path.endswith(".json"):
         rpc_url, card_url = extra.get("rpc_url") or None, url
     elif parts.path in ("", "/") and dialect in (AGENTVAULT, AUTO):
         # AgentVault agents mount JSON-RPC below the base URL (the SDK examples use /a2a/); for `auto`
         # that is only the hint the card is checked against. A2A agents may serve at the base URL.
-        rpc_url = urljoin(origin, extra.get("rpc_path") or DEFAULT_RPC_PATH)
-        card_url = extra.get("card_url") or _card_home(origin, dialect)
+        rpc_url = urljoin(home, extra.get("rpc_path") or DEFAULT_RPC_PATH)
+        card_url = extra.get("card_url") or _card_home(home, dialect)
     else:
-        rpc_url, card_url = url, extra.get("card_url") or _card_home(origin, dialect)
+        rpc_url, card_url = url, extra.get("card_url") or _card_home(home, dialect)
 
     verify: bool | str = _truthy(extra.get("verify_tls"), True)
     if extra.get("ca_bundle"):
@@ -162,7 +159,7 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
         if missing:
             raise ConnectionConfigError(f"connection '{conn_id}': auth_type oauth2 needs {', '.join(missing)}")
         auth = OAuth2ClientCredentials(
-            token_url=urljoin(origin + "/", _extra(extra, "oauth_endpoint")),
+            token_url=urljoin(home + "/", _extra(extra, "oauth_endpoint")),
             client_id=login,
             client_secret=password,
             scope=extra.get("scope") or None,
@@ -338,9 +335,5 @@ class AgentVaultHook(BaseHook):
             card = probe.fetch_card(settings.card_url)
         except (AgentVaultError, ConnectionConfigError) as exc:
             return False, str(exc)
-        declared = {s.scheme.lower() for s in card.auth_schemes}
-        ours = settings.auth.scheme.lower()
-        note = ""
-        if declared and ours not in declared and not (ours == "bearer" and "oauth2" in declared):
-            note = f"; warning: the card declares auth {sorted(declared)} but the connection uses {ours}"
-        return True, f"Found agent {card.summary()}{note}"
+        mismatch = auth_mismatch([s.scheme for s in card.auth_schemes], settings.auth)
+        return True, f"Found agent {card.summary()}{f'; warning: {mismatch}' if mismatch else ''}"

@@ -10,7 +10,6 @@ event in the log) and returns the result read from ``tasks/get``; deferrable, it
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
@@ -24,12 +23,12 @@ from airflow_agentvault.links import AgentCardLink
 from airflow_agentvault.operators.common import (
     cancel_remote,
     default_deferrable,
-    parse_timing,
     rendered_message,
     require_task_id,
     result_name,
 )
 from airflow_agentvault.operators.remote_task import conversation_id, start_or_reconnect
+from airflow_agentvault.operators.stage_timing import StageTiming, parse_timing
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import Task
@@ -176,10 +175,9 @@ class FollowingOperator(BaseOperator):
         from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger
 
         self.defer(
-            trigger=AgentVaultStreamTrigger(
-                conn_id=self.agentvault_conn_id, agent_task_id=agent_task_id, timing=timing.model_dump(),
-                deadline=time.time() + timing.overall_timeout, cancel_on_kill=self.cancel_on_kill,
-            ),
+            trigger=AgentVaultStreamTrigger(conn_id=self.agentvault_conn_id, agent_task_id=agent_task_id,
+                                            cancel_on_kill=self.cancel_on_kill,
+                                            **StageTiming.begin(timing).trigger_arguments()),
             method_name="execute_complete",
         )
 

@@ -19,7 +19,8 @@ from airflow.sdk.log import mask_secret
 
 from airflow_agentvault.compat import wait_for_person
 from airflow_agentvault.operators.agentvault import FollowingOperator
-from airflow_agentvault.operators.common import cancel_remote, parse_timing
+from airflow_agentvault.operators.common import cancel_remote
+from airflow_agentvault.operators.stage_timing import parse_timing
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.models import Task
 from airflow_agentvault.protocol.questions import AUTH, Question, answer_message, credential_message, question_of

@@ -10,7 +10,6 @@ from airflow_agentvault import result_storage
 from airflow_agentvault.compat import AirflowFailException, conf
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.models import DataPart, Message, TextPart
-from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
 
 
 def default_deferrable() -> bool:
@@ -45,16 +44,6 @@ def rendered_message(task_id: str, text: str | None, data: Any, metadata: dict[s
         return build_message(text, result_storage.resolve_references(data), metadata)
     except ValueError as exc:
         raise AirflowFailException(f"{task_id}: {exc}") from None
-
-
-def parse_timing(timing: Timing | dict[str, Any] | None) -> Timing:
-    """Validate rendered timing values; bad ones fail the task at once with the param named."""
-    if isinstance(timing, Timing):
-        return timing
-    try:
-        return Timing.parse(timing)
-    except InvalidTimingError as exc:
-        raise AirflowFailException(str(exc)) from None
 
 
 def require_task_id(value: Any) -> str:

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_agentvault.operators.agentvault import FollowingOperator
-from airflow_agentvault.operators.common import parse_timing, rendered_message
+from airflow_agentvault.operators.common import rendered_message
 from airflow_agentvault.operators.remote_task import conversation_id, mark_seen, start_or_reconnect
+from airflow_agentvault.operators.stage_timing import parse_timing
 
 
 class AgentVaultStageOperator(FollowingOperator):

@@ -55,11 +55,12 @@ def build_dag(spec: PipelineSpec, **dag_kwargs: Any) -> DAG:
                 text=stage.text,
                 data=data or None,
                 timing_overrides=stage.timing,
-                compact=spec.compact if stage.compact is None else stage.compact,
+                compact=spec.compact_of(stage),
                 deferrable=spec.deferrable,
                 ask_person=spec.ask_person if stage.ask_person is None else stage.ask_person,
                 max_rounds=spec.max_rounds,
                 response_timeout=timedelta(seconds=spec.response_timeout) if spec.response_timeout else None,
+                **spec.options_of(stage),
             )
             outputs[stage.id] = built.output
         if spec.publish:

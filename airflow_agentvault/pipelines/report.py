@@ -1,8 +1,8 @@
 """
 Publishing a pipeline's report: the Markdown report and the chart as files, announced as an Asset.
 
-The report stage returns a Markdown artifact and the chart stage an SVG (or PNG) artifact; this
-writes both under the reports location (``AGENTVAULT_REPORTS_DIR``, ``[agentvault] reports_dir``,
+The report stage returns a Markdown artifact and the chart stage an SVG and/or a PNG artifact; this
+writes them (``chart.svg``, ``chart.png``) under the reports location (``AGENTVAULT_REPORTS_DIR``, ``[agentvault] reports_dir``,
 or ``$AIRFLOW_HOME/reports``) and the DAG's publish task puts their locations into the asset event,
 so downstream DAGs scheduled on :data:`REPORT_ASSET` know where to look.
 """
@@ -60,15 +60,20 @@ def publish_report(topic: str, report_result: dict[str, Any], chart_result: dict
         "report_bytes": len(report["content"].encode()),
         "words": len(report["content"].split()),
     }
-    chart = find_artifact(chart_result or {}, tuple(CHART_SUFFIXES))
-    if chart is not None and chart.get("content"):
-        suffix = CHART_SUFFIXES[chart["mediaType"].split(";")[0]]
+    # The chart in each format the stage gave (SVG and PNG); "chart" names the last one given, as before.
+    for media_type, suffix in CHART_SUFFIXES.items():
+        chart = find_artifact(chart_result or {}, (media_type,))
+        if chart is None or not chart.get("content"):
+            continue
         chart_path = folder / f"chart.{suffix}"
         if suffix == "png":
             chart_path.write_bytes(base64.b64decode(chart["content"]))
         else:
             chart_path.write_text(chart["content"])
-        info["chart"] = str(chart_path)
+        info.setdefault("charts", {})[suffix] = str(chart_path)
+    last = find_artifact(chart_result or {}, tuple(CHART_SUFFIXES))
+    if last is not None and last.get("content"):
+        info["chart"] = info["charts"][CHART_SUFFIXES[last["mediaType"].split(";")[0]]]
     return info
 
 

@@ -17,11 +17,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from airflow_agentvault.operators.options import StageOptions
 from airflow_agentvault.pipelines.stage import DEFAULT_MAX_ROUNDS
 from airflow_agentvault.protocol.timing import PRESETS, InvalidTimingError, Timing
 
 _ID = r"^[A-Za-z][A-Za-z0-9_]*$"
 _PARAM_REF = re.compile(r"params\.([A-Za-z_][A-Za-z0-9_]*)")
+#: Stage options a spec sets with keys of its own (option -> the spec's key).
+SET_BY_SPEC = {"agentvault_conn_id": "agent", "text": "text", "data": "data", "timing": "timing",
+               "deferrable": "deferrable", "ask_person": "ask_person"}
 
 
 class SpecError(ValueError):
@@ -47,6 +51,7 @@ class StageSpec(BaseModel):
     timing: dict[str, Any] = Field(default_factory=dict)
     compact: bool | None = None
     ask_person: bool | None = Field(None, description="a person answers the agent's questions (default: the pipeline's)")
+    options: dict[str, Any] = Field(default_factory=dict, description="keywords of the stage's operators")
 
 
 class PublishSpec(BaseModel):
@@ -69,9 +74,17 @@ class PipelineSpec(BaseModel):
     ask_person: bool = False
     max_rounds: int = Field(DEFAULT_MAX_ROUNDS, ge=1, description="rounds of questions a stage answers")
     response_timeout: float | None = Field(None, gt=0, description="seconds a person may take to answer")
+    options: dict[str, Any] = Field(default_factory=dict, description="keywords of every stage's operators")
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     stages: list[StageSpec] = Field(min_length=1)
     publish: PublishSpec | None = None
+
+    def options_of(self, stage: StageSpec) -> dict[str, Any]:
+        """The stage's options: the pipeline's, then the stage's own."""
+        return {**self.options, **stage.options}
+
+    def compact_of(self, stage: StageSpec) -> bool:
+        return self.compact if stage.compact is None else stage.compact
 
     def stage_order(self) -> list[StageSpec]:
         """Stages in dependency order (validated to be acyclic by :func:`load_spec`)."""
@@ -146,7 +159,7 @@ def parse_spec(text: str, *, source: str = "<spec>") -> PipelineSpec:
     except ValidationError as exc:
         problems = [f"{_where(source, lines, tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
         raise SpecError("invalid pipeline spec:\n  " + "\n  ".join(problems)) from None
-    problems = _check_graph(spec, source, lines) + _check_params(spec, source, lines)
+    problems = _check_graph(spec, source, lines) + _check_params(spec, source, lines) + _check_options(spec, source, lines)
     if problems:
         raise SpecError("invalid pipeline spec:\n  " + "\n  ".join(problems))
     return spec
@@ -222,6 +235,22 @@ def _check_params(spec: PipelineSpec, source: str, lines: dict[tuple, int]) -> l
                 if name not in known:
                     problems.append(f"{_where(source, lines, path)}: unknown param '{name}' "
                                     f"(declare it under 'params')")
+    return problems
+
+
+def _check_options(spec: PipelineSpec, source: str, lines: dict[tuple, int]) -> list[str]:
+    """Each option as the stage builder will sort it (StageOptions), at the line that sets it."""
+    problems: list[str] = []
+    for index, stage in enumerate(spec.stages):
+        for key, value in spec.options_of(stage).items():
+            path = ("stages", index, "options", key) if key in stage.options else ("options", key)
+            if key in SET_BY_SPEC:
+                problems.append(f"{_where(source, lines, path)}: set '{key}' with the spec's '{SET_BY_SPEC[key]}'")
+                continue
+            try:
+                StageOptions.sort({key: value}, compact=spec.compact_of(stage), who=f"stage '{stage.id}'")
+            except TypeError as exc:
+                problems.append(f"{_where(source, lines, path)}: {exc}")
     return problems
 
 

@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator, TaskGroup
 from airflow_agentvault.hooks.agentvault import AgentVaultHook
 from airflow_agentvault.operators.agentvault import AgentVaultInitiateOperator, AgentVaultStreamOperator
 from airflow_agentvault.operators.ask_person import AgentVaultAskPersonOperator
+from airflow_agentvault.operators.options import StageOptions
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
 from airflow_agentvault.params import timing_from_params
 from airflow_agentvault.sensors.agentvault import AgentVaultTaskExistsSensor
@@ -59,7 +60,7 @@ def agent_stage(
     ask_person: bool = False,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
     response_timeout: timedelta | None = None,
-    **result_kwargs: Any,
+    **options: Any,
 ) -> AgentStage:
     """
     Build one agent stage; its result is ``stage.output`` (an XCom reference for later stages).
@@ -77,47 +78,40 @@ def agent_stage(
         an ``ask_person_<n>`` task after the follow step that passes a final result straight on.
     :param max_rounds: how many rounds of questions the stage answers (with ``ask_person``).
     :param response_timeout: how long a person may take to answer; then the remote task is canceled.
-    :param result_kwargs: ``max_result_bytes``, ``truncate_result``, ``result_storage``, ``cancel_on_kill``.
+    :param options: any other keyword of the stage's operators, given to the steps that take it
+        (:class:`~airflow_agentvault.operators.options.StageOptions`): ``max_result_bytes``,
+        ``truncate_result``, ``result_storage``, ``cancel_on_kill`` (follow), ``durable``,
+        ``resend_if_unsure`` (send), ``mode`` (wait), ``retries``, ``pool`` (every step).
     """
-    timing = {**(timing if timing is not None else timing_from_params()), **(timing_overrides or {})}
-    message = {"agentvault_conn_id": agentvault_conn_id, "text": text, "data": data,
-               "message_metadata": message_metadata}
-    asking = {"ask_person": True} if ask_person else {}
     if ask_person and max_rounds < 1:
         raise ValueError(f"max_rounds must be at least 1 when the stage asks a person, got {max_rounds}")
+    timing = {**(timing if timing is not None else timing_from_params()), **(timing_overrides or {})}
+    steps = StageOptions.sort(
+        {"agentvault_conn_id": agentvault_conn_id, "text": text, "data": data, "message_metadata": message_metadata,
+         "timing": timing, "deferrable": deferrable, **({"ask_person": True} if ask_person else {}), **options},
+        compact=compact, who=f"agent_stage({stage_id!r})")
     if compact and not ask_person:
-        op = AgentVaultStageOperator(task_id=stage_id, timing=timing, deferrable=deferrable, **message,
-                                     **result_kwargs)
+        op = AgentVaultStageOperator(task_id=stage_id, **steps.compact)
         return AgentStage(stage_id, op, op.output)
     with TaskGroup(group_id=stage_id, tooltip=f"agent stage {stage_id}") as group:
         if compact:
-            last: BaseOperator = AgentVaultStageOperator(task_id="run", timing=timing, deferrable=deferrable,
-                                                         **message, **asking, **result_kwargs)
+            last: BaseOperator = AgentVaultStageOperator(task_id="run", **steps.compact)
         else:
-            last = split_steps(message, timing, deferrable, asking, result_kwargs)
+            last = wait_and_follow(AgentVaultInitiateOperator(task_id="initiate", **steps.send).output, steps)
         for round_number in range(1, max_rounds + 1) if ask_person else ():
             answer = AgentVaultAskPersonOperator(
-                task_id=f"ask_person_{round_number}", agentvault_conn_id=agentvault_conn_id, previous=last.output,
-                round_number=round_number, max_rounds=max_rounds, response_timeout=response_timeout,
-                timing=timing, deferrable=deferrable, **result_kwargs,
+                task_id=f"ask_person_{round_number}", previous=last.output, round_number=round_number,
+                max_rounds=max_rounds, response_timeout=response_timeout, **steps.follow,
             )
             last >> answer
             last = answer
     return AgentStage(stage_id, group, last.output)
 
 
-def split_steps(message: dict[str, Any], timing: dict[str, Any], deferrable: bool | None, asking: dict[str, Any],
-                result_kwargs: dict[str, Any]) -> BaseOperator:
-    """initiate >> wait_until_visible >> stream, inside the caller's TaskGroup; returns the stream step."""
-    agentvault_conn_id = message["agentvault_conn_id"]
-    initiate = AgentVaultInitiateOperator(task_id="initiate", **message)
-    visible = AgentVaultTaskExistsSensor(
-        task_id="wait_until_visible", agentvault_conn_id=agentvault_conn_id, agent_task_id=initiate.output,
-        timing=timing, deferrable=deferrable,
-    )
-    stream = AgentVaultStreamOperator(
-        task_id="stream", agentvault_conn_id=agentvault_conn_id, agent_task_id=initiate.output,
-        timing=timing, deferrable=deferrable, **asking, **result_kwargs,
-    )
-    initiate >> visible >> stream
+def wait_and_follow(agent_task_id: Any, steps: StageOptions, prefix: str = "") -> BaseOperator:
+    """``wait_until_visible >> stream`` after the send step whose output is ``agent_task_id``; the stream step."""
+    visible = AgentVaultTaskExistsSensor(task_id=f"{prefix}wait_until_visible", agent_task_id=agent_task_id,
+                                         **steps.wait)
+    stream = AgentVaultStreamOperator(task_id=f"{prefix}stream", agent_task_id=agent_task_id, **steps.follow)
+    visible >> stream
     return stream

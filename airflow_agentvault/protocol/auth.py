@@ -15,7 +15,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,22 @@ class Auth:
 
 
 NO_AUTH = Auth()
+
+#: Card schemes (lowercased) whose credential travels as ``Authorization: Bearer <token>``.
+BEARER_CARRIED = frozenset({"bearer", "oauth2", "openidconnect"})
+
+
+def card_allows(declared: Iterable[str], auth: Auth) -> bool:
+    """
+    Whether a card declaring the auth schemes ``declared`` allows the connection's ``auth``.
+
+    A card that declares nothing allows anything (the agent's own 401 is the authority). A bearer
+    token or an OAuth2 client-credentials token fits any scheme whose credential is a bearer token
+    (http bearer, oauth2, openIdConnect): the agent sees the same ``Authorization: Bearer`` header.
+    """
+    names = {name.lower() for name in declared}
+    ours = auth.scheme.lower()
+    return not names or ours in names or ours in ("bearer", "oauth2") and bool(names & BEARER_CARRIED)
 
 
 @dataclass

@@ -2,20 +2,21 @@
 The blocking client: runs the core's routines over requests (Airflow workers).
 
 The runner performs effects and nothing else: it sends what the core built, hands back status, headers
-and bytes, frames SSE (:mod:`sse`), sleeps, and turns requests' exceptions into a :class:`TransportFailure` the core
-names. Every decision is in :mod:`operations` and :mod:`follow`; :mod:`async_client` is the same runner
-over httpx for the triggerer.
+and bytes, frames SSE (sseclient-py fed the reads: :func:`event_batches`), sleeps, and turns requests'
+exceptions into a :class:`TransportFailure` the core names. Every decision is in :mod:`operations` and
+:mod:`follow`; :mod:`async_client` is the same runner over httpx for the triggerer.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
+import sseclient
 import urllib3
 
 from airflow_agentvault.protocol import operations
@@ -39,7 +40,6 @@ from airflow_agentvault.protocol.exchange import (
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import AgentCard, CancelResult, Message, Task, TaskEvent
 from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, Agent, StreamWatch
-from airflow_agentvault.protocol.sse import event_batches
 from airflow_agentvault.protocol.timing import Timing
 
 T = TypeVar("T")
@@ -144,6 +144,9 @@ class BlockingRunner:
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             stream.close()
             raise TransportFailure("broken", type(exc).__name__, sent=True) from None
+        except UnicodeDecodeError:  # a damaged event: the stream ends as a disconnect (tasks/get is the truth)
+            stream.close()
+            raise TransportFailure("broken", "an event that is not UTF-8", sent=True) from None
         if batch is None:
             stream.close()
         return batch
@@ -207,6 +210,44 @@ def body_chunks(raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     """
     while chunk := raw.read1(READ_SIZE, decode_content=True):
         yield chunk
+
+
+def event_batches(reads: Iterable[bytes]) -> Iterator[list[ServerEvent]]:
+    """
+    The events sseclient-py frames from a stream's reads: one list per read, every event it completed.
+
+    sseclient-py pulls the next read itself once its events are out, so a client over the whole stream
+    would block on the socket before the runner could hand the read's events on. So each read's
+    complete events (up to its last blank line) go to a fresh SSEClient, which frames them all at
+    once; the unfinished rest waits for the next read. A read that ends no event is only kept. At the
+    stream's end what is left is framed as sseclient-py frames a stream's end.
+
+    An event that is not UTF-8 raises UnicodeDecodeError after the events before it (the runner ends
+    the stream as a disconnect); a character cut between reads is never framed before its rest comes.
+    """
+    held = b""
+    for read in reads:
+        data = held + read if held else read
+        cut = max(data.rfind(blank) + len(blank) if blank in data else 0 for blank in _BLANK_LINES)
+        if not cut:
+            held = data
+            yield []
+            continue
+        held = data[cut:]
+        batch: list[ServerEvent] = []
+        try:
+            for sse in sseclient.SSEClient(iter((data[:cut],))).events():
+                batch.append(ServerEvent(sse.event, sse.data))
+        except UnicodeDecodeError:
+            if batch:
+                yield batch
+            raise
+        yield batch
+    yield [ServerEvent(sse.event, sse.data) for sse in sseclient.SSEClient(iter((held,))).events()]
+
+
+#: What ends an event: a blank line after a line end, in each of SSE's three line-end styles.
+_BLANK_LINES = (b"\r\n\r\n", b"\n\n", b"\r\r")
 
 
 def _drain(out: list[Any]) -> Iterator[Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Callable
 
 from airflow_agentvault.protocol.models import (
@@ -106,7 +105,7 @@ class LogLines:
             rest = ""
             self._write(rest_stripped)
         elif len(rest_stripped) > WIDTH:
-            *full, rest = textwrap.wrap(rest_stripped, WIDTH, break_long_words=False, break_on_hyphens=False)
+            *full, rest = _wrapped(rest_stripped)
             for line in full:
                 self._write(line)
         self.pieces = [rest] if rest.strip() else []
@@ -119,10 +118,30 @@ class LogLines:
 
     def _write(self, line: str) -> None:
         line = line.strip()
-        if not line:
+        if len(line) <= WIDTH:
+            if line:
+                self.write(f"{self.role} says: {line}")
             return
-        for piece in textwrap.wrap(line, WIDTH, break_long_words=False, break_on_hyphens=False) or [line]:
+        for piece in _wrapped(line):
             self.write(f"{self.role} says: {piece}")
+
+
+def _wrapped(text: str) -> list[str]:
+    """``text`` (stripped, non-empty) in lines of at most :data:`WIDTH`, cut at spaces; a longer word stays whole.
+
+    Not :mod:`textwrap`: this runs on the stream's hot path, and a cut at the last space is all it needs.
+    """
+    lines = []
+    while len(text) > WIDTH:
+        cut = text.rfind(" ", 0, WIDTH + 1)
+        if cut <= 0:
+            cut = text.find(" ", WIDTH)
+            if cut < 0:
+                break
+        lines.append(text[:cut].rstrip())
+        text = text[cut + 1:].lstrip()
+    lines.append(text)
+    return lines
 
 
 def _token_of(event: TaskEvent) -> tuple[str, str] | None:

@@ -4,7 +4,7 @@ HTTP exchanges as values: what the protocol core asks a transport to do, and wha
 The core (codecs, operations, the follower) is written as generators that *yield* effects (fetch this
 request, open that stream, give me its next events, sleep so long) and receive the answers. Two thin
 runners carry the effects out: :mod:`client` with requests for the workers and :mod:`async_client`
-with httpx for the triggerer, both framing events with :mod:`sse`. A runner makes no decision: it turns its
+with httpx for the triggerer (events framed by sseclient-py and by :mod:`sse`). A runner makes no decision: it turns its
 library's failures into a :class:`TransportFailure` with a neutral ``kind`` and hands it back, and the
 core decides what error that is (:func:`failure_error`). So every rule is written once and both paths
 behave identically by construction.
@@ -238,6 +238,22 @@ def redirect_target(request: Request, response: Response) -> str | None:
     return target
 
 
-def origin(url: str) -> tuple[str, str]:
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> str:
+    """
+    ``scheme://host[:port]`` of ``url``: what credentials stay with, and what card paths hang off.
+
+    Lowercased, without user info and without the scheme's default port, so that two spellings of one
+    origin compare equal (``https://A.test:443`` is ``https://a.test``).
+    """
     parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.rsplit("@", 1)[-1].lower()
+    scheme, host = parts.scheme.lower(), parts.netloc.rsplit("@", 1)[-1].lower()
+    try:
+        port = parts.port
+    except ValueError:  # not a number: kept as written, so it never equals a real origin
+        port = None
+    if host.endswith(":") or port is not None and port == _DEFAULT_PORTS.get(scheme):
+        host = host.rsplit(":", 1)[0]
+    return f"{scheme}://{host}"

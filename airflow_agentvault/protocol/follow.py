@@ -82,7 +82,19 @@ class VisibilityWait:
     attempts: int = 0
     last_answer: str = "no answer yet"
     get_name: str = "tasks/get"
-    next_delay: float | None = None  # what the last missed check asked to wait (``Retry-After`` included)
+    next_delay: float | None = None  # the wait before the next check: initial delay, interval or ``Retry-After``
+    paused: bool = False  # the initial delay was taken (a clock may wake a hair early)
+
+    def initial_pause(self, now: float, logger: Any) -> float | None:
+        """What is left of the initial delay before the first check (None once a check or the pause was made)."""
+        if self.attempts > 0 or self.paused or self.timing.initial_delay <= 0:
+            return None
+        remaining = min(self.started + self.timing.initial_delay, self.deadline) - now
+        if remaining <= 0:
+            return None
+        logger.info("Waiting %.1f s (initial delay) before the first check of task %s", remaining, self.task_id)
+        self.next_delay, self.paused = remaining, True
+        return remaining
 
     def seen(self, task: Task, logger: Any) -> Task:
         if task.state.ends_wait:
@@ -166,12 +178,18 @@ class Follower:
     def visibility_wait(self, task_id: str, *, started: float | None = None, deadline: float | None = None,
                         attempts: int = 0) -> VisibilityWait:
         started = self.clock() if started is None else started
-        deadline = started + self.timing.overall_timeout if deadline is None else deadline
+        deadline = self.timing.deadline_after(started) if deadline is None else deadline
         return VisibilityWait(task_id, self.timing, self.agent.endpoint, started, deadline, attempts,
                               get_name=self.get_name(task_id))
 
     def check_visible(self, wait: VisibilityWait) -> Program[Task | None]:
-        """One existence check: the task, or None (not visible yet); WaitTimeoutError once the bound is spent."""
+        """
+        One step of the existence wait: the task, or None and ``wait.next_delay`` before the next step.
+
+        The first step may be the initial delay (no request); WaitTimeoutError once the bound is spent.
+        """
+        if wait.initial_pause(self.clock(), self.logger) is not None:
+            return None
         wait.attempts += 1
         try:
             task = yield from operations.get(self.agent, wait.task_id)
@@ -182,24 +200,12 @@ class Follower:
         return wait.seen(task, self.logger)
 
     def wait_until_visible(self, wait: VisibilityWait) -> Program[Task]:
-        """Initial delay (what is left of it, unless a check was made already), then bounded, growing checks."""
-        if wait.attempts == 0 and self.timing.initial_delay > 0:
-            remaining = min(wait.started + self.timing.initial_delay, wait.deadline) - self.clock()
-            if remaining > 0:
-                self.logger.info("Waiting %.1f s (initial delay) before the first check of task %s", remaining,
-                                 wait.task_id)
-                yield Sleep(remaining)
+        """Step until the task is visible, sleeping what each step asks (initial delay, growing interval)."""
         while True:
-            wait.attempts += 1
-            try:
-                task = yield from operations.get(self.agent, wait.task_id)
-            except errors.AgentVaultError as exc:
-                delay = wait.missed(exc, self.logger, self.clock())
-                if delay is None:
-                    raise wait.gave_up(self.clock()) from None
-                yield Sleep(delay)
-                continue
-            return wait.seen(task, self.logger)
+            task = yield from self.check_visible(wait)
+            if task is not None:
+                return task
+            yield Sleep(wait.next_delay or 0.0)
 
     # -- following -----------------------------------------------------------------------------------
 
@@ -210,7 +216,7 @@ class Follower:
         ``seen``: the task as the caller has just read it, which replaces the first look.
         """
         started = self.clock()
-        deadline = deadline if deadline is not None else started + self.timing.overall_timeout
+        deadline = deadline if deadline is not None else self.timing.deadline_after(started)
         state = _Progress(started)
         current = seen if seen is not None else (yield from self._peek(task_id))
         finished = self.outcome_if_finished(task_id, current, started)

@@ -237,7 +237,7 @@ class AgentCard(WireModel):
         schemes = ", ".join(s.scheme for s in self.auth_schemes) or "none declared"
         version = f" v{self.agent_version}" if self.agent_version else ""
         skills = len(self.skills or [])
-        return f"{self.name}{version} at {self.url} (auth: {schemes}; {skills} skills)"
+        return f"{self.name}{version} at {self.url} (auth: {schemes}; {skills} skill{'s' * (skills != 1)})"
 
 
 class SendResult(WireModel):

@@ -1,5 +1,5 @@
 """
-Server-sent events framed from a stream's bytes as they arrive, many at a time (both runners' framer).
+Server-sent events framed from a stream's bytes as they arrive, many at a time (the asyncio runner's framer).
 
 The rules are the WHATWG event-stream interpretation: lines end with CRLF, LF or CR; a blank line
 dispatches the event gathered so far, if it has data; ``event`` names it (``message`` by default), every
@@ -7,9 +7,10 @@ dispatches the event gathered so far, if it has data; ``event`` names it (``mess
 ignored (nothing here resumes a stream from an event id); an event the stream ends in the middle of is
 dropped. The text is UTF-8, always; bytes that are not become U+FFFD, and the event's JSON decides.
 
-sseclient-py and httpx-sse apply the same rules one event (or one line) per call through generators,
-which cost more per event than all the rest of the consume path; this frames everything one read
-brought in a plain loop, and both runners hand the core one batch per read.
+httpx-sse applies the same rules one line per call through two async generators, which cost more per
+event than all the rest of the async consume path; this frames everything one read brought in a plain
+loop, handed to the core as one batch. The blocking runner frames with sseclient-py, to the same events
+(``tests/unit/test_sse_runners_agree.py`` names where sseclient-py departs from these rules).
 """
 
 from __future__ import annotations

@@ -54,6 +54,10 @@ class Timing(BaseModel):
                 problems.append(f"param '{name}': {err['msg']} (got {err.get('input')!r})")
             raise InvalidTimingError("invalid timing: " + "; ".join(problems)) from None
 
+    def deadline_after(self, start: float) -> float:
+        """When a wait that began at ``start`` gives up (the one place the overall timeout is added)."""
+        return start + self.overall_timeout
+
     def verify_interval_for(self, attempt: int) -> float:
         """Interval after existence check number ``attempt`` (1-based), growing and capped."""
         # the exponent is capped first: the cap is reached long before, and a large power would overflow

@@ -2,31 +2,36 @@
 A sensor that waits until an agent knows the task it was just given.
 
 Some agents register a task only after a while (a slow LLM, a queue); a hand-written orchestrator sleeps a
-fixed 10 s and checks 3 times. This sensor waits an optional initial delay, then checks ``tasks/get``
-at a (optionally growing, capped) interval for a bounded number of attempts or until a timeout, in
-``poke`` or ``reschedule`` mode. The attempt count and start time live in the task state store, so the
-bound holds across reschedules.
+fixed 10 s and checks 3 times. This sensor is the core's existence wait (:class:`VisibilityWait`), one
+step per poke, in ``poke`` or ``reschedule`` mode: an optional initial delay, then checks of ``tasks/get``
+at a growing, capped interval (or the agent's ``Retry-After``) for a bounded number of attempts or until
+the deadline. The wait's start and its count live in the task state store, so the bound holds across
+reschedules.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, timezone
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_agentvault.compat import AirflowFailException, AirflowRescheduleException, set_default_retry_policy
+from airflow_agentvault.compat import AirflowFailException, set_default_retry_policy
 from airflow_agentvault.hooks.agentvault import AgentVaultHook
 from airflow_agentvault.links import AgentCardLink
-from airflow_agentvault.operators.common import default_deferrable, parse_timing, require_task_id
+from airflow_agentvault.operators.common import default_deferrable, require_task_id
+from airflow_agentvault.operators.stage_timing import StageTiming, parse_timing
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import Follower, VisibilityWait
+from airflow_agentvault.protocol.models import Task
 from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.retry_policy import fail_fast_policy
 from airflow_agentvault.triggers.events import STATUS_EXISTS, STATUS_NOT_FOUND, raise_for_error
+
+#: The clock the wait's start and deadline are read on: epoch seconds, the same in every process.
+clock = time.time
 
 
 class AgentVaultTaskExistsSensor(BaseSensorOperator):
@@ -45,6 +50,12 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer instead of a worker slot (default
         ``[operators] default_deferrable``); one check is made on the worker first, so a task that is
         already visible costs no deferral.
+
+    Between pokes Airflow sleeps (``poke``) or reschedules (``reschedule``) for ``poke_interval``, its
+    public knob; after each step the sensor sets it to what the wait decided (the rest of the initial
+    delay, the grown interval, or ``Retry-After``), so no private Airflow method is overridden. Airflow's
+    own ``exponential_backoff`` (whole seconds with jitter, blind to ``Retry-After``) is refused: the
+    timing's ``verify_backoff`` does that. The wait gives up at its own deadline with a WaitTimeoutError.
     """
 
     template_fields: Sequence[str] = ("agent_task_id", "timing")
@@ -60,7 +71,9 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("poke_interval", Timing().verify_interval)
+        if kwargs.get("exponential_backoff"):
+            raise ValueError("AgentVaultTaskExistsSensor grows its own interval: set the timing's verify_backoff "
+                             "and verify_max_interval instead of exponential_backoff")
         super().__init__(**kwargs)
         set_default_retry_policy(self, lambda: fail_fast_policy(starts_tasks=False))
         self.deferrable = default_deferrable() if deferrable is None else deferrable
@@ -72,48 +85,42 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
     def hook(self) -> AgentVaultHook:
         return AgentVaultHook(self.agentvault_conn_id)
 
-    # -- run-time configuration ------------------------------------------------------------------
+    # -- one run ---------------------------------------------------------------------------------
 
     def execute(self, context: Any) -> Any:
-        timing = parse_timing(self.timing)
         task_id = require_task_id(self.agent_task_id)
-        self.poke_interval = timing.verify_interval
-        self.timeout = timing.overall_timeout
-        self.exponential_backoff = False  # the wait's own growth: sub-second and capped
-        self._progress = _Progress(context)
+        progress = _Progress(context)
+        started = progress.recall("started_at")
+        run = StageTiming.begin(self.timing, started_at=clock() if started is None else started)  # once per run
+        if started is None:
+            progress.remember("started_at", run.started_at)
+        follower = Follower(self.hook.client.agent, run.timing, logger=self.log, clock=clock)
+        wait = follower.visibility_wait(task_id, started=run.started_at, deadline=run.deadline,
+                                        attempts=int(progress.recall("attempts") or 0))
+        self._step = _Step(follower, wait, progress, self.hook.client)
         if self.deferrable:
-            return self._execute_deferrable(timing, task_id)
-        self._wait_initial_delay(timing, task_id)
+            return self._execute_deferrable(run, task_id)
         return super().execute(context)
 
-    def _wait(self, timing: Timing, task_id: str) -> tuple[Follower, VisibilityWait]:
-        """The existence wait, its count and start carried over from earlier pokes and reschedules."""
-        follower = Follower(self.hook.client.agent, timing, logger=self.log, clock=time.time)
-        started = self._progress.recall("verify_started_at")
-        if started is None:
-            started = time.time()
-            self._progress.remember("verify_started_at", started)
-        wait = follower.visibility_wait(task_id, started=float(started),
-                                        attempts=int(self._progress.recall("verify_attempts") or 0))
-        return follower, wait
+    def poke(self, context: Any) -> PokeReturnValue:
+        """One step of the wait; not done, Airflow waits ``poke_interval``, which the step has just set."""
+        task = self._step.take()
+        if task is None:
+            self.poke_interval = self._step.wait.next_delay or 0.0
+        return PokeReturnValue(is_done=task is not None, xcom_value=task.state.value if task else None)
 
-    def _execute_deferrable(self, timing: Timing, task_id: str) -> Any:
+    def _execute_deferrable(self, run: StageTiming, task_id: str) -> Any:
         """Check once here unless an initial delay is asked for; otherwise wait in the triggerer."""
-        started = time.time()
-        attempts = 0
-        if timing.initial_delay <= 0:
-            result = self._check(timing, task_id)
-            if result.is_done:
-                return result.xcom_value
-            attempts = int(self._progress.recall("verify_attempts") or 0)
+        if run.timing.initial_delay <= 0:
+            task = self._step.take()
+            if task is not None:
+                return task.state.value
         self.log.info("Deferring: the triggerer will check task %s until it is visible", task_id)
         from airflow_agentvault.triggers.agentvault import AgentVaultTaskExistsTrigger
 
         self.defer(
-            trigger=AgentVaultTaskExistsTrigger(
-                conn_id=self.agentvault_conn_id, agent_task_id=task_id, timing=timing.model_dump(),
-                started_at=started, deadline=started + timing.overall_timeout, attempts_done=attempts,
-            ),
+            trigger=AgentVaultTaskExistsTrigger(conn_id=self.agentvault_conn_id, agent_task_id=task_id,
+                                                attempts_done=self._step.wait.attempts, **run.trigger_arguments()),
             method_name="execute_complete",
         )
 
@@ -129,52 +136,33 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
             self.log.info("Task %s is visible (state %s)", task_id, event.get("state"))
             return str(event.get("state"))
         if status == STATUS_NOT_FOUND:
-            timing = parse_timing(self.timing)
-            wait = VisibilityWait(task_id, timing, self.hook.agent_url, 0.0, 0.0, int(event.get("attempts", 0)),
-                                  str(event.get("last_answer")))
+            wait = VisibilityWait(task_id, parse_timing(self.timing), self.hook.agent_url, 0.0, 0.0,
+                                  int(event.get("attempts", 0)), str(event.get("last_answer")))
             raise AirflowFailException(str(wait.gave_up(float(event.get("elapsed", 0)))))
         raise AirflowFailException(f"Unexpected event from the task-exists trigger: {str(event)[:200]}")
 
-    def _wait_initial_delay(self, timing: Timing, task_id: str) -> None:
-        delay = timing.initial_delay
-        if delay <= 0 or self._progress.recall("initial_delay_done"):
-            return
-        self._progress.remember("initial_delay_done", True)
-        self.log.info("Waiting %.1f s (initial delay) before the first check of task %s", delay, task_id)
-        if self.reschedule:
-            raise AirflowRescheduleException(timezone.utcnow() + timedelta(seconds=delay))
-        time.sleep(delay)
 
-    def _get_next_poke_interval(self, started_at: Any, run_duration: Any, poke_count: int) -> float:
-        """The wait's own next interval: growing and capped, or longer if the agent asked (``Retry-After``)."""
-        asked = self._progress.recall("next_delay")
-        if asked is not None:
-            return float(asked)
-        return parse_timing(self.timing).verify_interval_for(int(self._progress.recall("verify_attempts") or 1))
+class _Step:
+    """One run's wait: each step checks once (or takes the initial delay) and records the count."""
 
-    # -- the check --------------------------------------------------------------------------------
+    def __init__(self, follower: Follower, wait: VisibilityWait, progress: _Progress, client: Any) -> None:
+        self.follower, self.wait, self.progress, self.client = follower, wait, progress, client
 
-    def poke(self, context: Any) -> bool | PokeReturnValue:
-        return self._check(parse_timing(self.timing), require_task_id(self.agent_task_id))
-
-    def _check(self, timing: Timing, task_id: str) -> PokeReturnValue:
-        follower, wait = self._wait(timing, task_id)
+    def take(self) -> Task | None:
+        """The task once visible, else None; a spent bound or a hard error fails the task."""
         try:
-            task = self.hook.client.run(follower.check_visible(wait))
-        except errors.WaitTimeoutError as exc:
-            raise AirflowFailException(str(exc)) from None
+            return self.client.run(self.follower.check_visible(self.wait))
+        except errors.WaitTimeoutError as exc:  # the typed error stays the cause, in the log too
+            raise AirflowFailException(str(exc)) from exc
         except errors.AgentVaultError as exc:
-            raise AirflowFailException(f"Cannot verify task {task_id}: {exc}") from None
+            raise AirflowFailException(f"Cannot verify task {self.wait.task_id}: {exc}") from None
         finally:
-            self._progress.remember("verify_attempts", wait.attempts)
-            if wait.next_delay is not None:  # the task state store keeps no None
-                self._progress.remember("next_delay", wait.next_delay)
-        return PokeReturnValue(is_done=task is not None, xcom_value=task.state.value if task else None)
+            self.progress.remember("attempts", self.wait.attempts)
 
 
 class _Progress:
     """
-    What the wait must remember across pokes and reschedules: the task state store, keyed by try.
+    What the wait must remember across reschedules (its start and count): the task state store, keyed by try.
 
     An Airflow retry of the sensor gets a fresh bound, a reschedule does not. Without a store (tests,
     ``dag.test()``) the values live in this object, which a poke-mode sensor keeps for its whole run.

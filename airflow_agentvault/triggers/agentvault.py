@@ -31,10 +31,11 @@ import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError
+from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.protocol import errors, models
 from airflow_agentvault.protocol.async_client import AsyncAgentClient, ssl_context
 from airflow_agentvault.protocol.follow import Follower
-from airflow_agentvault.protocol.timing import InvalidTimingError, Timing
+from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.triggers.events import STATUS_DONE, STATUS_EXISTS, STATUS_NOT_FOUND, error_event
 
 # What a trigger run needs is loaded with this module (once per triggerer), not on each first use inside
@@ -58,22 +59,23 @@ CANCEL_READ_TIMEOUT = 30.0
 log = logging.getLogger(__name__)
 
 #: What a trigger turns into an "error" event; anything else is a bug and fails the trigger loudly.
-_TRANSPORTED = (errors.AgentVaultError, ConnectionConfigError, InvalidTimingError)
-
-
-def _timing_dict(timing: Timing | dict[str, Any] | None) -> dict[str, Any]:
-    """Plain numbers for serialization (validated, so a bad value fails in the operator, not later)."""
-    return (timing if isinstance(timing, Timing) else Timing.parse(timing)).model_dump()
+_TRANSPORTED = (errors.AgentVaultError, ConnectionConfigError)
 
 
 class _AgentTaskTrigger(BaseTrigger):
-    """What both triggers share: the connection id, the agent task id, the timing and an injectable clock."""
+    """
+    What both triggers share: the connection id, the agent task id, the run's timing and an injectable clock.
 
-    def __init__(self, conn_id: str, agent_task_id: str, timing: Timing | dict[str, Any] | None) -> None:
+    ``timing``, ``started_at`` and ``deadline`` are a :class:`StageTiming`'s: the operator's validated
+    timing, or its serialized knobs when the triggerer restores the trigger (validated once there).
+    """
+
+    def __init__(self, conn_id: str, agent_task_id: str, timing: Timing | dict[str, Any] | None,
+                 started_at: float, deadline: float) -> None:
         super().__init__()
         self.conn_id = conn_id
         self.agent_task_id = agent_task_id
-        self.timing = _timing_dict(timing)
+        self.run_timing = StageTiming.carried(timing, started_at, deadline)
         # Not serialized: tests replace them so that nothing waits in real time.
         self._clock = time.time
         self._sleep = asyncio.sleep
@@ -81,8 +83,16 @@ class _AgentTaskTrigger(BaseTrigger):
     async def _client(self, **hook_args: Any) -> AsyncAgentClient:
         return await AgentVaultHook(self.conn_id, **hook_args).aget_client()
 
-    def _follower(self, client: AsyncAgentClient, timing: Timing) -> Follower:
-        return Follower(client.agent, timing, logger=self.log, clock=self._clock)
+    @property
+    def deadline(self) -> float:
+        return self.run_timing.deadline
+
+    def _kwargs(self) -> dict[str, Any]:
+        """What both serialize: identifiers and plain numbers, no credential."""
+        return {"conn_id": self.conn_id, "agent_task_id": self.agent_task_id, **self.run_timing.trigger_kwargs()}
+
+    def _follower(self, client: AsyncAgentClient) -> Follower:
+        return Follower(client.agent, self.run_timing.timing, logger=self.log, clock=self._clock)
 
     def _classpath(self) -> str:
         return f"{type(self).__module__}.{type(self).__qualname__}"
@@ -106,53 +116,36 @@ class AgentVaultTaskExistsTrigger(_AgentTaskTrigger):
 
     :param conn_id: the ``agentvault`` connection id.
     :param agent_task_id: the agent's task id.
-    :param timing: :class:`Timing` or a dict of its fields.
-    :param started_at: epoch time the verification began (for the initial delay and ``elapsed``).
-    :param deadline: epoch time to give up; default ``started_at + timing.overall_timeout``.
+    :param timing, started_at, deadline: the sensor's :class:`StageTiming` (``started_at``: when the wait
+        began, for the initial delay and ``elapsed``).
     :param attempts_done: checks already made (by the operator before deferring).
     """
 
-    def __init__(
-        self,
-        conn_id: str,
-        agent_task_id: str,
-        timing: Timing | dict[str, Any] | None,
-        started_at: float,
-        deadline: float | None = None,
-        attempts_done: int = 0,
-    ) -> None:
-        super().__init__(conn_id, agent_task_id, timing)
-        self.started_at = float(started_at)
-        self.deadline = float(deadline) if deadline is not None else self.started_at + self.timing["overall_timeout"]
+    def __init__(self, conn_id: str, agent_task_id: str, timing: Timing | dict[str, Any] | None,
+                 started_at: float, deadline: float, attempts_done: int = 0) -> None:
+        super().__init__(conn_id, agent_task_id, timing, started_at, deadline)
         self.attempts_done = int(attempts_done)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize identifiers, numbers and the absolute deadline, without credentials."""
-        return self._classpath(), {
-            "conn_id": self.conn_id,
-            "agent_task_id": self.agent_task_id,
-            "timing": self.timing,
-            "started_at": self.started_at,
-            "deadline": self.deadline,
-            "attempts_done": self.attempts_done,
-        }
+        return self._classpath(), {**self._kwargs(), "attempts_done": self.attempts_done}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        started = self.run_timing.started_at
         try:
-            timing = Timing.parse(self.timing)
             async with await self._client() as client:
-                follower = self._follower(client, timing)
-                wait = follower.visibility_wait(self.agent_task_id, started=self.started_at, deadline=self.deadline,
+                follower = self._follower(client)
+                wait = follower.visibility_wait(self.agent_task_id, started=started, deadline=self.deadline,
                                                 attempts=self.attempts_done)
                 try:
                     task = await client.run(follower.wait_until_visible(wait), sleep=self._sleep)
                 except errors.WaitTimeoutError as exc:
                     self.log.warning("%s", exc)
                     event = {"status": STATUS_NOT_FOUND, "attempts": wait.attempts,
-                             "elapsed": round(self._clock() - self.started_at, 3), "last_answer": wait.last_answer}
+                             "elapsed": round(self._clock() - started, 3), "last_answer": wait.last_answer}
                 else:
                     event = {"status": STATUS_EXISTS, "state": task.state.value, "attempts": wait.attempts,
-                             "elapsed": round(self._clock() - self.started_at, 3)}
+                             "elapsed": round(self._clock() - started, 3)}
         except _TRANSPORTED as exc:
             event = self._error(exc)
         yield TriggerEvent(event)
@@ -172,38 +165,23 @@ class AgentVaultStreamTrigger(_AgentTaskTrigger):
 
     :param conn_id: the ``agentvault`` connection id.
     :param agent_task_id: the agent's task id.
-    :param timing: :class:`Timing` or a dict of its fields.
-    :param deadline: epoch time to give up; default now + ``timing.overall_timeout``.
+    :param timing, started_at, deadline: the operator's :class:`StageTiming`.
     :param cancel_on_kill: cancel the remote task when a user kills the deferred task (default True).
     """
 
-    def __init__(
-        self,
-        conn_id: str,
-        agent_task_id: str,
-        timing: Timing | dict[str, Any] | None,
-        deadline: float | None = None,
-        cancel_on_kill: bool = True,
-    ) -> None:
-        super().__init__(conn_id, agent_task_id, timing)
-        self.deadline = float(deadline) if deadline is not None else time.time() + self.timing["overall_timeout"]
+    def __init__(self, conn_id: str, agent_task_id: str, timing: Timing | dict[str, Any] | None,
+                 started_at: float, deadline: float, cancel_on_kill: bool = True) -> None:
+        super().__init__(conn_id, agent_task_id, timing, started_at, deadline)
         self.cancel_on_kill = bool(cancel_on_kill)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize identifiers, numbers and the absolute deadline, without credentials."""
-        return self._classpath(), {
-            "conn_id": self.conn_id,
-            "agent_task_id": self.agent_task_id,
-            "timing": self.timing,
-            "deadline": self.deadline,
-            "cancel_on_kill": self.cancel_on_kill,
-        }
+        return self._classpath(), {**self._kwargs(), "cancel_on_kill": self.cancel_on_kill}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            timing = Timing.parse(self.timing)
             async with await self._client() as client:
-                follower = self._follower(client, timing)
+                follower = self._follower(client)
                 outcome = await client.run(follower.follow(self.agent_task_id, deadline=self.deadline),
                                            sleep=self._sleep)
             event = {

@@ -135,12 +135,11 @@ CASES: tuple[Case, ...] = (
     Case(
         "unknown-event-named",
         "An event of an unknown type (`event: proxy_heartbeat`) arrives before the 1st",
-        "AgentVault dialect: skips it and says so in the log. A2A dialects: read it as a damaged event and "
-        "resubscribe (open bug: the A2A stream decoder ignores the SSE event type)",
+        "Skips it and says so in the log; keeps streaming on the same subscription (every dialect: A2A "
+        "streams name no events, so a named one is not theirs)",
         "The complete result",
         lambda proxy, m: proxy.add(inject_unknown_event(1, name="proxy_heartbeat", when=_on(m.subscribe))),
         also="test_unknown_event_is_skipped_without_a_disconnect[{reference,a2a}-unknown-event-named]",
-        also_note="a2a: strict xfail until the bug is fixed",
     ),
     Case(
         "unknown-event-data-only",

@@ -19,6 +19,7 @@ certain, and nothing sleeps to wait for a condition: every wait is one of the cl
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -376,3 +377,29 @@ def test_every_case_id_is_unique_and_every_row_is_tested() -> None:
     for case in CASES:
         assert set(case.test_ids()) <= tested
         assert set(case.xfail) <= set(case.servers)
+
+
+def _expand(pattern: str) -> set[str]:
+    """``{a,b}-x`` -> ``{"a-x", "b-x"}`` (the brace lists the table uses in its test ids)."""
+    match = re.search(r"\{([^{}]*)\}", pattern)
+    if match is None:
+        return {pattern}
+    return set().union(*(_expand(pattern[:match.start()] + choice + pattern[match.end():])
+                         for choice in match.group(1).split(",")))
+
+
+def test_every_other_test_a_row_quotes_exists_and_its_note_tells_its_xfails() -> None:
+    """A row's second proof is a test of this module with those ids, xfail exactly where its note says so."""
+    quoted = [case for case in CASES if case.also]
+    assert quoted
+    for case in quoted:
+        name, _, ids = case.also.partition("[")
+        function = globals().get(name)
+        assert callable(function), f"{case.id}: no test {name} in {reliability.SUITE}"
+        params = {param.id: param for mark in getattr(function, "pytestmark", []) if mark.name == "parametrize"
+                  for param in mark.args[1]}
+        wanted = _expand(ids.removesuffix("]")) if ids else set()
+        assert wanted <= set(params), f"{case.id}: {name} has no {sorted(wanted - set(params))}"
+        xfails = sorted(test_id for test_id in wanted if any(m.name == "xfail" for m in params[test_id].marks))
+        assert ("xfail" in case.also_note) == bool(xfails), (
+            f"{case.id}: the note {case.also_note!r} and the xfail marks {xfails} disagree")

@@ -38,6 +38,7 @@ from airflow_agentvault.compat import TaskDeferred
 from airflow_agentvault.operators.agentvault import AgentVaultInitiateOperator, AgentVaultStreamOperator
 from airflow_agentvault.operators.remote_task import TASK_ID_KEY, UNSURE_KEY
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
+from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.protocol.errors import AmbiguousSendError, TaskLostError
 from airflow_agentvault.protocol.result import agent_messages
 from airflow_agentvault.sensors.agentvault import AgentVaultTaskExistsSensor
@@ -206,7 +207,8 @@ def split_sync(server: Server, run: StageRun) -> None:
 def split_deferred(server: Server, run: StageRun) -> None:
     task_id = _initiate_and_wait(server, run)
     run.deferred = True
-    event = _run_trigger(AgentVaultStreamTrigger(conn_id=CONN_ID, agent_task_id=task_id, timing=TIMING))
+    event = _run_trigger(AgentVaultStreamTrigger(conn_id=CONN_ID, agent_task_id=task_id,
+                                                 **StageTiming.begin(TIMING).trigger_kwargs()))
     run.result = _stream(task_id, deferrable=True).execute_complete(_context(), event)
 
 

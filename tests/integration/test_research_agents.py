@@ -187,7 +187,7 @@ def test_an_everyday_topic_gives_a_report_from_wikipedia(agents: ResearchAgents)
     assert documents[0]["url"] == "https://en.wikipedia.org/wiki/Vaccine_hesitancy"
     markdown = by_type(results["edit"], "report")["content"]
     body, _, refs = markdown.partition("## References")
-    assert re.search(r"^- .+\[1\]\.$", body, re.MULTILINE)  # a finding citing the first article
+    assert re.search(r"^[^#\n].*\[1\]", body, re.MULTILINE)  # a paragraph citing the first article
     listed = re.findall(r"^\d+\. .*$", refs, re.MULTILINE)
     assert listed and all("*Wikipedia*" in line and "https://en.wikipedia.org/wiki/" in line for line in listed)
     assert markdown.rstrip().endswith("this report may be shared under the same license.")

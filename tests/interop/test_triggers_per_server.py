@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import pytest
 
+from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.protocol.models import TaskState
 from airflow_agentvault.protocol.result import outcome_of
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger, AgentVaultTaskExistsTrigger
@@ -47,11 +47,11 @@ async def test_triggers_follow_a_task_to_the_operators_result(monkeypatch, inter
         task_id = await api.send(text)
 
         exists = await first_event(AgentVaultTaskExistsTrigger(
-            conn_id=conn_id, agent_task_id=task_id, timing=TIMING, started_at=time.time()))
+            conn_id=conn_id, agent_task_id=task_id, **StageTiming.begin(TIMING).trigger_kwargs()))
         assert exists["status"] == STATUS_EXISTS, exists
 
         done = await first_event(AgentVaultStreamTrigger(
-            conn_id=conn_id, agent_task_id=task_id, timing=TIMING, deadline=time.time() + 30))
+            conn_id=conn_id, agent_task_id=task_id, **StageTiming.begin(TIMING).trigger_kwargs()))
         result = event_to_outcome(done, agent_url=server.rpc_url)
         final = await api.get(task_id)
     finally:

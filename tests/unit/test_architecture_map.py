@@ -50,3 +50,14 @@ def package_modules() -> set[str]:
 
 def test_the_map_lists_exactly_the_package_modules():
     assert mapped_paths() == package_modules()
+
+
+def test_the_map_names_each_runners_sse_framer_as_the_code_does():
+    text = (REPO / "docs" / "architecture.md").read_text()
+    assert "The blocking runner frames events with sseclient-py, the asyncio runner with\n`protocol/sse.py`" in text
+    assert re.search(r"client\.py +blocking runner \(requests, SSE framed by sseclient-py\)", text)
+    assert re.search(r"async_client\.py +asyncio runner \(httpx, SSE framed by sse\.py\)", text)
+    blocking = (REPO / "airflow_agentvault" / "protocol" / "client.py").read_text()
+    asyncio_ = (REPO / "airflow_agentvault" / "protocol" / "async_client.py").read_text()
+    assert "import sseclient\n" in blocking and "protocol.sse import" not in blocking
+    assert "protocol.sse import" in asyncio_ and "sseclient" not in asyncio_

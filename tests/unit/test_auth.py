@@ -329,3 +329,32 @@ async def test_oauth2_async_path_awaits_an_async_token_callback():
     await aheaders(auth)
     await aheaders(auth)
     assert seen == ["tok-async"]
+
+
+# -- which auth a card allows (one rule: discovery's warnings and the hook's test_connection) ---------------
+
+OAUTH2 = OAuth2ClientCredentials(token_url=TOKEN_URL, client_id="c", client_secret=CLIENT_SECRET)
+
+
+@pytest.mark.parametrize(("declared", "auth", "allowed"), [
+    ([], NO_AUTH, True),  # nothing declared: the agent's 401 decides
+    ([], ApiKeyAuth(key="k"), True),
+    (["none"], NO_AUTH, True),
+    (["apiKey"], NO_AUTH, False),
+    (["APIKEY"], ApiKeyAuth(key="k"), True),  # names compare without case
+    (["bearer"], ApiKeyAuth(key="k"), False),
+    (["apiKey"], BearerAuth(token="t"), False),
+    (["oauth2"], BearerAuth(token="t"), True),
+    (["oauth2"], OAUTH2, True),
+    # The copies differed here: the hook's test_connection warned, discovery did not. A bearer token
+    # or an OAuth2 token is the same Authorization: Bearer header to the agent, so no warning.
+    (["openIdConnect"], BearerAuth(token="t"), True),
+    (["bearer"], OAUTH2, True),
+    (["openIdConnect"], OAUTH2, True),
+    (["basic"], BearerAuth(token="t"), False),
+    (["mutualTLS"], OAUTH2, False),
+    (["oauth2"], NO_AUTH, False),
+    (["none", "apiKey"], NO_AUTH, True),
+])
+def test_card_allows(declared, auth, allowed):
+    assert auth_module.card_allows(declared, auth) is allowed

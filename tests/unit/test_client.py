@@ -13,6 +13,7 @@ import urllib3
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.auth import ApiKeyAuth
 from airflow_agentvault.protocol.client import AgentClient
+from airflow_agentvault.protocol.exchange import origin
 from airflow_agentvault.protocol.models import Message, TaskArtifactEvent, TaskMessageEvent, TaskState, TaskStatusEvent
 
 from wire import capture_body
@@ -186,6 +187,7 @@ def test_subscribe_failed_task_stream_ends_with_failed_status(requests_mock, cli
         (b"event: surprise\ndata: {}\n\n", errors.StreamDisconnectedError),
         # a damaged event ends the stream as a disconnect (the task is read with tasks/get anyway)
         (b"event: task_status\ndata: {not json\n\n", errors.StreamDisconnectedError),
+        (b'event: task_status\ndata: {"taskId": "t", "state": "\xff"}\n\n', errors.StreamDisconnectedError),  # not UTF-8
         (b'event: error\ndata: {"error": -32001, "message": "Task not found: t"}\n\n', errors.TaskNotFoundError),
     ],
 )
@@ -222,6 +224,29 @@ def test_errors_survive_pickling():
 
 def test_redact_url_drops_userinfo_and_query():
     assert errors.redact_url("https://user:pw@host:8443/a2a/?key=s#x") == "https://host:8443/a2a/"
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://agent.test:8000/a2a/?k=v#f", "http://agent.test:8000"),
+    ("HTTPS://User:Pw@Agent.TEST/x", "https://agent.test"),  # no user info, no case
+    ("https://agent.test:443/x", "https://agent.test"),  # the default port is the same origin
+    ("http://agent.test:80", "http://agent.test"),
+    ("https://agent.test:80/", "https://agent.test:80"),  # another scheme's default is a real port
+    ("http://agent.test:/a2a/", "http://agent.test"),
+    ("http://[::1]:8080/a2a/", "http://[::1]:8080"),
+    ("http://[::1]:80/", "http://[::1]"),
+    ("http://u@agent.test:99999/", "http://agent.test:99999"),  # a port out of range stays as written
+])
+def test_origin(url, expected):
+    assert origin(url) == expected
+
+
+def test_a_redirect_to_the_default_port_is_the_same_origin(requests_mock):
+    requests_mock.post("https://agent.test/a2a", status_code=307, headers={"Location": "https://AGENT.test:443/a2a/"})
+    requests_mock.post("https://agent.test:443/a2a/", content=capture_body("04_tasks_get_final.response.txt"),
+                       headers=JSON)
+    assert AgentClient("https://agent.test/a2a", auth=ApiKeyAuth("sk-key")).get("slow-a4beec8c").state is \
+        TaskState.COMPLETED
 
 
 def test_same_origin_redirect_is_followed_with_the_method(requests_mock):

@@ -119,6 +119,7 @@ def test_an_agentvault_card():
 def test_card_urls_start_with_a_given_card_then_the_well_known_paths():
     assert card_urls(f"{BASE}/a2a/") == [f"{BASE}/.well-known/agent-card.json", f"{BASE}/.well-known/agent.json",
                                          f"{BASE}/agent-card.json"]
+    assert card_urls("https://Agent.test:443/a2a/")[0] == "https://agent.test/.well-known/agent-card.json"
     assert card_urls("http://u:p@agent.test:8000/cards/x.json")[:2] == [
         "http://u:p@agent.test:8000/cards/x.json", f"{BASE}/.well-known/agent-card.json"]
 

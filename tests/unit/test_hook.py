@@ -429,6 +429,21 @@ def test_test_connection_bearer_is_accepted_for_an_oauth2_card(connection, reque
     assert ok and "warning" not in message
 
 
+@pytest.mark.parametrize(("auth", "declared"), [("bearer", "openIdConnect"), ("oauth2", "bearer")])
+def test_test_connection_takes_discoverys_auth_rule(connection, requests_mock, auth, declared):
+    """The hook once had its own rule and warned on these two, where discovery did not."""
+    requests_mock.post(f"{BASE}/t", json={"access_token": "at-1", "expires_in": 60})
+    conn_id = connection(login="cid", password=SECRET, auth_type=auth, token_url="/t")
+    requests_mock.get(CARD_URL, json={**CARD, "authSchemes": [{"scheme": declared}]})
+    ok, message = AgentVaultHook(conn_id).test_connection()
+    assert ok and "warning" not in message
+    requests_mock.get(CARD_URL, json={**CARD, "authSchemes": [{"scheme": "apiKey"}]})
+    ok, message = AgentVaultHook(conn_id).test_connection()
+    assert ok and message.endswith(
+        f"; warning: the agent card declares auth ['apiKey'] but the connection uses {auth}: expect HTTP 401 "
+        "unless the agent accepts it anyway") and SECRET not in message
+
+
 def test_test_connection_unreachable(connection, requests_mock):
     requests_mock.get(CARD_URL, exc=requests.ConnectionError("Connection refused"))
     ok, message = AgentVaultHook(connection()).test_connection()
@@ -569,6 +584,10 @@ def test_credentials_stay_with_the_connections_origin():
     assert credential_safe_endpoint(keyed, "http://agent.test:8000/rpc") == ("http://agent.test:8000/rpc", None)
     open_agent = settings("http://agent.test:8000/agent-card.json")
     assert credential_safe_endpoint(open_agent, "https://elsewhere.example/a2a/")[1] is None
+    # One origin function: another spelling of the connection's origin is the same origin.
+    secure = settings("https://agent.test/agent-card.json", password="k")
+    assert secure.rpc_url is None and credential_safe_endpoint(secure, "https://AGENT.test:443/a2a/")[1] is None
+    assert settings("https://Agent.test:443/", password="k").rpc_url == "https://agent.test/a2a/"
     trusted = settings("http://agent.test:8000/agent-card.json", password="k", trust_card_endpoint="true")
     assert credential_safe_endpoint(trusted, "https://elsewhere.example/a2a/")[0] == "https://elsewhere.example/a2a/"
 

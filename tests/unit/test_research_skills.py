@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -15,6 +16,7 @@ import respx
 from agentvault_stack.agent import AgentBehaviour
 from agentvault_stack.agent.contract import SkillInputError, SkillRequest, SkillResult
 from agentvault_stack.agent.research import STAGE_NAMES, Corpus, Document, find_input, general, llm, research_skills
+from agentvault_stack.agent.research.chart import render_charts, wrap_label
 from agentvault_stack.agent.research.claims import extract_claims, verify_claims
 from agentvault_stack.agent.research.editing import edit_report, title_case
 from agentvault_stack.agent.research.planning import plan_research
@@ -248,13 +250,13 @@ def test_synthesize_and_edit_on_direct_input(skills: dict[str, Any]) -> None:
     assert markdown.startswith("# Research report: Lenby\n")
     cited, listed = check_citations(markdown)
     assert len(listed) == 3 and report["metadata"]["references"] == 3
-    assert "## Contested findings" in markdown and "**Sources disagree (8% vs 12%).**" in markdown
+    assert "## Findings" in markdown and "**Sources disagree (8% vs 12%).**" in markdown
 
     edited = run(skills["edit"], {"topic": "Lenby", "report": markdown, "verified": verification["verified"],
                                   "summary": verification["summary"]})
     edited_md = artifact(edited, "report")["content"]
     assert edited_md.startswith("# Research Report: Lenby\n\n**Summary.** This report on Lenby checks 5 findings")
-    assert "## Contested Findings" in edited_md and "4,500 ships" in edited_md
+    assert "## Findings" in edited_md and "4,500 ships" in edited_md
     check_citations(edited_md)
     words = re.findall(r"[A-Za-z0-9][\w'%.,°$-]*", edited_md)
     assert artifact(edited, "report")["metadata"]["word_count"] == len(words)
@@ -268,14 +270,17 @@ def test_edit_passes() -> None:
         "- Tides rose 24 percent over 18400 days at the pier [1]. "
         "Tides rose 24 percent over 18400 days at the pier [2].\n"
         "- The water was 4.2°C warmer than last year at the pier [2].\n"
-        "- Tides rose 24% over 18,400 days at the pier [3].\n\n"
+        "- Tides rose 24% over 18400 days at the pier [3].\n"
+        "- The pier was built in 1789 (1775-1783 plans), for 12500 ships.\n\n"
         "## References\n\n1. A. *S1*, 2024.\n2. B. *S2*, 2024.\n3. C. *S3*, 12345.\n"
     )
     edited, changes = edit_report(report)
     assert edited.splitlines()[0] == "# Research Report: Tides"
     assert "## What We Found" in edited
-    assert edited.count("Tides rose 24% over 18,400 days at the pier") == 1
-    assert "Tides rose 24% over 18,400 days at the pier [1][2][3]." in edited  # citations kept
+    assert edited.count("Tides rose 24% over 18400 days at the pier") == 1
+    assert "Tides rose 24% over 18400 days at the pier [1][2][3]." in edited  # citations kept
+    assert "built in 1789 (1775-1783 plans), for 12500 ships." in edited  # digits as the source wrote them
+    assert "1,789" not in edited and "12,500" not in edited
     assert "4.2 °C warmer" in edited
     assert "3. C. *S3*, 12345." in edited  # references left alone
     assert edited.split("\n")[2].startswith("**Summary.** This report checks 0 findings")
@@ -284,21 +289,53 @@ def test_edit_passes() -> None:
     assert edit_report(edited)[0] == edited  # idempotent
 
 
-def test_visualize_svg_parses(skills: dict[str, Any]) -> None:
+def svg_texts(svg: str) -> list[str]:
+    """Every piece of text the SVG shows (matplotlib writes text as <text>, with <tspan>s when multi-line)."""
+    root = ET.fromstring(svg)
+    return ["".join(t.itertext()).strip() for t in root.iter(f"{SVG_NS}text") if "".join(t.itertext()).strip()]
+
+
+def test_visualize_draws_svg_and_png_with_whole_labels(skills: dict[str, Any]) -> None:
     verification = {"topic": "Lenby <harbour> & co", **verify_claims(extract_claims(MINI))}
-    chart = artifact(run(skills["visualize"], verification), "chart")
-    assert chart["mediaType"] == "image/svg+xml" and chart["id"] == "chart"
+    result = run(skills["visualize"], verification)
+    png, chart = result.artifacts
+    assert chart["mediaType"] == "image/svg+xml" and chart["id"] == "chart" and chart["type"] == "chart"
+    assert png["mediaType"] == "image/png" and png["id"] == "chart-png" and png["type"] == "chart"
+    assert base64.b64decode(png["content"]).startswith(b"\x89PNG\r\n\x1a\n")
     root = ET.fromstring(chart["content"])
     assert root.tag == f"{SVG_NS}svg"
     assert root.find(f"{SVG_NS}title").text == "Verification of claims: Lenby <harbour> & co"
-    bars = [r for r in root.iter(f"{SVG_NS}rect") if r.find(f"{SVG_NS}title") is not None]
-    assert len(bars) == 3 * 3  # three sources, three labels each
-    assert chart["metadata"]["groups"] == ["Harbour Weekly", "Lenby Housing Trust", "Lenby Port Office"]
+    meta = chart["metadata"]
+    assert meta["groups"] == ["Harbour Weekly", "Lenby Housing Trust", "Lenby Port Office"]
+    cells = sum(1 for counts in verification["by_source"].values() for v in counts.values() if v)
+    assert meta["segments"] == cells < 9  # no empty slot for a zero count
+    texts = svg_texts(chart["content"])
+    for name in meta["groups"]:
+        assert name in texts  # short names stand whole beside their bars
     by_question = artifact(run(skills["visualize"], {**verification, "group_by": "question", "questions": ["q?"],
                                                      "by_source": None}), "chart")
     ET.fromstring(by_question["content"])
     empty = artifact(run(skills["visualize"], {"verified": []}), "chart")
-    assert "No findings to chart" in empty["content"] and ET.fromstring(empty["content"]) is not None
+    assert "No findings to chart" in svg_texts(empty["content"])
+
+
+def test_chart_labels_wrap_at_word_boundaries_only() -> None:
+    names = ["Wikipedia: Declaration of the Rights of Man and of the Citizen", "Wikipedia: Photosynthesis",
+             "Wikipedia: French Revolutionary Wars", "Wikipedia: Cyanobacteria"]
+    verification = {"topic": "Nordvik", "summary": {"single-source": 4, "total": 4},
+                    "by_source": {n: {"single-source": 1} for n in names}}
+    svg, png, meta = render_charts(verification)
+    texts = svg_texts(svg)
+    for name, lines in zip(meta["groups"], meta["label_lines"], strict=True):
+        assert " ".join(lines) == name.removeprefix("Wikipedia: ")  # the shared prefix is said once, on the axis
+        for line in lines:
+            assert line in texts or any(line in t.split("\n") for t in texts)
+    words = {w for n in names for w in re.findall(r"[A-Za-z]+", n)}
+    shown = {w for t in texts for w in re.findall(r"[A-Za-z]+", t)}
+    broken = {w for w in shown - words if any(w != x and (x.startswith(w) or x.endswith(w)) for x in words)}
+    assert not broken, broken  # no word cut in two ("C yanobacteria", "P hotosynthesi s")
+    assert "Wikipedia articles" in texts and meta["segments"] == 4
+    assert wrap_label("Photosynthesis " * 3, 8) == ["Photosynthesis"] * 3  # a long word is never split
 
 
 # -- the chain ------------------------------------------------------------------------------
@@ -316,8 +353,8 @@ def test_full_chain_in_order(skills: dict[str, Any]) -> None:
 
     report = artifact(results["edit"], "report")["content"]
     assert report.startswith("# Research Report: Solar Power Adoption\n\n**Summary.**")
-    for heading in ("## Research Questions", "## Corroborated Findings", "## Contested Findings",
-                    "## Single-Source Claims", "## References"):
+    for heading in ("## Research Questions", "## Findings", "### Solar Power Adoption in Brief", "## Method",
+                    "## References"):
         assert heading in report
     cited, listed = check_citations(report)
     assert len(listed) == 4
@@ -337,7 +374,13 @@ def test_chain_is_deterministic(skills: dict[str, Any]) -> None:
         assert json.dumps(first[stage].artifacts, sort_keys=True) == json.dumps(second[stage].artifacts, sort_keys=True)
         assert first[stage].text == second[stage].text
     report = artifact(first["edit"], "report")["content"]
-    assert "61%" in report and "14,500" in report  # number style made consistent by the editor
+    assert "61%" in report  # unit style made consistent by the editor
+    verification = artifact(first["verify"], "verification")["content"]
+    sources = " ".join(e["claim"] for f in verification["verified"] for e in f["evidence"])
+    body = split_references(report)[0]
+    figures = re.findall(r"\d[\d,.]*\d|\d", re.sub(r"\[\d+\]", "", body.split("\n## Method")[0]))
+    summary_counts = {str(n) for n in verification["summary"].values()}
+    assert all(f in sources or f in summary_counts for f in figures), [f for f in figures if f not in sources]
 
 
 @pytest.mark.parametrize("topic", ["urban heat islands", "battery recycling"])
@@ -449,7 +492,7 @@ def test_llm_writes_and_edits_the_report(
     )
     edited = run(skills["edit"], {"report": report["content"], **verification})
     text = artifact(edited, "report")["content"]
-    assert "## Findings" in text and "4,500 ships in one year" in text and "8% or 12%" in text
+    assert "## Findings" in text and "4500 ships in one year" in text and "8% or 12%" in text
     check_citations(text)  # the references section was restored
     assert artifact(edited, "changelog")["content"]["changes"][0] == "Edited for clarity by llm:tiny-model."
 

@@ -108,13 +108,55 @@ def test_an_airflow_retry_gets_a_fresh_bound(requests_mock):
     assert sensor(verify_attempts=2).execute(context(store, try_number=2)) == "WORKING"
 
 
-def test_initial_delay_in_reschedule_mode_reschedules_first(requests_mock):
+def test_initial_delay_in_reschedule_mode_reschedules_first(requests_mock, monkeypatch):
+    from airflow_agentvault.sensors import agentvault as sensor_module
+
     requests_mock.post(RPC, **rpc_result(task_json("t-1", "WORKING")))
     store = FakeTaskStateStore()
+    monkeypatch.setattr(sensor_module, "clock", lambda: 1000.0)
+    first = sensor("reschedule", initial_delay=30)
     with pytest.raises(AirflowRescheduleException):
-        sensor("reschedule", initial_delay=30).execute(context(store))
-    assert requests_mock.call_count == 0
+        first.execute(context(store))
+    assert requests_mock.call_count == 0 and first.poke_interval == 30
+    monkeypatch.setattr(sensor_module, "clock", lambda: 1030.0)  # the reschedule comes when the delay is over
     assert sensor("reschedule", initial_delay=30).execute(context(store)) == "WORKING"
+    assert requests_mock.call_count == 1
+
+
+def test_the_initial_delay_is_one_log_line_and_one_wait(requests_mock, capsys):
+    requests_mock.post(RPC, **rpc_result(task_json("t-1", "WORKING")))
+    assert sensor(initial_delay=0.01).execute(context()) == "WORKING"
+    assert capsys.readouterr().out.count("(initial delay) before the first check") == 1
+
+
+def test_the_next_poke_waits_what_the_wait_decided(requests_mock):
+    """The growing interval, or the agent's Retry-After when longer; Airflow's own backoff stays off."""
+    busy = {"status_code": 503, "headers": {"Retry-After": "7"}, "text": "busy"}
+    requests_mock.post(RPC, [NOT_FOUND, busy])
+    op = sensor("reschedule", verify_interval=0.5, verify_backoff=2, verify_max_interval=3)
+    store = FakeTaskStateStore()
+    with pytest.raises(AirflowRescheduleException):
+        op.execute(context(store))
+    assert op.poke_interval == 0.5
+    with pytest.raises(AirflowRescheduleException):
+        op.execute(context(store))
+    assert op.poke_interval == 7 and op.exponential_backoff is False
+    assert all(value is not None for value in store.data.values())
+
+
+def test_airflow_s_exponential_backoff_is_refused():
+    with pytest.raises(ValueError, match="verify_backoff"):
+        AgentVaultTaskExistsSensor(task_id="v", agent_task_id="t-1", exponential_backoff=True)
+
+
+def test_a_spent_bound_is_a_typed_timeout_naming_agent_task_and_causes(requests_mock):
+    from airflow_agentvault.protocol import errors
+
+    requests_mock.post(RPC, **NOT_FOUND)
+    with pytest.raises(AirflowFailException) as info:
+        sensor(verify_attempts=2).execute(context())
+    assert isinstance(info.value.__cause__, errors.WaitTimeoutError)
+    assert "t-1" in str(info.value) and RPC in str(info.value) and "Likely causes" in str(info.value)
 
 
 def test_bad_timing_names_the_param(requests_mock):

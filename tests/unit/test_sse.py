@@ -1,9 +1,9 @@
-"""The SSE framer both runners use: the WHATWG event-stream rules, whatever pieces the bytes arrive in."""
+"""The asyncio runner's SSE framer: the WHATWG event-stream rules, whatever pieces the bytes arrive in."""
 
 from __future__ import annotations
 
 import pytest
-import sseclient  # a second opinion: the library the blocking runner used to frame with
+import sseclient  # a second opinion: the library the blocking runner frames with
 
 from airflow_agentvault.protocol.exchange import ServerEvent
 from airflow_agentvault.protocol.sse import EventFramer, event_batches

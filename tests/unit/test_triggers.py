@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger, AgentVaultTaskExistsTrigger
@@ -45,16 +46,20 @@ def wired(trigger, clock: FakeClock, logger: RecordingLogger | None = None):
     return trigger
 
 
+def run_timing(clock, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The operator's StageTiming as trigger keywords; a test may fix the start or the deadline."""
+    begun = StageTiming.begin(kwargs.pop("timing", TIMING), started_at=kwargs.pop("started_at", clock.now))
+    return {**begun.trigger_arguments(), **kwargs}
+
+
 def exists_trigger(clock, logger=None, **kwargs):
-    kwargs.setdefault("timing", TIMING)
-    kwargs.setdefault("started_at", clock.now)
-    return wired(AgentVaultTaskExistsTrigger(conn_id=CONN, agent_task_id="t-1", **kwargs), clock, logger)
+    return wired(AgentVaultTaskExistsTrigger(conn_id=CONN, agent_task_id="t-1", **run_timing(clock, kwargs)),
+                 clock, logger)
 
 
 def stream_trigger(clock, logger=None, **kwargs):
-    kwargs.setdefault("timing", TIMING)
-    kwargs.setdefault("deadline", clock.now + 60)
-    return wired(AgentVaultStreamTrigger(conn_id=CONN, agent_task_id="t-1", **kwargs), clock, logger)
+    return wired(AgentVaultStreamTrigger(conn_id=CONN, agent_task_id="t-1", **run_timing(clock, kwargs)),
+                 clock, logger)
 
 
 def script(respx_mock, replies: dict[str, list[dict[str, Any]]]) -> Script:
@@ -88,12 +93,25 @@ def test_serialize_round_trips_and_holds_no_secret(make, clock):
     assert kwargs["deadline"] == clock.now + 60
 
 
-def test_deadlines_are_absolute_and_default_from_the_timing(clock):
-    exists = AgentVaultTaskExistsTrigger(CONN, "t-1", TIMING, started_at=1000.0)
+def test_deadlines_are_absolute_and_carried_as_the_operator_fixed_them(clock):
+    begun = StageTiming.begin(TIMING, started_at=1000.0)
+    exists = AgentVaultTaskExistsTrigger(CONN, "t-1", **begun.trigger_arguments())
     assert exists.serialize()[1]["deadline"] == 1060.0
-    stream = AgentVaultStreamTrigger(CONN, "t-1", TIMING, deadline=1234.5, cancel_on_kill=False)
-    assert stream.serialize()[1] == {"conn_id": CONN, "agent_task_id": "t-1", "timing": stream.timing,
-                                     "deadline": 1234.5, "cancel_on_kill": False}
+    stream = AgentVaultStreamTrigger(CONN, "t-1", TIMING, started_at=1000.0, deadline=1234.5, cancel_on_kill=False)
+    assert stream.serialize()[1] == {"conn_id": CONN, "agent_task_id": "t-1", "started_at": 1000.0,
+                                     "timing": Timing.parse(TIMING).model_dump(), "deadline": 1234.5,
+                                     "cancel_on_kill": False}
+
+
+def test_a_restored_trigger_validates_the_timing_once_and_keeps_it(clock):
+    """The operator's Timing object travels as is; restored from its kwargs, the knobs are validated once."""
+    begun = StageTiming.begin(TIMING, started_at=clock.now)
+    given = AgentVaultStreamTrigger(CONN, "t-1", **begun.trigger_arguments())
+    assert given.run_timing.timing is begun.timing
+    restored = AgentVaultStreamTrigger(**given.serialize()[1])
+    assert restored.run_timing == begun and restored.run_timing.timing is not begun.timing
+    with pytest.raises(ValueError, match="param 'poll_interval'"):
+        AgentVaultStreamTrigger(CONN, "t-1", {**TIMING, "poll_interval": -1}, started_at=1.0, deadline=2.0)
 
 
 def test_what_the_module_loaded_is_out_of_the_collectors_view():

@@ -15,6 +15,7 @@ os.environ["AIRFLOW_CONN_LOOP_AGENT"] = json.dumps({"conn_type": "agentvault", "
 import httpx  # noqa: E402
 import respx  # noqa: E402
 
+from airflow_agentvault.operators.stage_timing import StageTiming  # noqa: E402
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger  # noqa: E402
 
 slow = []
@@ -47,7 +48,8 @@ async def main():
     asyncio.get_running_loop().slow_callback_duration = float(sys.argv[1])
     with respx.mock:
         respx.post(RPC).mock(side_effect=answer)
-        trigger = AgentVaultStreamTrigger(conn_id="loop_agent", agent_task_id="t-1", timing={"sse_retry_delay": 0})
+        trigger = AgentVaultStreamTrigger(conn_id="loop_agent", agent_task_id="t-1",  # as the triggerer restores it
+                                          **StageTiming.begin({"sse_retry_delay": 0}).trigger_kwargs())
         async for event in trigger.run():
             print(event.payload["status"], file=sys.stderr)
 

@@ -22,7 +22,8 @@ network); otherwise the card's preferred usable interface: ``a2a-1.0``, ``a2a-re
 dialect. Interfaces we cannot speak (gRPC, HTTP+JSON 0.3) are listed in the error when nothing fits.
 
 Auth: the schemes the card declares (AgentVault ``authSchemes``; A2A ``securitySchemes``, restricted to
-those its ``security`` / ``securityRequirements`` name) are compared with the connection's; a mismatch is
+those its ``security`` / ``securityRequirements`` name) are compared with the connection's by
+:func:`~airflow_agentvault.protocol.auth.card_allows` (the hook's test_connection uses it too); a mismatch is
 a warning in :attr:`DiscoveredCard.warnings`, never an error, because cards are often inexact and the
 agent's own 401 is the authority (raised as NotAuthorizedError by the clients).
 """
@@ -34,7 +35,8 @@ from typing import Any, NamedTuple, cast
 from urllib.parse import urljoin, urlsplit
 
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.auth import ApiKeyAuth, Auth
+from airflow_agentvault.protocol.auth import ApiKeyAuth, Auth, card_allows
+from airflow_agentvault.protocol.exchange import origin
 from airflow_agentvault.protocol.jsonrpc import raise_for_http_status
 from airflow_agentvault.protocol.models import AgentCard, AuthScheme, parse_model
 
@@ -199,20 +201,21 @@ def auth_schemes_of(raw: dict[str, Any]) -> tuple[list[str], list[tuple[str, str
     return schemes, locations
 
 
+def auth_mismatch(declared: list[str], auth: Auth) -> str | None:
+    """The warning when a card declaring ``declared`` does not allow ``auth`` (:func:`card_allows`), else None."""
+    if card_allows(declared, auth):
+        return None
+    return (f"the agent card declares auth {sorted(declared)} but the connection uses {auth.scheme}: "
+            "expect HTTP 401 unless the agent accepts it anyway")
+
+
 def auth_warnings(card: DiscoveredCard, auth: Auth) -> list[str]:
     """Why the connection's auth may not fit what the card declares (empty when it fits or nothing is declared)."""
-    declared = {s.lower() for s in card.auth_schemes}
-    ours = auth.scheme.lower()
-    if not declared:
-        return []
-    fits = ours in declared or (ours == "bearer" and declared & {"oauth2", "openidconnect"}) or (
-        ours == "oauth2" and "bearer" in declared
-    )
-    if not fits:
-        return [f"the agent card declares auth {sorted(card.auth_schemes)} but the connection uses {auth.scheme}: "
-                "expect HTTP 401 unless the agent accepts it anyway"]
+    mismatch = auth_mismatch(card.auth_schemes, auth)
+    if mismatch:
+        return [mismatch]
     warnings = []
-    if ours == "apikey" and isinstance(auth, ApiKeyAuth):
+    if isinstance(auth, ApiKeyAuth):
         for location, name in card.api_key_locations:
             if location != "header":
                 warnings.append(f"the agent card wants the API key in a {location} parameter {name!r}; the "
@@ -287,12 +290,11 @@ def choose(card: DiscoveredCard, *, dialect: str | None = None, endpoint_hint: s
 
 def card_urls(url: str) -> list[str]:
     """Where to look for the card of ``url`` (a card URL, a base URL or an endpoint), in order."""
-    parts = urlsplit(url)
-    origin = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
-    candidates = [url] if parts.path.endswith(".json") else []
+    home = origin(url)
+    candidates = [url] if urlsplit(url).path.endswith(".json") else []
     for path in CARD_PATHS:
-        if origin + path not in candidates:
-            candidates.append(origin + path)
+        if home + path not in candidates:
+            candidates.append(home + path)
     return candidates
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentvault_stack.agent.research.documents import Document
+from agentvault_stack.agent.research.relevance import key_terms, names_all, names_phrase
 from agentvault_stack.agent.research.report import LABELS
 from agentvault_stack.agent.research.text import (
     Quantity,
@@ -21,6 +22,7 @@ from agentvault_stack.agent.research.text import (
     sentences,
     states_fact,
     term_set,
+    words,
 )
 
 #: Two claims from different sources state the same finding from this similarity on.
@@ -30,15 +32,25 @@ SAME_FINDING = 0.6
 # -- 3. extract -----------------------------------------------------------------------------
 
 
-def extract_claims(documents: list[Document], keywords: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every sentence stating a figure, as a claim with its source and position."""
+def extract_claims(documents: list[Document], keywords: list[str] | None = None,
+                   topic: str = "") -> list[dict[str, Any]]:
+    """Every sentence stating a figure, as a claim with its source and position.
+
+    From an encyclopedia article that is not itself on ``topic`` (its title does not name it) only the
+    sentences naming the topic are taken: the rest of such an article is about something else. From the
+    topic's own article, every sentence of six words or more is (each one describes the topic).
+    """
     wanted = {normalise_word(k.lower()): k for k in keywords or []}
+    key = key_terms(topic)
     claims = []
     for doc in documents:
         # An encyclopedia states facts without figures too, and each article is an author of its own.
         source, is_claim = (f"{doc.source}: {doc.title}", states_fact) if doc.is_article else (doc.source, has_number)
+        aside = doc.is_article and bool(key) and not names_all(doc.title, key)
+        if doc.is_article and key and not aside:  # the topic's own article: every full sentence informs
+            is_claim = is_sentence
         for index, sentence in enumerate(sentences(doc.text)):
-            if not is_claim(sentence):
+            if not is_claim(sentence) or (aside and not names_phrase(sentence, key)):
                 continue
             quantities, years = numbers(sentence)
             present = term_set(sentence)
@@ -57,6 +69,11 @@ def extract_claims(documents: list[Document], keywords: list[str] | None = None)
                 }
             )
     return claims
+
+
+def is_sentence(sentence: str) -> bool:
+    """A full sentence (six words or more), not a fragment or a caption."""
+    return len(words(sentence)) >= 6
 
 
 # -- 4. verify ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The research agents' corpus: Markdown documents with front matter, and a small BM25 index.
+"""The research agents' corpus: Markdown documents with front matter, and a BM25 index (:mod:`.ranking`).
 
 The default corpus ships in ``corpus/`` beside this module (synthetic, see its README);
 ``AGENTVAULT_RESEARCH_CORPUS`` or :meth:`Corpus.load` with a directory points the agents at another
@@ -31,6 +31,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from agentvault_stack.agent.research.ranking import Ranker
 from agentvault_stack.agent.research.text import STOPWORDS, normalise_word, sentences, terms, words
 
 CORPUS_ENV = "AGENTVAULT_RESEARCH_CORPUS"
@@ -40,6 +41,7 @@ DEFAULT_CORPUS_DIR = Path(__file__).with_name("corpus")
 CLAUSE_WORDS = frozenset(
     "found find finds show shows showed recover recovers say says reach reaches make makes".split()
 )
+_HEADING_LINE = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _PHRASE_TOKEN = re.compile(r"[a-z][a-z0-9]*(?:[-'][a-z0-9]+)*|[^\sa-z]+")
 
 #: Sources whose documents are encyclopedia articles (see :attr:`Document.is_article`).
@@ -110,8 +112,11 @@ class Document:
         )
 
     @classmethod
-    def parse(cls, doc_id: str, raw: str) -> Document:
-        """A document from Markdown with a ``---`` front-matter block of ``key: value`` lines."""
+    def parse(cls, doc_id: str, raw: str, file_name: str = "") -> Document:
+        """A document from Markdown with a ``---`` front-matter block of ``key: value`` lines.
+
+        Without a ``title`` the first heading is the title (else the id); without a ``source``, the
+        file's name is (a reference then reads ``Overview of X. *notes.md*.``)."""
         meta: dict[str, str] = {}
         body = raw
         lines = raw.lstrip("\ufeff").splitlines()
@@ -125,14 +130,15 @@ class Document:
                 if sep:
                     meta[key.strip().lower()] = value.strip().strip('"').strip("'")
             body = "\n".join(lines[end + 1 :])
+        heading = next((m.group(1) for m in _HEADING_LINE.finditer(body)), "")
+        meta.setdefault("title", heading or doc_id)
+        if file_name:
+            meta.setdefault("source", file_name)
         return cls.from_dict({**meta, "id": doc_id, "text": body.strip()})
 
 
 class Corpus:
     """Documents plus a BM25 index over their titles and bodies."""
-
-    K1 = 1.5
-    B = 0.75
 
     def __init__(self, documents: Iterable[Document], folder: Path | None = None) -> None:
         self.folder = folder  # where the documents were loaded from (None: built in memory)
@@ -146,8 +152,7 @@ class Corpus:
         self._df: Counter[str] = Counter()
         for tf in self._tf.values():
             self._df.update(tf.keys())
-        lengths = [len(ts) for ts in self._terms.values()]
-        self._avg_len = (sum(lengths) / len(lengths)) if lengths else 0.0
+        self._ranker = Ranker([self._terms[d.id] for d in self.documents])
 
     def __len__(self) -> int:
         return len(self.documents)
@@ -165,18 +170,9 @@ class Corpus:
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
     def bm25(self, query_terms: Iterable[str]) -> list[tuple[Document, float]]:
-        """Every document with its BM25 score for ``query_terms``, best first (ties by id)."""
-        query = list(dict.fromkeys(query_terms))
-        scored = []
-        for doc in self.documents:
-            tf, length = self._tf[doc.id], len(self._terms[doc.id])
-            score = 0.0
-            for term in query:
-                freq = tf.get(term, 0)
-                if freq:
-                    norm = self.K1 * (1 - self.B + self.B * length / (self._avg_len or 1))
-                    score += self.idf(term) * freq * (self.K1 + 1) / (freq + norm)
-            scored.append((doc, round(score, 4)))
+        """Every document with its BM25 score for ``query_terms`` (:mod:`.ranking`), best first (ties by id)."""
+        scores = self._ranker.scores(list(query_terms))
+        scored = [(doc, round(score, 4)) for doc, score in zip(self.documents, scores, strict=True)]
         return sorted(scored, key=lambda pair: (-pair[1], pair[0].id))
 
     # -- topics ----------------------------------------------------------------------------
@@ -310,7 +306,7 @@ def read_document(file: Path) -> Document:
         titled = len(first) <= 120 and rest.strip()
         return Document.from_dict({"id": file.stem, "title": first.strip() if titled else file.stem,
                                    "source": file.name, "text": rest.strip() if titled else raw.strip()})
-    return Document.parse(file.stem, raw)
+    return Document.parse(file.stem, raw, file.name)
 
 
 class _VisibleText(HTMLParser):

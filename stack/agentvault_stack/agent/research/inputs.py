@@ -11,7 +11,7 @@ stage             artifact id / type   content
 ================  ===================  ===============================================================
 topic_research    plan / research_plan {topic, corpus_topic, questions, keywords, [reading]}
 crawl             documents/documents  {topic, questions, keywords, documents: [{id, title, source,
-                                       date, topic, score, text}]}
+                                       date, topic, score, text}], collection: {kind, name}}
 extract           claims / claims      {topic, questions, keywords, documents (no text), claims:
                                        [{id, claim, source_id, source, title, date, sentence_index,
                                        numbers, years, keywords}]}
@@ -24,7 +24,8 @@ synthesize        verification (as     the report (Markdown, ``text/markdown``) 
 edit              changelog /          ``{"changes": [...]}``; the verification passed through; the
                   changelog,           edited report (``text/markdown``, ``metadata.word_count``)
                   verification, report
-visualize         chart / chart        SVG bar chart (``image/svg+xml``)
+visualize         chart-png / chart,   horizontal bar chart per source (matplotlib): PNG (``image/png``,
+                  chart / chart        base64) first, then SVG (``image/svg+xml``)
 ================  ===================  ===============================================================
 
 Artifact ids get the task id as prefix on the wire (``ref-1a2b3c4d-report``). When the immediate
@@ -62,9 +63,9 @@ STAGE_DESCRIPTIONS = {
     "crawl": "Ranks the reference corpus's documents by relevance (BM25) to the research plan.",
     "extract": "Extracts every sentence stating a figure, as a claim with its source.",
     "verify": "Groups claims across sources: corroborated, contested or single-source.",
-    "synthesize": "Writes a Markdown report of the verified findings with numbered citations.",
-    "edit": "Edits the report: title case headings, one number style, no repeats, a summary on top.",
-    "visualize": "Charts the verification per source as an SVG bar chart.",
+    "synthesize": "Writes a Markdown report: the verified findings in paragraphs by theme, with numbered citations.",
+    "edit": "Edits the report: title case headings, one unit style, digits as written, no repeats, a summary on top.",
+    "visualize": "Charts the findings each source supports (corroborated, contested, single-source) as SVG and PNG.",
 }
 
 MAX_DEPTH = 16
@@ -143,10 +144,16 @@ def list_of_str(value: Any) -> list[str]:
     return [str(v) for v in value if isinstance(v, (str, int, float))] if isinstance(value, list) else []
 
 
+#: What each stage's main artifact carries on when it has it: the chosen reading of an ambiguous topic,
+#: and which corpus the documents came from (``{"kind", "name"}``, for the report's Method section).
+CARRIED = {"reading": str, "collection": dict}
+
+
 def carry_reading(content: dict[str, Any], source: Any) -> dict[str, Any]:
-    """``content`` plus the ``reading`` that ``source`` carries, if any (later stages need it)."""
-    reading = source.get("reading") if isinstance(source, dict) else None
-    return {**content, "reading": reading} if isinstance(reading, str) and reading else content
+    """``content`` plus the ``reading`` and ``collection`` that ``source`` carries, if any (later stages need them)."""
+    found = source if isinstance(source, dict) else {}
+    extra = {k: found[k] for k, kind in CARRIED.items() if isinstance(found.get(k), kind) and found[k]}
+    return {**content, **extra}
 
 
 def stage_artifact(stage: str, artifact_id: str, content: Any, media_type: str = "application/json", **meta: Any) -> dict:

@@ -7,10 +7,12 @@ and the general-knowledge fallback around them).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from agentvault_stack.agent.research import general
-from agentvault_stack.agent.research.documents import CORPUS_ENV, Corpus, Document
+from agentvault_stack.agent.research.documents import CORPUS_ENV, DEFAULT_CORPUS_DIR, Corpus, Document
+from agentvault_stack.agent.research.relevance import key_terms, names_all
 from agentvault_stack.agent.research.text import normalise_word, terms, words
 
 DEFAULT_TOP_N = 5
@@ -42,7 +44,8 @@ def plan_research(topic: str, corpus: Corpus, *, limit: int = 8, corpus_topic: s
             covered.update(parts)
     keywords = keywords[: max(limit, len(own))]
     own_keys = {normalise_word(w) for w in own}
-    extra = [k for k in keywords if normalise_word(k) not in own_keys]
+    # Questions name the topic or a phrase its documents share, never a lone word ("system", "water").
+    extra = [k for k in keywords if normalise_word(k) not in own_keys and len(words(k)) > 1]
 
     def pair(a: int, b: int) -> str | None:
         return f"{extra[a]} and {extra[b]}" if len(extra) > b else None
@@ -56,7 +59,7 @@ def plan_research(topic: str, corpus: Corpus, *, limit: int = 8, corpus_topic: s
         f"What costs, risks or barriers affect {topic}?",
     ]
     if len(extra) > 5:
-        questions.append(f"What targets or next steps are reported for {extra[5]}?")
+        questions.append(f"What targets or next steps are reported for {topic}?")
     return {"topic": topic, "corpus_topic": corpus_topic, "questions": questions, "keywords": keywords}
 
 
@@ -79,16 +82,34 @@ def crawl_documents(
 ) -> list[dict[str, Any]]:
     """The ``top_n`` documents most relevant to the keywords (BM25), each with its score and text.
 
-    Documents scoring below ``min_share`` of the best score are left out; with ``only_topic``, so are
-    documents of any other corpus topic (another reading of the same word).
+    A document whose title names the whole topic gets the best BM25 score added, so a folder's own
+    document on the topic ranks first. Documents scoring below ``min_share`` of the best score are left
+    out; with ``only_topic``, so are documents of any other corpus topic (another reading of the same word).
     """
     query = terms(" ".join([topic, *keywords]))
-    ranked = [(doc, score) for doc, score in corpus.bm25(query)
-              if score > 0 and (only_topic is None or doc.topic == only_topic)]
-    if not ranked:
+    key = key_terms(topic)
+    found = [(doc, score) for doc, score in corpus.bm25(query)
+             if score > 0 and (only_topic is None or doc.topic == only_topic)]
+    if not found:
         return []
-    floor = ranked[0][1] * min_share
-    return [doc.to_dict(score=score) for doc, score in ranked if score >= floor][: max(top_n, 0)]
+    best = found[0][1]
+    kept = [(doc, round(score + best * names_all(doc.title, key), 4)) for doc, score in found if score >= best * min_share]
+    kept.sort(key=lambda pair: (-pair[1], pair[0].id))
+    return [doc.to_dict(score=score) for doc, score in kept][: max(top_n, 0)]
+
+
+def collection(corpus: Corpus | None) -> dict[str, str]:
+    """Which corpus documents came from, for the report's Method section: ``{"kind", "name"}``, kind one
+    of ``synthetic`` (the shipped sample corpus), ``general-knowledge`` (``None``: Wikipedia summaries),
+    ``folder`` (a user's folder, by its name) or ``given`` (documents built in memory)."""
+    if corpus is None:
+        return {"kind": general.CORPUS_NAME, "name": general.SOURCE}
+    if corpus.folder is None:
+        return {"kind": "given", "name": ""}
+    folder = Path(corpus.folder).resolve()
+    if folder == DEFAULT_CORPUS_DIR.resolve() or DEFAULT_CORPUS_DIR.resolve() in folder.parents:
+        return {"kind": "synthetic", "name": "the shipped sample corpus"}
+    return {"kind": "folder", "name": folder.name}
 
 
 def nothing_covers(topic: str, corpus: Corpus, knowledge: general.GeneralKnowledge | None = None) -> str:
@@ -112,4 +133,16 @@ def general_plan(topic: str, knowledge: general.GeneralKnowledge) -> dict[str, A
     if not found:
         return None
     shelf = Corpus(Document(**{**vars(doc), "topic": topic}) for doc in found)
-    return {**plan_research(topic, shelf, corpus_topic=topic), "corpus_topic": None, "corpus": general.CORPUS_NAME}
+    plan = plan_research(topic, shelf, corpus_topic=topic)
+    return {**plan, "questions": general_questions(topic), "corpus_topic": None, "corpus": general.CORPUS_NAME}
+
+
+def general_questions(topic: str) -> list[str]:
+    """Questions that fit any encyclopedia topic (a person, a place, an event, a process): each names the
+    topic itself, never a word picked from the articles, so none can ask about something off the topic."""
+    return [
+        f"What are the main facts about {topic}?",
+        f"Which dates and figures do the sources give for {topic}?",
+        f"Which people, places or things are linked with {topic}?",
+        f"Where do the sources disagree about {topic}?",
+    ]

@@ -1,7 +1,8 @@
 """Writing the research report (Markdown), deterministically: the synthesize stage's draft.
 
-``synthesize`` turns the verification result into a first draft with numbered citations (``[1]``, in
-order of first use) and a ``## References`` list; the edit stage's passes are :mod:`.editing`. Both
+``synthesize`` turns the verification result into a first draft: the findings in paragraphs by theme
+(:mod:`.synthesis`) with numbered citations (``[1]``, in order of first use), a Method section naming
+the corpus used, and a ``## References`` list; the edit stage's passes are :mod:`.editing`. Both
 are pure functions of their input, so the same claims always give the same report, byte for byte.
 """
 
@@ -10,24 +11,26 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from agentvault_stack.agent.research.synthesis import paragraph, theme_title, themes
+
 LABELS = ("corroborated", "contested", "single-source")
-SECTION_TITLES = {
-    "corroborated": "Corroborated findings",
-    "contested": "Contested findings",
-    "single-source": "Single-source claims",
-}
 REFERENCES_HEADING = "## References"
+FINDINGS_HEADING = "Findings"
 READING_PREFIX = "Reading chosen:"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 finding``, ``3 findings``: a count with its noun in the right number."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 # -- citations ------------------------------------------------------------------------------
 
 
 def cite_findings(verification: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Findings in report order with citation numbers, and the references those numbers point to.
-
-    A document gets its number when it is first cited (corroborated findings first, then contested,
-    then single-source), so numbers appear in order in the text.
+    """Findings in report order (by theme, see :mod:`.synthesis`) with citation numbers, and the
+    references those numbers point to. A document gets its number when it is first cited, so numbers
+    appear in order in the text.
     """
     meta: dict[str, dict[str, Any]] = {d["id"]: d for d in verification.get("documents") or [] if "id" in d}
     numbers: dict[str, int] = {}
@@ -49,18 +52,18 @@ def cite_findings(verification: dict[str, Any]) -> tuple[list[dict[str, Any]], l
             references.append(reference)
         return numbers[doc_id]
 
+    by_id = {str(f.get("id")): f for f in verification.get("verified") or [] if isinstance(f, dict)}
     findings = []
-    for label in LABELS:
-        for finding in verification.get("verified") or []:
-            if finding.get("label") != label:
-                continue
+    for theme, ids in themes(verification):
+        for finding in (by_id[i] for i in ids):
             evidence_by_doc = {e["source_id"]: e for e in finding.get("evidence") or []}
             positions = []
             for position in finding.get("positions") or []:
                 cites = [cite(doc, evidence_by_doc.get(doc, {})) for doc in position.get("documents") or []]
                 positions.append({**position, "cites": sorted(set(cites))})
-            if positions:
-                findings.append({"id": finding.get("id"), "label": label, "positions": positions})
+            if positions and finding.get("label") in LABELS:
+                findings.append({"id": finding.get("id"), "label": finding["label"], "theme": theme,
+                                 "positions": positions})
     return findings, references
 
 
@@ -105,12 +108,17 @@ def with_attribution(markdown: str, documents: Any) -> str:
 
 def finding_line(finding: dict[str, Any]) -> str:
     """One finding as a Markdown bullet."""
+    return f"- {finding_text(finding)}"
+
+
+def finding_text(finding: dict[str, Any]) -> str:
+    """One finding as sentences with their citations (a contested one says where sources disagree)."""
     positions = finding["positions"]
     first = positions[0]
     if finding["label"] != "contested" or len(positions) < 2:
-        return f"- {cited_sentence(first['claim'], first['cites'])}"
+        return cited_sentence(first['claim'], first['cites'])
     values = " vs ".join(_distinct_figure(p, positions) for p in positions)
-    parts = [f"- **Sources disagree ({values}).** {cited_sentence(first['claim'], first['cites'])}"]
+    parts = [f"**Sources disagree ({values}).** {cited_sentence(first['claim'], first['cites'])}"]
     for other in positions[1:]:
         names = " and ".join(other.get("sources") or ["another source"])
         verb = "reports" if len(other.get("sources") or []) <= 1 else "report"
@@ -130,12 +138,15 @@ def draft_body(verification: dict[str, Any], findings: list[dict[str, Any]]) -> 
     topic = verification.get("topic")
     summary = verification.get("summary") or {}
     documents = verification.get("documents") or []
-    sources = sorted({d.get("source") for d in documents if d.get("source")})
+    # An encyclopedia article is a source of its own (as in the findings), other documents count by source.
+    sources = {f"{d.get('source')}: {d.get('title')}" if d.get("url") else d.get("source") for d in documents}
+    sources.discard(None)
     lines = [
         f"# Research report: {topic}" if topic else "# Research report",
         "",
-        f"_{len(documents)} documents from {len(sources)} source{'s' * (len(sources) != 1)}; "
-        f"{summary.get('total', 0)} findings checked: "
+        f"_{counted(len(documents), 'document')} read from {counted(len(sources), 'source')}, "
+        f"{len({d for f in findings for p in f['positions'] for d in p.get('documents') or []})} of them cited; "
+        f"{counted(int(summary.get('total', 0)), 'finding')} checked: "
         f"{summary.get('corroborated', 0)} corroborated, {summary.get('contested', 0)} contested, "
         f"{summary.get('single-source', 0)} single-source._",
         "",
@@ -147,31 +158,45 @@ def draft_body(verification: dict[str, Any], findings: list[dict[str, Any]]) -> 
         lines += ["## Research questions", ""]
         lines += [f"{i}. {q}" for i, q in enumerate(questions, 1)]
         lines.append("")
-    for label in LABELS:
-        lines += [f"## {SECTION_TITLES[label]}", ""]
-        bullets = [finding_line(f) for f in findings if f["label"] == label]
-        lines += bullets or ["None found."]
-        lines.append("")
-    lines += ["## Method", "", method_text(documents), ""]
+    lines += [f"## {FINDINGS_HEADING}", ""]
+    for theme in dict.fromkeys(f["theme"] for f in findings):
+        members = [f for f in findings if f["theme"] == theme]
+        lines += [f"### {theme_title(theme, str(topic or ''))}", "", paragraph(members, finding_text), ""]
+    if not findings:
+        lines += ["No findings.", ""]
+    lines += ["## Method", "", method_text(documents, verification.get("collection")), ""]
     return "\n".join(lines)
 
 
-def method_text(documents: list[dict[str, Any]]) -> str:
-    """How the findings were made: from the synthetic corpus, or from encyclopedia articles (each one a source)."""
-    if documents and all(d.get("url") and d.get("attribution") for d in documents):
-        sources = sorted({d.get("source") for d in documents if d.get("source")})
+def method_text(documents: list[dict[str, Any]], collection: Any = None) -> str:
+    """How the findings were made, naming the corpus actually searched (see :func:`.planning.collection`)."""
+    kind, name = (collection.get("kind"), collection.get("name")) if isinstance(collection, dict) else (None, None)
+    if kind is None and documents and all(d.get("url") and d.get("attribution") for d in documents):
+        kind = "general-knowledge"
+    n = len(documents)
+    checks = (
+        "grouped across sources by shared terms and figures and written up by theme. A finding is "
+        "corroborated when two or more sources state it with the same figures, contested when they report "
+        "different figures, and single-source when only one source states it."
+    )
+    if kind == "general-knowledge":
         return (
-            f"Sentences stating figures, dates or named facts were extracted from the {len(documents)} most "
-            f"relevant article summaries of the general-knowledge corpus ({', '.join(sources)}, read offline) and "
-            "grouped across articles by shared terms and figures. A finding is corroborated when two or more "
-            "articles state it with the same figures, contested when they report different figures, and "
-            "single-source when only one article states it."
+            "Sentences stating figures, dates or named facts were extracted from "
+            f"{counted(n, 'article summary', 'article summaries')} "
+            "of the general-knowledge corpus (Wikipedia's article summaries, read offline): the articles "
+            "about the topic, found by BM25 ranking with a boost for titles naming it; from an article that "
+            "is not itself on the topic, only the sentences naming the topic were used. Each article counts "
+            f"as a source of its own. The sentences were {checks}"
         )
+    if kind == "synthetic":
+        where = "the shipped sample corpus, whose documents are synthetic (invented for tests and demos)"
+    elif kind == "folder":
+        where = f"your folder `{name}`"
+    else:
+        where = "the documents given to the pipeline"
     return (
-        f"Sentences stating figures were extracted from the {len(documents)} most relevant documents of "
-        "the reference corpus and grouped across sources by shared terms and figures. A finding is "
-        "corroborated when two or more sources report the same figures, contested when sources report "
-        "different figures, and single-source when only one source states it. The corpus is synthetic."
+        f"Sentences stating figures were extracted from the {counted(n, 'most relevant document', 'most relevant documents')} "
+        f"(BM25 ranking) of {where}, then {checks}"
     )
 
 

@@ -12,19 +12,22 @@ reading's documents only, and the report says ``Reading chosen: <reading>``.
 A topic the shipped corpus has no document on is looked up in the general-knowledge corpus (Wikipedia
 summaries, see :mod:`.general`) when its package is installed: the plan then carries ``corpus:
 general-knowledge``, documents carry ``url`` and ``attribution``, extract takes every sentence stating
-a figure, date or named fact (each article counts as a source of its own), and the report cites the
-article URLs and ends with the attribution line.
+a figure, date or named fact (each article counts as a source of its own; from an article not itself
+on the topic, only the sentences naming it, see :mod:`.relevance`), and the report cites the article
+URLs and ends with the attribution line. Crawl says which corpus it searched (``collection``), and the
+report's Method section names it.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from typing import Any
 
 from agentvault_stack.agent.contract import Skill, SkillInputError, SkillRequest, SkillResult
 from agentvault_stack.agent.research import general, llm
-from agentvault_stack.agent.research.chart import render_chart
+from agentvault_stack.agent.research.chart import render_charts
 from agentvault_stack.agent.research.claims import extract_claims, tally, verify_claims
 from agentvault_stack.agent.research.documents import Corpus, Document
 from agentvault_stack.agent.research.editing import edit_report, word_count
@@ -39,6 +42,7 @@ from agentvault_stack.agent.research.inputs import (
 )
 from agentvault_stack.agent.research.planning import (
     DEFAULT_TOP_N,
+    collection,
     crawl_documents,
     general_plan,
     nothing_covers,
@@ -49,6 +53,7 @@ from agentvault_stack.agent.research.readings import Reading, Readings, asking_e
 from agentvault_stack.agent.research.report import (
     LABELS,
     cite_findings,
+    counted,
     finding_line,
     split_references,
     with_attribution,
@@ -178,11 +183,13 @@ class ResearchSkill(Skill):
                 raise SkillInputError(nothing_covers(topic, self.corpus, knowledge))
         if not documents:
             raise SkillInputError(nothing_covers(topic, self.corpus))
+        searched = None if knowledge is not None else self.readings.corpus if plan.get("reading") else self.corpus
         content = carry_reading({
             "topic": topic,
             "questions": list_of_str(plan.get("questions")),
             "keywords": keywords,
             "documents": documents,
+            "collection": collection(searched),
         }, plan)
         listed = "; ".join(f"{d['title']} ({d['source']}, score {d['score']})" for d in documents)
         shelf = f" in the {general.CORPUS_NAME} corpus" if knowledge is not None else ""
@@ -214,8 +221,8 @@ class ResearchSkill(Skill):
             documents.append(doc)
             listed.append(doc.to_dict(score=raw.get("score"), with_text=False))
         keywords = list_of_str(found.get("keywords"))
-        claims = extract_claims(documents, keywords)
         topic = topic_of(request, found)
+        claims = extract_claims(documents, keywords, topic)
         content = carry_reading({
             "topic": topic,
             "questions": list_of_str(found.get("questions")),
@@ -341,13 +348,15 @@ class ResearchSkill(Skill):
                 verification["verified"], list_of_str(verification.get("questions"))
             )
         group_by = "question" if payload.get("group_by") == "question" else "source"
-        svg, meta = render_chart(verification, group_by)
+        svg, png, meta = render_charts(verification, group_by)
         totals = meta["totals"]
-        text = (
-            f"Chart of {sum(totals.values())} findings{_on(verification['topic'])} across "
-            f"{len(meta['groups'])} {'questions' if group_by == 'question' else 'sources'}: {_summary_text(totals)}."
-        )
-        return SkillResult(text, [stage_artifact("visualize", "chart", svg, "image/svg+xml", **meta)])
+        groups = counted(len(meta["groups"]), "question" if group_by == "question" else "source")
+        text = (f"Chart of {counted(sum(totals.values()), 'finding')}{_on(verification['topic'])} across "
+                f"{groups}: {_summary_text(totals)}.")
+        # The PNG first and the SVG last: a reader taking the last "chart" artifact gets the SVG, as before.
+        png_artifact = {**stage_artifact("visualize", "chart", base64.b64encode(png).decode("ascii"), "image/png",
+                                         **meta), "id": "chart-png"}
+        return SkillResult(text, [png_artifact, stage_artifact("visualize", "chart", svg, "image/svg+xml", **meta)])
 
     def _pass_through(self, verification: dict[str, Any]) -> dict[str, Any]:
         return stage_artifact(self.stage, "verification", verification, passed_through=True)

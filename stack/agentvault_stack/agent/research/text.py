@@ -1,13 +1,18 @@
 """Small, deterministic text tools for the research skills: words, stems, numbers and sentences.
 
-Deliberately simple (no NLP library): the research agents must give the same answer on every run
-and every machine, and their corpus is a few thousand words of plain English.
+Deliberately small and rule-based: the research agents must give the same answer on every run and
+every machine, offline. Sentences are cut by ``pysbd`` (rules only, no model to download), which knows
+abbreviations ("Dr.", "U.S.", "c.") and decimals that a full stop alone would split.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 from dataclasses import dataclass
+
+import pysbd
 
 STOPWORDS = frozenset(
     """
@@ -138,14 +143,29 @@ def has_number(text: str) -> bool:
     return bool(_NUMBER.search(text))
 
 
+@functools.lru_cache(maxsize=1)
+def _segmenter() -> pysbd.Segmenter:
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+_SEGMENTING = threading.Lock()  # a Segmenter keeps the text it works on: one paragraph at a time
+
+
+@functools.lru_cache(maxsize=4096)
+def _paragraph_sentences(flat: str) -> tuple[str, ...]:
+    with _SEGMENTING:
+        return tuple(s.strip() for s in _segmenter().segment(flat) if s.strip())
+
+
 def sentences(text: str) -> list[str]:
-    """Sentences of a plain-text body, in order (paragraph breaks always end a sentence)."""
+    """Sentences of a plain-text body, in order (paragraph breaks always end a sentence; headings skipped)."""
     out: list[str] = []
     for paragraph in re.split(r"\n\s*\n", text.strip()):
-        flat = " ".join(paragraph.split())
-        if not flat or flat.startswith("#"):
+        kept = (line for line in paragraph.splitlines() if not line.lstrip().startswith("#"))
+        flat = " ".join(" ".join(kept).split())
+        if not flat:
             continue
-        out.extend(s.strip() for s in SENTENCE_END.split(flat) if s.strip())
+        out.extend(_paragraph_sentences(flat))
     return out
 
 
