@@ -37,7 +37,8 @@ def _elapsed(started: float) -> str:
 
 
 class Progress:
-    """Prints each stage once when it finishes: done, FAILED, or not run (a stage before it failed)."""
+    """Prints each stage once when it finishes, in pipeline order: done, FAILED, or not run (a stage before it
+    failed)."""
 
     def __init__(self, started: float) -> None:
         self.started = started
@@ -57,7 +58,7 @@ class Progress:
             elif all(s == "success" for s in stage_states):
                 mark = "done"
             else:
-                continue
+                break  # stages are told in pipeline order: a later one waits for this one
             self.reported.add(stage)
             print(f"  {_elapsed(self.started)}  {stage:<16} {mark}", flush=True)
 

@@ -90,6 +90,8 @@ def test_progress_reports_each_stage_once(capsys):
 
 def test_progress_shows_stages_after_a_failure_as_not_run(capsys):
     progress = demo.Progress(started=0.0)
+    progress.update({"crawl.stream": "failed", "extract.initiate": "upstream_failed", "extract.stream": None,
+                     "publish_report": "upstream_failed"})  # told after extract, once that is settled
     progress.update({"crawl.stream": "failed", "extract.initiate": "upstream_failed",
                      "extract.stream": "upstream_failed", "publish_report": "upstream_failed"})
     lines = capsys.readouterr().out.splitlines()
