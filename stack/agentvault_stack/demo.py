@@ -1,12 +1,14 @@
 """
 The one-command demo: seven research agents, a real Airflow on SQLite, one research run, the report.
 
-It starts the reference research agents on loopback, an Airflow (scheduler, triggerer, dag-processor,
-API server; LocalExecutor on SQLite) with its home in the project's ``.airflow/demo`` folder, creates the
-agent connections in its metadata database (listed on the Connections page, where "Test connection"
-is enabled), triggers the research pipeline for the topic given, shows each stage as it finishes,
-and prints where the report and chart are and the run's URL in the Airflow UI. Everything it
-started stops when the run ends or on Ctrl-C, unless ``--keep-running`` leaves the UI up.
+It starts the reference research agents on loopback, answering at a local LLM's pace, an Airflow
+(scheduler, triggerer, dag-processor, API server; LocalExecutor on SQLite) with its home in the
+project's ``.airflow/demo`` folder, creates the agent connections in its metadata database (listed on
+the Connections page, where "Test connection" is enabled), triggers the research pipeline for the topic
+given, shows the first lines of each stage's answer as it streams and each stage as it finishes
+(:mod:`agentvault_stack.demo_console`), and prints where the report and chart are, or why the run
+failed. Everything it started stops when the run ends or on Ctrl-C, unless ``--keep-running`` leaves
+the UI up.
 
     bash scripts/demo.sh "coral reef bleaching"
 """
