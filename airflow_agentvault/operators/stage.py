@@ -34,7 +34,8 @@ class AgentVaultStageOperator(FollowingOperator):
 
     :param worker_free: start and end the stage in the triggerer (Airflow 3.3+; implies deferrable): no
         worker slot, no task process. Where Airflow cannot (mapped, outlets, a pool...), the stage defers
-        as before and says why (:attr:`worker_free_reason`). Default False.
+        as before, warns and says why (:attr:`worker_free_reason`). ``None``: worker-free where it
+        applies to this (deferrable) stage, quietly (what ``agent_stage`` passes). Default False.
     """
 
     template_fields: Sequence[str] = ("text", "data", "message_metadata", "timing")
@@ -45,9 +46,9 @@ class AgentVaultStageOperator(FollowingOperator):
     ui_color = "#e4ecf7"
 
     def __init__(self, *, text: str | None = None, data: dict[str, Any] | None = None,
-                 message_metadata: dict[str, Any] | None = None, worker_free: bool = False,
+                 message_metadata: dict[str, Any] | None = None, worker_free: bool | None = False,
                  **kwargs: Any) -> None:
-        if worker_free and kwargs.get("deferrable") is None:
+        if worker_free is True and kwargs.get("deferrable") is None:
             kwargs["deferrable"] = True
         super().__init__(**kwargs)
         self.text = text
@@ -57,16 +58,16 @@ class AgentVaultStageOperator(FollowingOperator):
         self.worker_free = worker_free
         #: Why this stage is not worker-free although asked, else None.
         self.worker_free_reason: str | None = None
-        if worker_free:
+        if worker_free is not False:
             trigger_args, self.worker_free_reason = start_args(self)
             if trigger_args is not None:
                 self.start_trigger_args, self.start_from_trigger = trigger_args, True
-            else:
+            elif worker_free:
                 warnings.warn(f"{self.task_id}: not worker-free, it defers as before: {self.worker_free_reason}",
                               UserWarning, stacklevel=2)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        if self.worker_free and self.worker_free_reason:
+        if self.worker_free is not False and self.worker_free_reason:
             self.log.info("Not worker-free: %s; the stage runs on a worker and defers as before",
                           self.worker_free_reason)
         timing = parse_timing(self.timing)

@@ -4,8 +4,8 @@ A whole compact stage in the triggerer: the worker-free form (Airflow 3.3+, ``st
 The scheduler starts the task here, never on a worker: the trigger resolves its inputs, starts the remote
 task or reconnects to an earlier try's (the same routine as the worker, :func:`remote_task.starting`,
 over this task instance's XComs instead of the task state store, which the triggerer cannot reach),
-waits until it is visible, follows it, and ends the Airflow task with ``TaskSuccessEvent``, the result
-in XCom. Everything else resumes the task on a worker with the event the stream trigger would send
+waits until it is visible, follows it, writes the result to XCom and ends the Airflow task with
+``TaskSuccessEvent``. Everything else resumes the task on a worker with the event the stream trigger would send
 (``execute_complete``: the typed error, the retry policy, offloading a large result) or, for what only a
 worker can do (an input it must check or load, see :func:`needs_worker`), ``{"status": "fallback"}``:
 the worker then runs the stage as before, and its record still finds the remote task.
@@ -45,6 +45,7 @@ STATUS_FALLBACK = "fallback"
 #: When this try's stage began and its follow step began: a moved trigger keeps its deadlines.
 STARTED_KEY = "agentvault_started"
 
+RETURN_KEY = "return_value"
 WORKER_FREE_LINE = "Worker-free: this stage started in the triggerer (try %s); it holds no worker slot"
 
 
@@ -90,7 +91,7 @@ class AgentVaultStageTrigger(BaseTrigger):
     ``text``, ``data``, ``message_metadata`` and ``timing`` are the operator's template fields, rendered
     here by Airflow before :meth:`run`; the other keywords are the operator's options, as constants.
 
-    Events: ``TaskSuccessEvent(xcoms={"return_value": result, ...})``; else, for the worker,
+    Events: ``TaskSuccessEvent()``, the result already in XCom ``return_value``; else, for the worker,
     ``{"status": "done", ...}`` (an outcome that is not a result here), ``{"status": "error", ...}``
     or ``{"status": "fallback", "reason"}``.
     """
@@ -174,7 +175,11 @@ class AgentVaultStageTrigger(BaseTrigger):
             return TriggerEvent(done_event(self.agent_task_id, outcome))
         self.log.info("Worker-free: task %s ended %s; the result goes to XCom from the triggerer", self.agent_task_id,
                       outcome.task.state.value)
-        return TaskSuccessEvent(xcoms={"return_value": result, AgentCardLink().xcom_key: hook.agent_card_url})
+        # Written through the XCom backend here, not as the event's ``xcoms``: Airflow 3.3.2 stores those as
+        # a JSON string (a task reading it gets a str) and bypasses a custom backend.
+        await record.put((AgentCardLink().xcom_key, hook.agent_card_url))
+        await record.put((RETURN_KEY, result))
+        return TaskSuccessEvent()
 
     async def _began(self, ti: Any, record: XComRecord) -> dict[str, Any]:
         """When this try's stage began: recorded once, so a moved trigger keeps the same deadline."""
