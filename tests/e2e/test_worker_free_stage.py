@@ -12,11 +12,10 @@ output reaches the agent through the trigger, and a mapped stage falls back to t
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
-import requests
+from e2e.killing import mark_failed_until_canceled, wait_for_log
 
 from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
 from agentvault_stack.testing import AirflowStack
@@ -130,22 +129,10 @@ def test_marking_a_worker_free_stage_failed_cancels_the_remote_task(stack, agent
     agent.set_behaviour(AgentBehaviour(work_seconds=300))
     try:
         run_id = stack.trigger(SLOW)
-        deadline = time.monotonic() + 120
-        # on_kill reaches only a trigger the triggerer is running: wait until it follows the task
-        while "Subscribing to task" not in stack.task_log(SLOW, run_id, "slow"):
-            assert time.monotonic() < deadline, stack.task_states(SLOW, run_id)
-            time.sleep(0.5)  # polling interval of a bounded wait for the running trigger
+        wait_for_log(stack, SLOW, run_id, "slow", "Subscribing to task")
         assert stack.task_states(SLOW, run_id)["slow"] == "deferred"
         agent_task = stack.xcom(SLOW, run_id, "slow", key="agentvault_task_id")
-        stack.api("PATCH", f"dags/{SLOW}/dagRuns/{run_id}/taskInstances/slow", json_body={"new_state": "failed"})
-        deadline = time.monotonic() + 60
-        state = None
-        while state != "CANCELED":
-            assert time.monotonic() < deadline, f"remote task still {state}\n{stack.component_log('triggerer')[-3000:]}"
-            answer = requests.post(agent.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "tasks/get",
-                                                         "params": {"id": agent_task}}, timeout=5).json()
-            state = answer["result"]["state"]
-            time.sleep(0.5)  # polling interval of a bounded wait for the cancellation
+        state = mark_failed_until_canceled(stack, agent.rpc_url, SLOW, run_id, "slow", agent_task)
     finally:
         agent.set_behaviour(AgentBehaviour(work_seconds=3.0))
     assert state == "CANCELED"
