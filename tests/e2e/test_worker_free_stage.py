@@ -16,16 +16,18 @@ from pathlib import Path
 
 import pytest
 from e2e.killing import mark_failed_until_canceled, wait_for_log
+from e2e.test_ask_person import QUESTION, hitl_path, wait_until_parked
 
 from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
 from agentvault_stack.testing import AirflowStack
 from airflow_agentvault.compat import WORKER_FREE_STAGES
+from airflow_agentvault.operators.ask_person import SEND
 from airflow_agentvault.protocol.client import AgentClient
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not WORKER_FREE_STAGES, reason="tasks start in the triggerer from Airflow 3.3")]
 
-CHAIN, SLOW, RETRY = "wf_chain", "wf_slow", "wf_retry"
+CHAIN, SLOW, RETRY, ASKING = "wf_chain", "wf_slow", "wf_retry", "wf_asking"
 DAGS = f'''
 from datetime import timedelta
 
@@ -33,6 +35,7 @@ import pendulum
 from airflow.sdk import DAG
 
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
+from airflow_agentvault.pipelines.stage import agent_stage
 
 TIMING = {{"verify_interval": 0.5, "poll_interval": 1, "overall_timeout": 600}}
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
@@ -50,6 +53,11 @@ with DAG("{SLOW}", schedule=None, start_date=START):
 with DAG("{RETRY}", schedule=None, start_date=START,
          default_args={{"retries": 1, "retry_delay": timedelta(0)}}):
     AgentVaultStageOperator(task_id="flaky", text="Try", timing=TIMING, worker_free=True)
+
+with DAG("{ASKING}", schedule=None, start_date=START):
+    agent_stage("asking", text="tidal energy", compact=True, deferrable=True, ask_person=True, max_rounds=1,
+                timing=TIMING, message_metadata={{"reference_agent": {{"input_required": True,
+                                                                      "input_question": "{QUESTION}"}}}})
 '''
 
 
@@ -66,7 +74,7 @@ def stack(tmp_path_factory, agent):
     (dags / "worker_free.py").write_text(DAGS)
     conn = json.dumps({"conn_type": "agentvault", "host": agent.rpc_url})
     with AirflowStack(home=home, dags_folder=dags, extra_env={"AIRFLOW_CONN_AGENTVAULT_DEFAULT": conn}) as running:
-        for dag_id in (CHAIN, SLOW, RETRY):
+        for dag_id in (CHAIN, SLOW, RETRY, ASKING):
             running.wait_for_dag(dag_id, timeout=90)
         yield running
 
@@ -137,3 +145,20 @@ def test_marking_a_worker_free_stage_failed_cancels_the_remote_task(stack, agent
         agent.set_behaviour(AgentBehaviour(work_seconds=3.0))
     assert state == "CANCELED"
     assert not Path(stack.logs_dir, f"dag_id={SLOW}", f"run_id={run_id}", "task_id=slow", "attempt=1.log").exists()
+
+
+def test_a_worker_free_stage_hands_the_agents_question_to_a_person(stack, agent):
+    """The trigger delivers a question as the follow step does (a result with ``question``); a person answers."""
+    dag_id = ASKING
+    run_id = stack.trigger(dag_id)
+    wait_until_parked(stack, run_id, "asking.ask_person_1", dag_id=dag_id)
+    asked = stack.xcom(dag_id, run_id, "asking.run")
+    assert asked["question"]["text"] == QUESTION
+    never_on_a_worker(stack, dag_id, run_id, "asking.run")
+    stack.api("PATCH", hitl_path(run_id, "asking.ask_person_1", dag_id),
+              json_body={"chosen_options": [SEND], "params_input": {"answer": "the 2010s"}})
+    assert stack.wait_for_run(dag_id, run_id, timeout=180) == "success", stack.task_states(dag_id, run_id)
+    result = stack.xcom(dag_id, run_id, "asking.ask_person_1")
+    assert result["state"] == "COMPLETED" and result["task_id"] == asked["task_id"]
+    answered = AgentClient(agent.rpc_url).get(result["task_id"])
+    assert any(m.role == "user" and m.text == "the 2010s" for m in answered.messages)

@@ -13,12 +13,12 @@ import pytest
 from airflow.sdk import DAG, task
 
 from airflow_agentvault.compat import WORKER_FREE_STAGES
-from airflow_agentvault.operators.remote_task import KEYS, PENDING_KEY, SEEN_KEY, TASK_ID_KEY, Record
+from airflow_agentvault.operators.remote_task import PENDING_KEY, SEEN_KEY, TASK_ID_KEY
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
 from airflow_agentvault.operators.worker_free import RESUME, TRIGGER, XCOM_INPUT
 from airflow_agentvault.triggers.stage import STARTED_KEY, STATUS_FALLBACK, AgentVaultStageTrigger
 
-from fakes import rpc_result, set_connection, task_json
+from fakes import FakeTriggerRecord, rpc_result, set_connection, task_json
 from scenarios import COMPLETED, FULL_STREAM, RPC, WORKING, FakeClock, RecordingLogger, Script
 
 SECRET = "sk-worker-free-secret-0123456789"
@@ -111,31 +111,12 @@ def test_a_mapped_stage_and_the_decorator_never_start_in_the_triggerer():
 # -- the trigger -----------------------------------------------------------------------------------------
 
 
-class FakeRecord:
-    """The trigger's record (XComs of its task instance) in memory; upstream XComs by (task, key)."""
-
-    def __init__(self, **values: Any) -> None:
-        self.values: dict[str, Any] = dict(values)
-        self.upstream: dict[tuple[str, str], Any] = {}
-        self.writes: list[tuple[str, Any]] = []
-
-    async def get(self, key: str, task_id: str | None = None, map_index: int | None = None) -> Any:
-        return self.upstream.get((task_id, key)) if task_id else self.values.get(key)
-
-    async def put(self, item: tuple[str, Any]) -> None:
-        self.writes.append(item)
-        self.values[item[0]] = item[1]
-
-    async def load(self) -> Record:
-        return Record.of({key: self.values.get(key) for key in KEYS})
-
-
 @pytest.fixture(autouse=True)
 def connection(monkeypatch):
     set_connection(monkeypatch, CONN, RPC, password=SECRET)
 
 
-def trigger(record: FakeRecord, clock: FakeClock, logger: RecordingLogger, try_number: int = 1, **kwargs: Any):
+def trigger(record: FakeTriggerRecord, clock: FakeClock, logger: RecordingLogger, try_number: int = 1, **kwargs: Any):
     made = AgentVaultStageTrigger(conn_id=CONN, **{"text": "hi", "timing": TIMING, **kwargs})
     made.task_instance = SimpleNamespace(dag_id="wf", run_id="r", task_id="s", map_index=-1, try_number=try_number)
     made._clock, made._sleep, made._log, made._record = clock.time, clock.asleep, logger, record
@@ -158,7 +139,7 @@ def script(respx_mock, replies: dict[str, list[dict[str, Any]]]) -> Script:
 async def test_a_stage_starts_follows_and_ends_in_the_triggerer(respx_mock):
     played = script(respx_mock, {"tasks/send": [rpc_result({"id": "t-1"})], "tasks/get": [WORKING, COMPLETED],
                                  "tasks/sendSubscribe": [FULL_STREAM]})
-    record, logger = FakeRecord(), RecordingLogger()
+    record, logger = FakeTriggerRecord(), RecordingLogger()
     [event] = await events(trigger(record, FakeClock(), logger))
     assert type(event).__name__ == "TaskSuccessEvent" and not event.xcoms  # the result went through the backend
     result = record.values["return_value"]
@@ -178,7 +159,7 @@ async def test_a_moved_trigger_reconnects_and_keeps_its_deadline(respx_mock):
     played = script(respx_mock, {"tasks/get": [WORKING, WORKING, COMPLETED], "tasks/sendSubscribe": [FULL_STREAM]})
     clock = FakeClock()
     began = {"try": 1, "at": clock.now - 50, "follow_at": clock.now - 50}
-    record = FakeRecord(**{TASK_ID_KEY: "t-1", SEEN_KEY: "t-1", STARTED_KEY: began})
+    record = FakeTriggerRecord(**{TASK_ID_KEY: "t-1", SEEN_KEY: "t-1", STARTED_KEY: began})
     [event] = await events(trigger(record, clock, RecordingLogger()))
     assert type(event).__name__ == "TaskSuccessEvent"
     assert "tasks/send" not in played.methods
@@ -189,7 +170,7 @@ async def test_a_new_try_replaces_a_failed_remote_task(respx_mock):
     failed = rpc_result(task_json("t-1", "FAILED"))
     played = script(respx_mock, {"tasks/get": [failed, WORKING, COMPLETED], "tasks/send": [rpc_result({"id": "t-2"})],
                                  "tasks/sendSubscribe": [FULL_STREAM]})
-    record = FakeRecord(**{TASK_ID_KEY: "t-1", SEEN_KEY: "t-1", STARTED_KEY: {"try": 1, "at": 0.0}})
+    record = FakeTriggerRecord(**{TASK_ID_KEY: "t-1", SEEN_KEY: "t-1", STARTED_KEY: {"try": 1, "at": 0.0}})
     [event] = await events(trigger(record, FakeClock(), RecordingLogger(), try_number=2))
     assert played.methods.count("tasks/send") == 1 and record.values[TASK_ID_KEY] == "t-2"
     assert record.values[STARTED_KEY]["try"] == 2
@@ -198,14 +179,14 @@ async def test_a_new_try_replaces_a_failed_remote_task(respx_mock):
 async def test_a_failed_remote_task_resumes_on_a_worker_for_its_typed_error(respx_mock):
     failed = rpc_result(task_json("t-1", "FAILED", agent_text="no sources"))
     script(respx_mock, {"tasks/send": [rpc_result({"id": "t-1"})], "tasks/get": [failed]})
-    [event] = await events(trigger(FakeRecord(), FakeClock(), RecordingLogger()))
+    [event] = await events(trigger(FakeTriggerRecord(), FakeClock(), RecordingLogger()))
     assert type(event).__name__ == "TriggerEvent"
     assert event.payload["status"] == "done" and event.payload["task"]["state"] == "FAILED"
 
 
 async def test_a_send_of_this_try_cut_off_by_a_move_is_ambiguous_not_resent(respx_mock):
     played = script(respx_mock, {"tasks/send": [rpc_result({"id": "t-9"})]})
-    record = FakeRecord(**{PENDING_KEY: 1})
+    record = FakeTriggerRecord(**{PENDING_KEY: 1})
     [event] = await events(trigger(record, FakeClock(), RecordingLogger()))
     assert event.payload["status"] == "error" and event.payload["error_type"] == "AmbiguousSendError"
     assert played.methods == []
@@ -213,14 +194,14 @@ async def test_a_send_of_this_try_cut_off_by_a_move_is_ambiguous_not_resent(resp
 
 async def test_with_resend_if_unsure_a_cut_off_send_is_sent_again(respx_mock):
     played = script(respx_mock, {"tasks/send": [rpc_result({"id": "t-1"})], "tasks/get": [COMPLETED]})
-    [event] = await events(trigger(FakeRecord(**{PENDING_KEY: 1}), FakeClock(), RecordingLogger(),
+    [event] = await events(trigger(FakeTriggerRecord(**{PENDING_KEY: 1}), FakeClock(), RecordingLogger(),
                                    resend_if_unsure=True))
     assert type(event).__name__ == "TaskSuccessEvent" and played.methods.count("tasks/send") == 1
 
 
 async def test_an_upstream_output_is_read_from_its_xcom(respx_mock):
     script(respx_mock, {"tasks/send": [rpc_result({"id": "t-1"})], "tasks/get": [COMPLETED]})
-    record = FakeRecord()
+    record = FakeTriggerRecord()
     record.upstream[("up", "return_value")] = {"text": "from upstream"}
     await events(trigger(record, FakeClock(), RecordingLogger(),
                          data={"previous": {XCOM_INPUT: {"task_id": "up", "key": "return_value"}}}))
@@ -229,21 +210,21 @@ async def test_an_upstream_output_is_read_from_its_xcom(respx_mock):
 
 
 async def test_an_input_only_a_worker_can_judge_falls_back(respx_mock):
-    [event] = await events(trigger(FakeRecord(), FakeClock(), RecordingLogger(), text=None, data=None))
+    [event] = await events(trigger(FakeTriggerRecord(), FakeClock(), RecordingLogger(), text=None, data=None))
     assert event.payload["status"] == STATUS_FALLBACK and "empty" in event.payload["reason"]
     assert respx_mock.calls.call_count == 0
 
 
 async def test_a_result_above_the_limit_is_stored_by_the_worker(respx_mock):
     script(respx_mock, {"tasks/send": [rpc_result({"id": "t-1"})], "tasks/get": [COMPLETED]})
-    [event] = await events(trigger(FakeRecord(), FakeClock(), RecordingLogger(), max_result_bytes=10,
+    [event] = await events(trigger(FakeTriggerRecord(), FakeClock(), RecordingLogger(), max_result_bytes=10,
                                    result_storage="file:///tmp/results"))
     assert event.payload["status"] == "done"
 
 
 async def test_on_kill_cancels_the_task_the_record_names(respx_mock):
     played = script(respx_mock, {"tasks/cancel": [rpc_result({"success": True, "message": None})]})
-    made = trigger(FakeRecord(**{TASK_ID_KEY: "t-1"}), FakeClock(), RecordingLogger())
+    made = trigger(FakeTriggerRecord(**{TASK_ID_KEY: "t-1"}), FakeClock(), RecordingLogger())
     await asyncio.wait_for(made.on_kill(), 10)
     assert played.methods == ["tasks/cancel"]
     await asyncio.wait_for(made.cleanup(), 10)
