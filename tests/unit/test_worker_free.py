@@ -240,3 +240,17 @@ def test_the_stage_resumes_a_fallback_by_running_itself():
     op.resume_from_triggerer({}, {"status": "done"})
     assert ran == ["execute", "complete"]
 
+
+
+@needs_33
+def test_a_stage_in_a_mapped_task_group_defers_as_before():
+    from airflow.sdk import task_group
+
+    with dag() as built:
+        @task_group(group_id="per_topic")
+        def per_topic(topic: str):
+            stage(task_id="inner", data={"topic": "x"})
+
+        per_topic.expand(topic=["a", "b"])
+    inner = built.get_task("per_topic.inner")
+    assert not inner.start_from_trigger and "mapped task group" in inner.worker_free_reason
