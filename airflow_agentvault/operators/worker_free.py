@@ -64,6 +64,8 @@ def _task_reason(op: Any) -> str | None:
         return "it has outlets (asset events are emitted only by a worker)"
     if op.on_success_callback or op.on_execute_callback:
         return "it has an on_success or on_execute callback (Airflow runs neither for a task the triggerer ends)"
+    if not op.do_xcom_push or getattr(op, "multiple_outputs", False):
+        return "do_xcom_push=False or multiple_outputs shapes the result's XCom, which a worker pushes"
     if op.pool != DEFAULT_POOL or op.max_active_tis_per_dag or op.max_active_tis_per_dagrun:
         return "it has a pool or a concurrency limit (the triggerer's start bypasses both)"
     return None

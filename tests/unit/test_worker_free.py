@@ -77,6 +77,7 @@ def test_an_unmapped_upstream_output_becomes_a_placeholder_and_stays_a_dependenc
 @pytest.mark.parametrize("why, build", [
     ("deferrable=False", lambda: stage(deferrable=False)),
     ("pool", lambda: stage(pool="agents")),
+    ("do_xcom_push", lambda: stage(do_xcom_push=False)),
     ("concurrency", lambda: stage(max_active_tis_per_dagrun=2)),
     ("outlets", lambda: stage(outlets=[__import__("airflow.sdk", fromlist=["Asset"]).Asset("x")])),
     ("on_success", lambda: stage(on_success_callback=lambda context: None)),
