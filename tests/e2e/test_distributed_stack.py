@@ -180,7 +180,8 @@ def test_a_triggerer_dying_hands_the_deferred_stream_to_the_other(stack, agent, 
             stack.task_states(dag_id, run_id)
     finally:
         stack.start_component(holder)
-    assert len(agent.agent.store) == before + 1
+    assert len(agent.agent.store) == before + 1, (stack.task_tries(dag_id, run_id, "stage"),
+                                                  stack.task_log(dag_id, run_id, "stage")[-12000:])
     result = exact(stack, agent, dag_id, run_id)
     assert result["metadata"]["delivered_by"] in ("stream", "resubscribe", "polling", "already-finished")
     assert len(stack.task_tries(dag_id, run_id, "stage")) == 1  # a trigger moving is no retry
