@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,6 +46,9 @@ STATUS_FALLBACK = "fallback"
 #: When this try's stage began and its follow step began: a moved trigger keeps its deadlines.
 STARTED_KEY = "agentvault_started"
 
+#: Which run of this try may send; read back after CLAIM_SETTLE seconds, the last writer wins.
+CLAIM_KEY = "agentvault_send_claim"
+CLAIM_SETTLE = 0.5
 RETURN_KEY = "return_value"
 WORKER_FREE_LINE = "Worker-free: this stage started in the triggerer (try %s); it holds no worker slot"
 
@@ -145,7 +149,7 @@ class AgentVaultStageTrigger(BaseTrigger):
         began = await self._began(ti, record)
         hook = AgentVaultHook(self.conn_id)
         async with await hook.aget_client() as client:
-            program = starting(client.agent, message, await record.load(), record.put, self.log,
+            program = starting(client.agent, message, await self._claim(ti, record, timing), record.put, self.log,
                                context_id=conversation_id({"ti": ti}, ti.task_id), attempt=ti.try_number,
                                resend_if_unsure=self.resend_if_unsure)
             self.agent_task_id = await client.run(program, sleep=self._sleep)
@@ -180,6 +184,34 @@ class AgentVaultStageTrigger(BaseTrigger):
         await record.put((AgentCardLink().xcom_key, hook.agent_card_url))
         await record.put((RETURN_KEY, result))
         return TaskSuccessEvent()
+
+    async def _claim(self, ti: Any, record: XComRecord, timing: Timing) -> Record:
+        """
+        The record to start from, once this run may send: another run of this try may be sending right now.
+
+        Airflow may run one trigger on two triggerers for a moment (one missed its heartbeats and another
+        took the trigger over). Each run writes a claim and reads it back after :data:`CLAIM_SETTLE`: the
+        last writer sends, the others wait (bounded) for the task id it records and reconnect to it.
+        """
+        now = await record.load()
+        if now.task_id or now.pending is not None and now.pending != ti.try_number:
+            return now  # an id to reconnect to, or an earlier try's send (starting() handles both)
+        if now.pending is None:
+            token = uuid.uuid4().hex
+            await record.put((CLAIM_KEY, {"try": ti.try_number, "by": token}))
+            await self._sleep(CLAIM_SETTLE)
+            claim = await record.get(CLAIM_KEY)
+            if isinstance(claim, dict) and claim.get("by") == token:
+                return await record.load()
+        self.log.info("Another run of this try is sending the message (a trigger moved or ran twice): waiting "
+                      "for the task it starts")
+        give_up = self._clock() + timing.read_timeout + CLAIM_SETTLE
+        while self._clock() < give_up:
+            await self._sleep(CLAIM_SETTLE)
+            now = await record.load()
+            if now.task_id:
+                return now
+        return now  # no id: starting() treats it as a send of unknown outcome
 
     async def _began(self, ti: Any, record: XComRecord) -> dict[str, Any]:
         """When this try's stage began: recorded once, so a moved trigger keeps the same deadline."""

@@ -16,7 +16,7 @@ from airflow_agentvault.compat import WORKER_FREE_STAGES
 from airflow_agentvault.operators.remote_task import PENDING_KEY, SEEN_KEY, TASK_ID_KEY
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
 from airflow_agentvault.operators.worker_free import RESUME, TRIGGER, XCOM_INPUT
-from airflow_agentvault.triggers.stage import STARTED_KEY, STATUS_FALLBACK, AgentVaultStageTrigger
+from airflow_agentvault.triggers.stage import CLAIM_KEY, STARTED_KEY, STATUS_FALLBACK, AgentVaultStageTrigger
 
 from fakes import FakeTriggerRecord, rpc_result, set_connection, task_json
 from scenarios import COMPLETED, FULL_STREAM, RPC, WORKING, FakeClock, RecordingLogger, Script
@@ -255,3 +255,34 @@ def test_a_stage_in_a_mapped_task_group_defers_as_before():
         per_topic.expand(topic=["a", "b"])
     inner = built.get_task("per_topic.inner")
     assert not inner.start_from_trigger and "mapped task group" in inner.worker_free_reason
+
+
+class RacingRecord(FakeTriggerRecord):
+    """Another run of this try (a second triggerer) claims the send right after this one, then records its task."""
+
+    async def put(self, item: tuple[str, Any]) -> None:
+        await super().put(item)
+        if item[0] == CLAIM_KEY:
+            self.values[CLAIM_KEY] = {"try": 1, "by": "the other run"}
+
+    async def load(self) -> Any:
+        if CLAIM_KEY in self.values:  # the other run's send answered by now
+            self.values.setdefault(TASK_ID_KEY, "t-1")
+        return await super().load()
+
+
+async def test_of_two_runs_of_one_try_only_the_last_claim_sends(respx_mock):
+    played = script(respx_mock, {"tasks/get": [WORKING, COMPLETED], "tasks/sendSubscribe": [FULL_STREAM]})
+    record, logger = RacingRecord(), RecordingLogger()
+    [event] = await events(trigger(record, FakeClock(), logger))
+    assert type(event).__name__ == "TaskSuccessEvent" and record.values["return_value"]["task_id"] == "t-1"
+    assert "tasks/send" not in played.methods
+    assert "Another run of this try is sending" in logger.text()
+
+
+async def test_a_claim_read_back_unchanged_sends(respx_mock):
+    played = script(respx_mock, {"tasks/send": [rpc_result({"id": "t-1"})], "tasks/get": [COMPLETED]})
+    record = FakeTriggerRecord()
+    await events(trigger(record, FakeClock(), RecordingLogger()))
+    assert played.methods.count("tasks/send") == 1
+    assert [key for key, _ in record.writes].index(CLAIM_KEY) < [key for key, _ in record.writes].index(PENDING_KEY)
