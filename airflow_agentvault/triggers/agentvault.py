@@ -72,12 +72,40 @@ def done_event(agent_task_id: str, outcome: FollowOutcome) -> dict[str, Any]:
     return event
 
 
-async def cancel_agent_task(conn_id: str, agent_task_id: str | None, logger: Any, *, cancel: bool = True) -> None:
-    """``on_kill``: cancel the remote task (if ``cancel``); a failure is logged, never raised."""
+async def still_deferred(ti: Any) -> bool:
+    """
+    Whether ``ti`` is still DEFERRED, read through the triggerer's comms (``GetTaskStates``).
+
+    The triggerer calls ``on_kill`` when a user moved the task out of DEFERRED (mark failed, clear), and
+    also when it lost the trigger to another triggerer because its own heartbeat lagged: then the task is
+    still deferred and the other triggerer follows the same remote task, which must not be canceled.
+    Unknown (no task instance, no answer): False, so the user's kill still cancels.
+    """
+    if ti is None or not hasattr(ti, "run_id"):
+        return False
+    try:
+        from airflow.sdk.execution_time.comms import GetTaskStates
+        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+        answer = await SUPERVISOR_COMMS.asend(GetTaskStates(dag_id=ti.dag_id, task_ids=[ti.task_id],
+                                                            run_ids=[ti.run_id], map_index=ti.map_index))
+        key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        return answer.task_states.get(ti.run_id, {}).get(key) == "deferred"
+    except Exception:  # noqa: BLE001 - no answer is no proof that the trigger moved
+        return False
+
+
+async def cancel_agent_task(conn_id: str, agent_task_id: str | None, logger: Any, *, cancel: bool = True,
+                            ti: Any = None) -> None:
+    """``on_kill``: cancel the remote task (if ``cancel``) unless the trigger only moved; never raises."""
     if not agent_task_id:
         return
     if not cancel:
         logger.info("Leaving agent task %s running (cancel_on_kill is off)", agent_task_id)
+        return
+    if await still_deferred(ti):
+        logger.info("Leaving agent task %s running: the task is still deferred, so this trigger moved to another "
+                    "triggerer, which follows it", agent_task_id)
         return
     try:
         async with await AgentVaultHook(conn_id, read_timeout=CANCEL_READ_TIMEOUT).aget_client() as client:
@@ -216,7 +244,8 @@ class AgentVaultStreamTrigger(_AgentTaskTrigger):
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: cancel the remote task too, if ``cancel_on_kill``."""
-        await cancel_agent_task(self.conn_id, self.agent_task_id, self.log, cancel=self.cancel_on_kill)
+        await cancel_agent_task(self.conn_id, self.agent_task_id, self.log, cancel=self.cancel_on_kill,
+                                ti=self.task_instance)
 
     async def cleanup(self) -> None:
         """Never cancels: cleanup also runs when the trigger moves to another triggerer or the triggerer stops."""

@@ -231,7 +231,7 @@ class AgentVaultStageTrigger(BaseTrigger):
         task_id = self.agent_task_id
         if task_id is None and self._record is not None:  # killed before this run learnt it: the record knows
             task_id = (await self._record.load()).task_id
-        await cancel_agent_task(self.conn_id, task_id, self.log, cancel=self.cancel_on_kill)
+        await cancel_agent_task(self.conn_id, task_id, self.log, cancel=self.cancel_on_kill, ti=self.task_instance)
 
     async def cleanup(self) -> None:
         """Never cancels: cleanup also runs when the trigger moves to another triggerer or the triggerer stops."""

@@ -286,3 +286,21 @@ async def test_a_claim_read_back_unchanged_sends(respx_mock):
     await events(trigger(record, FakeClock(), RecordingLogger()))
     assert played.methods.count("tasks/send") == 1
     assert [key for key, _ in record.writes].index(CLAIM_KEY) < [key for key, _ in record.writes].index(PENDING_KEY)
+
+
+@pytest.mark.parametrize("state, cancels", [("deferred", False), ("failed", True)])
+async def test_on_kill_leaves_the_task_to_the_triggerer_that_took_the_trigger_over(respx_mock, monkeypatch, state,
+                                                                                   cancels):
+    """A user's kill moved the task out of DEFERRED; a trigger taken over by another triggerer did not."""
+    from airflow.sdk.execution_time import task_runner
+
+    class Comms:
+        async def asend(self, msg):
+            return SimpleNamespace(task_states={"r": {"s": state}})
+
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", Comms(), raising=False)
+    played = script(respx_mock, {"tasks/cancel": [rpc_result({"success": True, "message": None})]})
+    logger = RecordingLogger()
+    await asyncio.wait_for(trigger(FakeTriggerRecord(**{TASK_ID_KEY: "t-1"}), FakeClock(), logger).on_kill(), 10)
+    assert played.methods == (["tasks/cancel"] if cancels else [])
+    assert cancels or "still deferred" in logger.text()
