@@ -16,6 +16,9 @@ the connection form from the provider info (labels,     3.3      Airflow's gener
 placeholders, extra fields)                                      extra as JSON): every field still works
 an agent's question waits for a person in               3.3      it waits in Airflow's HITL trigger: no worker
 ``awaiting_input``, holding no trigger                           slot, but a place in the triggerer
+worker-free compact stage (``worker_free``): it starts  3.3      the stage starts on a worker and defers as
+and ends in the triggerer (``start_from_trigger``)               before (3.2 and 3.1 do not start tasks in the
+                                                                 triggerer, nor render fields there)
 =====================================================  =======  =================================================
 
 Lowest supported: Airflow 3.1 (the task SDK, ``BaseHook.aget_connection`` for the triggers, and the
@@ -32,10 +35,12 @@ import airflow.exceptions
 import airflow.sdk
 import airflow.sdk.exceptions
 import airflow.sdk.log
+from airflow.triggers.base import StartTriggerArgs
 
 __all__ = [
     "AIRFLOW_VERSION", "AIRFLOW_V_3_3_PLUS", "AirflowFailException", "AirflowRescheduleException",
-    "ExceptionRetryPolicy", "ParamValidationError", "RetryAction", "RetryRule", "TaskDeferred", "aextra_dejson",
+    "ExceptionRetryPolicy", "ParamValidationError", "RetryAction", "RetryRule", "StartTriggerArgs", "TaskDeferred",
+    "WORKER_FREE_STAGES", "aextra_dejson",
     "amask_secret", "conf", "set_default_retry_policy", "wait_for_person",
 ]
 
@@ -47,6 +52,8 @@ def _version(text: str) -> tuple[int, int, int]:
 
 AIRFLOW_VERSION = _version(airflow.__version__)
 AIRFLOW_V_3_3_PLUS = AIRFLOW_VERSION >= (3, 3, 0)
+#: The scheduler starts a task in the triggerer, which renders its fields (re-enabled in 3.3).
+WORKER_FREE_STAGES = AIRFLOW_V_3_3_PLUS
 
 
 def _exception(name: str) -> Any:

@@ -94,24 +94,38 @@ def resolve_references(value: Any, base: str | None = None) -> Any:
     return value
 
 
-def deliver(task: Task, *, agent_url: str, metadata: dict[str, Any], status_message: str | None,
-            max_result_bytes: int, truncate: bool, storage: str, name: str, log: Any, asking: bool = False
-            ) -> dict[str, Any]:
+def fitted(task: Task, *, agent_url: str, metadata: dict[str, Any], status_message: str | None,
+           max_result_bytes: int, truncate: bool, storage: str, asking: bool = False
+           ) -> tuple[dict[str, Any], bool]:
     """
-    The final task -> the XCom result, or the typed error its state stands for.
+    The final task -> (the XCom result, False), or (the full result, True) when it must be stored first.
 
-    A result above ``max_result_bytes`` is truncated (``truncate``), stored under ``storage`` and passed
-    on by reference, or (no storage) refused with a clear error. A question for a person always travels
-    in XCom, its artifacts' contents dropped if need be: the step that asks reads the task afresh.
+    Raises the typed error the task's state stands for. A question for a person always travels in XCom,
+    its artifacts' contents dropped if need be: the step that asks reads the task afresh.
     """
     result = outcome_of(task, agent_url=agent_url, metadata=metadata, status_message=status_message,
                         max_result_bytes=sys.maxsize, asking=asking)
     if "question" in result:
-        return fit_result(result, max_result_bytes=max_result_bytes, truncate=True)
-    size = result_size(result)
-    if size <= max_result_bytes or truncate or not storage:
-        return fit_result(result, max_result_bytes=max_result_bytes, truncate=truncate)
+        return fit_result(result, max_result_bytes=max_result_bytes, truncate=True), False
+    if result_size(result) <= max_result_bytes or truncate or not storage:
+        return fit_result(result, max_result_bytes=max_result_bytes, truncate=truncate), False
+    return result, True
+
+
+def deliver(task: Task, *, agent_url: str, metadata: dict[str, Any], status_message: str | None,
+            max_result_bytes: int, truncate: bool, storage: str, name: str, log: Any, asking: bool = False
+            ) -> dict[str, Any]:
+    """
+    The final task -> the XCom result, or the typed error its state stands for (see :func:`fitted`).
+
+    A result above ``max_result_bytes`` is truncated (``truncate``), stored under ``storage`` and passed
+    on by reference, or (no storage) refused with a clear error.
+    """
+    result, too_big = fitted(task, agent_url=agent_url, metadata=metadata, status_message=status_message,
+                             max_result_bytes=max_result_bytes, truncate=truncate, storage=storage, asking=asking)
+    if not too_big:
+        return result
     reference = offload(result, storage, name=name)
     log.info("Result is %d bytes, above the XCom limit of %d: stored at %s, passed on by reference",
-             size, max_result_bytes, reference[REF_KEY])
+             result_size(result), max_result_bytes, reference[REF_KEY])
     return reference

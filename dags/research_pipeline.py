@@ -23,6 +23,12 @@ report and the chart are written under `$AIRFLOW_HOME/reports/<run id>/` (or `AG
 and announced as the asset `agentvault_research_report`. Timing knobs are DAG params (fast defaults).
 A topic with several readings (try "jaguar" or "mercury") makes the topic research agent ask which one
 you mean: answer under **Required Actions**, and the report says which reading was chosen.
+{worker_free}
+"""
+WORKER_FREE = """
+Each stage is **worker-free** (Airflow 3.3+): it starts and ends in the triggerer, and its log says so
+("Worker-free: this stage started in the triggerer"); a stage that must (a failure, a large result)
+resumes on a worker.
 """
 
 
@@ -37,9 +43,11 @@ def research_pipeline(dag_id: str, *, compact: bool) -> DAG:
             "topic": Param("solar power adoption", type="string", description="What to research."),
             **timing_params(),
         },
-        doc_md=DOC.format(form="compact" if compact else "split", stages=", ".join(s for s, _ in STAGES)),
+        doc_md=DOC.format(form="compact" if compact else "split", stages=", ".join(s for s, _ in STAGES),
+                          worker_free=WORKER_FREE if compact else ""),
     ) as dag:
-        results = research_stages(compact=compact, ask_person=True)
+        # the compact form is deferrable, and so worker-free where Airflow allows (agent_stage decides)
+        results = research_stages(compact=compact, ask_person=True, **({"deferrable": True} if compact else {}))
         publish_task(results["edit"], results["visualize"])
     return dag
 

@@ -69,9 +69,10 @@ class _MessageFromFunction(DecoratedOperator):
 
 
 class _AgentVaultDecoratedOperator(_MessageFromFunction, AgentVaultStageOperator):
-    """Runs the function for the message, then the stage."""
+    """Runs the function for the message, then the stage (on a worker: the function must run there)."""
 
     template_fields: Sequence[str] = (*DecoratedOperator.template_fields, "timing")
+    message_from_worker = True
 
     def execute(self, context: Any) -> Any:
         self.take_message(context)

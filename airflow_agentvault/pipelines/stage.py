@@ -73,6 +73,8 @@ def agent_stage(
     :param timing_overrides: knobs to fix for this stage only, e.g. ``{"poll_interval": 5}``.
     :param compact: one task instead of three (same steps, same code).
     :param deferrable: wait in the triggerer (either form); default ``[operators] default_deferrable``.
+        A deferrable compact stage is worker-free where Airflow allows (``worker_free``, Airflow 3.3+:
+        it starts and ends in the triggerer); pass ``worker_free=False`` to start it on a worker.
     :param ask_person: when the agent asks a question (INPUT_REQUIRED, AUTH_REQUIRED), a person answers it
         under Airflow's Required Actions and the task goes on, instead of the stage failing; each round is
         an ``ask_person_<n>`` task after the follow step that passes a final result straight on.
@@ -86,6 +88,8 @@ def agent_stage(
     if ask_person and max_rounds < 1:
         raise ValueError(f"max_rounds must be at least 1 when the stage asks a person, got {max_rounds}")
     timing = {**(timing if timing is not None else timing_from_params()), **(timing_overrides or {})}
+    if compact and "worker_free" not in options:
+        options["worker_free"] = None  # worker-free where it applies: the stage decides, quietly
     steps = StageOptions.sort(
         {"agentvault_conn_id": agentvault_conn_id, "text": text, "data": data, "message_metadata": message_metadata,
          "timing": timing, "deferrable": deferrable, **({"ask_person": True} if ask_person else {}), **options},

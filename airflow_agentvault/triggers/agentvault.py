@@ -34,7 +34,7 @@ from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfig
 from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.protocol import errors, models
 from airflow_agentvault.protocol.async_client import AsyncAgentClient, ssl_context
-from airflow_agentvault.protocol.follow import Follower
+from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.triggers.events import STATUS_DONE, STATUS_EXISTS, STATUS_NOT_FOUND, error_event
 
@@ -59,7 +59,60 @@ CANCEL_READ_TIMEOUT = 30.0
 log = logging.getLogger(__name__)
 
 #: What a trigger turns into an "error" event; anything else is a bug and fails the trigger loudly.
-_TRANSPORTED = (errors.AgentVaultError, ConnectionConfigError)
+TRANSPORTED = (errors.AgentVaultError, ConnectionConfigError)
+
+
+def done_event(agent_task_id: str, outcome: FollowOutcome) -> dict[str, Any]:
+    """A ``"done"`` event: the final task travels in it unless too big (events live in the database)."""
+    event = {"status": STATUS_DONE, "task_id": agent_task_id, "metadata": outcome.metadata(),
+             "status_message": outcome.status_message}
+    task = outcome.task.to_wire()
+    if len(json.dumps(task, separators=(",", ":"))) <= MAX_EVENT_TASK_BYTES:
+        event["task"] = task  # else the worker reads it with tasks/get
+    return event
+
+
+async def still_deferred(ti: Any) -> bool:
+    """
+    Whether ``ti`` is still DEFERRED, read through the triggerer's comms (``GetTaskStates``).
+
+    The triggerer calls ``on_kill`` when a user moved the task out of DEFERRED (mark failed, clear), and
+    also when it lost the trigger to another triggerer because its own heartbeat lagged: then the task is
+    still deferred and the other triggerer follows the same remote task, which must not be canceled.
+    Unknown (no task instance, no answer): False, so the user's kill still cancels.
+    """
+    if ti is None or not hasattr(ti, "run_id"):
+        return False
+    try:
+        from airflow.sdk.execution_time.comms import GetTaskStates
+        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+        answer = await SUPERVISOR_COMMS.asend(GetTaskStates(dag_id=ti.dag_id, task_ids=[ti.task_id],
+                                                            run_ids=[ti.run_id], map_index=ti.map_index))
+        key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        return answer.task_states.get(ti.run_id, {}).get(key) == "deferred"
+    except Exception:  # noqa: BLE001 - no answer is no proof that the trigger moved
+        return False
+
+
+async def cancel_agent_task(conn_id: str, agent_task_id: str | None, logger: Any, *, cancel: bool = True,
+                            ti: Any = None) -> None:
+    """``on_kill``: cancel the remote task (if ``cancel``) unless the trigger only moved; never raises."""
+    if not agent_task_id:
+        return
+    if not cancel:
+        logger.info("Leaving agent task %s running (cancel_on_kill is off)", agent_task_id)
+        return
+    if await still_deferred(ti):
+        logger.info("Leaving agent task %s running: the task is still deferred, so this trigger moved to another "
+                    "triggerer, which follows it", agent_task_id)
+        return
+    try:
+        async with await AgentVaultHook(conn_id, read_timeout=CANCEL_READ_TIMEOUT).aget_client() as client:
+            answer = await client.cancel(agent_task_id)
+        logger.info("Asked the agent to cancel task %s: success=%s", agent_task_id, answer.success)
+    except TRANSPORTED as exc:
+        logger.warning("Could not cancel agent task %s: %s", agent_task_id, exc)
 
 
 class _AgentTaskTrigger(BaseTrigger):
@@ -146,7 +199,7 @@ class AgentVaultTaskExistsTrigger(_AgentTaskTrigger):
                 else:
                     event = {"status": STATUS_EXISTS, "state": task.state.value, "attempts": wait.attempts,
                              "elapsed": round(self._clock() - started, 3)}
-        except _TRANSPORTED as exc:
+        except TRANSPORTED as exc:
             event = self._error(exc)
         yield TriggerEvent(event)
 
@@ -184,30 +237,15 @@ class AgentVaultStreamTrigger(_AgentTaskTrigger):
                 follower = self._follower(client)
                 outcome = await client.run(follower.follow(self.agent_task_id, deadline=self.deadline),
                                            sleep=self._sleep)
-            event = {
-                "status": STATUS_DONE,
-                "task_id": self.agent_task_id,
-                "metadata": outcome.metadata(),
-                "status_message": outcome.status_message,
-            }
-            task = outcome.task.to_wire()
-            if len(json.dumps(task, separators=(",", ":"))) <= MAX_EVENT_TASK_BYTES:
-                event["task"] = task  # else the worker reads it with tasks/get: events live in the database
-        except _TRANSPORTED as exc:
+            event = done_event(self.agent_task_id, outcome)
+        except TRANSPORTED as exc:
             event = self._error(exc)
         yield TriggerEvent(event)
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: cancel the remote task too, if ``cancel_on_kill``."""
-        if not self.cancel_on_kill:
-            self.log.info("Leaving agent task %s running (cancel_on_kill is off)", self.agent_task_id)
-            return
-        try:
-            async with await self._client(read_timeout=CANCEL_READ_TIMEOUT) as client:
-                answer = await client.cancel(self.agent_task_id)
-            self.log.info("Asked the agent to cancel task %s: success=%s", self.agent_task_id, answer.success)
-        except _TRANSPORTED as exc:
-            self.log.warning("Could not cancel agent task %s: %s", self.agent_task_id, exc)
+        await cancel_agent_task(self.conn_id, self.agent_task_id, self.log, cancel=self.cancel_on_kill,
+                                ti=self.task_instance)
 
     async def cleanup(self) -> None:
         """Never cancels: cleanup also runs when the trigger moves to another triggerer or the triggerer stops."""

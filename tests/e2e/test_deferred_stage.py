@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
-import requests
+from e2e.killing import mark_failed_until_canceled, wait_for_log
 
 from agentvault_stack.agent import AgentBehaviour, ReferenceAgentServer
 from agentvault_stack.testing import PROVIDER_MODULES, AirflowStack
@@ -143,22 +142,10 @@ def test_deferred_and_synchronous_runs_give_the_same_result(stack, agent):
 def test_marking_a_deferred_stream_failed_cancels_the_remote_task(stack, agent):
     agent.set_behaviour(AgentBehaviour(work_seconds=300))
     run_id = stack.trigger(DEFERRED, {"topic": "slow topic"})
-    deadline = time.monotonic() + 120
-    # on_kill reaches only a trigger the triggerer is running: wait until it is following the task
-    while "Subscribing to task" not in stack.task_log(DEFERRED, run_id, "stream"):
-        assert time.monotonic() < deadline, stack.task_states(DEFERRED, run_id)
-        time.sleep(0.5)  # polling interval of a bounded wait for the running trigger
+    wait_for_log(stack, DEFERRED, run_id, "stream", "Subscribing to task")
     assert stack.task_states(DEFERRED, run_id)["stream"] == "deferred"
     agent_task = stack.xcom(DEFERRED, run_id, "initiate")
-    stack.api("PATCH", f"dags/{DEFERRED}/dagRuns/{run_id}/taskInstances/stream", json_body={"new_state": "failed"})
-    deadline = time.monotonic() + 60
-    state = None
-    while state != "CANCELED":
-        assert time.monotonic() < deadline, f"remote task still {state}\n{stack.component_log('triggerer')[-3000:]}"
-        answer = requests.post(agent.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "tasks/get",
-                                                     "params": {"id": agent_task}}, timeout=5).json()
-        state = answer["result"]["state"]
-        time.sleep(0.5)  # polling interval of a bounded wait for the cancellation
+    state = mark_failed_until_canceled(stack, agent.rpc_url, DEFERRED, run_id, "stream", agent_task)
     assert state == "CANCELED"
 
 

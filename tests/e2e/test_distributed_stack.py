@@ -39,7 +39,7 @@ pytestmark = [
 DAGS = Path(__file__).resolve().parent / "dags"
 TOPICS = ["solar power adoption", "battery recycling"]
 SYNC, DEFERRED = "distributed_research", "distributed_research_deferred"
-FAULT, FAULT_DEFERRED = "fault_stage", "fault_stage_deferred"
+FAULT, FAULT_DEFERRED, FAULT_WORKER_FREE = "fault_stage", "fault_stage_deferred", "fault_stage_worker_free"
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def stack(local_outcomes, tmp_path_factory, research_agents, agent, dags):
     base = tmp_path_factory.mktemp("distributed-stack")
     with DistributedAirflowStack(home=base / "home", dags_folder=dags,
                                  extra_env=connections(research_agents, agent, base / "reports")) as running:
-        for dag_id in (SYNC, DEFERRED, FAULT, FAULT_DEFERRED):
+        for dag_id in (SYNC, DEFERRED, FAULT, FAULT_DEFERRED, FAULT_WORKER_FREE):
             running.wait_for_dag(dag_id, timeout=120)
         yield running
 
@@ -164,27 +164,35 @@ def test_a_worker_dying_mid_stream_is_retried_and_reconnects_to_the_same_remote_
     assert f"Reconnecting to task {result['task_id']}" in stack.task_log(FAULT, run_id, "stage", try_number=2)
 
 
-def test_a_triggerer_dying_hands_the_deferred_stream_to_the_other(stack, agent):
+@pytest.mark.parametrize("dag_id", [FAULT_DEFERRED, FAULT_WORKER_FREE], ids=["deferred", "worker-free"])
+def test_a_triggerer_dying_hands_the_deferred_stream_to_the_other(stack, agent, dag_id):
+    """Worker-free, the new triggerer runs the trigger again from its kwargs: its record (XComs of the task
+    instance) makes it reconnect to the remote task, and it still ends the task without a worker."""
     agent.set_behaviour(AgentBehaviour(work_seconds=20, tokens=10))
     before = len(agent.agent.store)
-    run_id = stack.trigger(FAULT_DEFERRED, {"topic": "triggerer loss"})
-    wait_until(lambda: streaming(stack, FAULT_DEFERRED, run_id), 120, "a streamed event", stack)
-    holder = wait_until(lambda: stack.triggerer_of(FAULT_DEFERRED, run_id, "stage"), 60, "the trigger's triggerer",
+    run_id = stack.trigger(dag_id, {"topic": "triggerer loss"})
+    wait_until(lambda: streaming(stack, dag_id, run_id), 120, "a streamed event", stack)
+    holder = wait_until(lambda: stack.triggerer_of(dag_id, run_id, "stage"), 60, "the trigger's triggerer",
                         stack)
     stack.kill_component(holder)
     try:
-        assert stack.wait_for_run(FAULT_DEFERRED, run_id, timeout=240) == "success", \
-            stack.task_states(FAULT_DEFERRED, run_id)
+        assert stack.wait_for_run(dag_id, run_id, timeout=240) == "success", \
+            stack.task_states(dag_id, run_id)
     finally:
         stack.start_component(holder)
-    assert len(agent.agent.store) == before + 1
-    result = exact(stack, agent, FAULT_DEFERRED, run_id)
+    assert len(agent.agent.store) == before + 1, (stack.task_tries(dag_id, run_id, "stage"),
+                                                  stack.task_log(dag_id, run_id, "stage")[-12000:])
+    result = exact(stack, agent, dag_id, run_id)
     assert result["metadata"]["delivered_by"] in ("stream", "resubscribe", "polling", "already-finished")
-    assert len(stack.task_tries(FAULT_DEFERRED, run_id, "stage")) == 1  # a trigger moving is no retry
+    assert len(stack.task_tries(dag_id, run_id, "stage")) == 1  # a trigger moving is no retry
     # each triggerer job writes its own trigger log: the dead one's and its successor's
-    trigger_logs = [p.name for p in stack.task_log_files(FAULT_DEFERRED, run_id, "stage") if ".trigger." in p.name]
+    files = [p.name for p in stack.task_log_files(dag_id, run_id, "stage")]
+    trigger_logs = [name for name in files if ".trigger." in name]
     assert len(trigger_logs) == 2, trigger_logs
-    reference = stack.xcom(FAULT_DEFERRED, run(stack, FAULT_DEFERRED, {"topic": "triggerer loss"}), "stage")
+    if dag_id == FAULT_WORKER_FREE:  # no task process ever ran: only the two triggerers wrote its log
+        assert files == trigger_logs and stack.task_instance_rows(dag_id, run_id, "stage")[0]["queued_dttm"] is None
+        assert f"Reconnecting to task {result['task_id']}" in stack.task_log(dag_id, run_id, "stage")
+    reference = stack.xcom(dag_id, run(stack, dag_id, {"topic": "triggerer loss"}), "stage")
     assert normalised(result) == normalised(reference)  # nothing lost, nothing twice
 
 

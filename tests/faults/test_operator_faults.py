@@ -10,6 +10,10 @@ Airflow level, for a representative subset of the fault classes (most rows come 
 * ``compact-deferred``: the same operator deferrable: its ``TaskDeferred`` trigger is run inside asyncio
   and the event goes to its ``execute_complete`` (or, if the task ended before the operator deferred, the
   operator's own result: the path is not asserted);
+* ``compact-worker-free`` (Airflow 3.3+, a subset of the cases): the operator's start arguments as the
+  scheduler would use them: its ``AgentVaultStageTrigger`` run inside asyncio over a record in the test's
+  task state store; a ``TaskSuccessEvent`` is the result (from the record's XCom), any other event goes
+  to the operator's ``resume_from_triggerer`` as on a worker;
 * ``split-sync``: ``AgentVaultInitiateOperator`` -> ``AgentVaultTaskExistsSensor`` -> ``AgentVaultStreamOperator``;
 * ``split-deferred``: initiate -> sensor -> ``AgentVaultStreamTrigger(...).run()`` consumed to its single
   event (bounded by ``asyncio.wait_for``) -> ``AgentVaultStreamOperator(...).execute_complete``.
@@ -30,11 +34,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from airflow_agentvault.compat import TaskDeferred
+from airflow_agentvault.compat import WORKER_FREE_STAGES, TaskDeferred
 from airflow_agentvault.operators.agentvault import AgentVaultInitiateOperator, AgentVaultStreamOperator
 from airflow_agentvault.operators.remote_task import TASK_ID_KEY, UNSURE_KEY
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
@@ -43,6 +48,7 @@ from airflow_agentvault.protocol.errors import AmbiguousSendError, TaskLostError
 from airflow_agentvault.protocol.result import agent_messages
 from airflow_agentvault.sensors.agentvault import AgentVaultTaskExistsSensor
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger
+from airflow_agentvault.triggers.stage import AgentVaultStageTrigger
 
 from faults.proxy import FaultProxy, Match, status
 from faults.reliability import AMBIGUOUS_SEND, CASES_BY_ID, RESULT, TASK_LOST, Methods
@@ -57,7 +63,7 @@ from faults.test_fault_suite import (  # noqa: F401  (reference, a2a: module-sco
     assert_within,
     reference,
 )
-from unit.fakes import FakeTaskStateStore, make_context
+from unit.fakes import FakeTaskStateStore, FakeTriggerRecord, make_context
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +80,8 @@ CONN_ID = "agentvault_faults"
 #: Seconds the 503 gateway asks the client to wait (``Retry-After``) on a read of the task.
 RETRY_AFTER = 1.0
 FORMS = ("compact-sync", "compact-deferred", "split-sync", "split-deferred")
+#: The cases the worker-free form runs too: a cut stream, a lost send, a forgetful restart, Retry-After.
+WORKER_FREE_CASES = ("cut-after-2-abrupt", "reset-after-send", "restart-forgets-tasks", "503-retry-after-get")
 
 
 # -- the cases -------------------------------------------------------------------------------------------
@@ -184,6 +192,27 @@ def compact_deferred(server: Server, run: StageRun) -> None:
         run.result = op.execute_complete(context, _run_trigger(deferral.trigger))
 
 
+def compact_worker_free(server: Server, run: StageRun) -> None:
+    op = _stage(server, worker_free=True)
+    assert op.start_from_trigger, op.worker_free_reason
+    trigger = AgentVaultStageTrigger(**op.start_trigger_args.trigger_kwargs)
+    context = _context(run.store)
+    ti = context["ti"]
+    trigger.task_instance = SimpleNamespace(dag_id=ti.dag_id, run_id=ti.run_id, task_id="stage", map_index=-1,
+                                            try_number=1)
+    trigger._record = record = FakeTriggerRecord(run.store)
+
+    async def collect() -> list[Any]:
+        return [event async for event in trigger.run()]
+
+    [event] = asyncio.run(asyncio.wait_for(collect(), TIMING["overall_timeout"] + MARGIN))
+    run.deferred = True
+    if type(event).__name__ == "TaskSuccessEvent":  # ended in the triggerer: the result is in XCom
+        run.result = record.values["return_value"]
+    else:  # resumed on a worker
+        run.result = op.resume_from_triggerer(context, event.payload)
+
+
 def _initiate_and_wait(server: Server, run: StageRun) -> str:
     task_id = AgentVaultInitiateOperator(task_id="initiate", agentvault_conn_id=CONN_ID, text=server.text
                                          ).execute(_context(run.store))
@@ -215,6 +244,7 @@ def split_deferred(server: Server, run: StageRun) -> None:
 RUNNERS: dict[str, Callable[[Server, StageRun], None]] = {
     "compact-sync": compact_sync,
     "compact-deferred": compact_deferred,
+    "compact-worker-free": compact_worker_free,
     "split-sync": split_sync,
     "split-deferred": split_deferred,
 }
@@ -293,11 +323,13 @@ def check(server: Server, case: OpCase, form: str, monkeypatch: pytest.MonkeyPat
 
 
 def _params() -> list[Any]:
+    forms = {case.id: FORMS + (("compact-worker-free",) if WORKER_FREE_STAGES and case.id in WORKER_FREE_CASES
+                                else ()) for case in CASES}
     return [
         pytest.param(server, form, case, id=f"{server}-{form}-{case.id}")
         for case in CASES
         for server in ("reference", "a2a")
-        for form in FORMS
+        for form in forms[case.id]
     ]
 
 
@@ -315,3 +347,4 @@ def test_cases_cover_the_brief() -> None:
     assert {"cut-after-2-abrupt", "damaged-json", "unknown-event-named", "wrong-content-type",
             "503-retry-after-get", "restart-forgets-tasks", "reset-after-send"} <= set(ids)
     assert {case.outcome for case in CASES} == {RESULT, AMBIGUOUS_SEND, TASK_LOST}
+    assert set(WORKER_FREE_CASES) <= set(ids)

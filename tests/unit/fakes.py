@@ -22,6 +22,35 @@ class FakeTaskStateStore:
         self.data[key] = value
 
 
+class FakeTriggerRecord:
+    """The worker-free trigger's record (XComs of its task instance), in a FakeTaskStateStore's dict.
+
+    Upstream tasks' XComs are in ``upstream`` by (task id, key); ``writes`` lists every write in order.
+    """
+
+    def __init__(self, store: FakeTaskStateStore | None = None, **values: Any) -> None:
+        self.store = store if store is not None else FakeTaskStateStore()
+        self.store.data.update(values)
+        self.upstream: dict[tuple[str, str], Any] = {}
+        self.writes: list[tuple[str, Any]] = []
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self.store.data
+
+    async def get(self, key: str, task_id: str | None = None, map_index: int | None = None) -> Any:
+        return self.upstream.get((task_id, key)) if task_id else self.store.data.get(key)
+
+    async def put(self, item: tuple[str, Any]) -> None:
+        self.writes.append(item)
+        self.store.data[item[0]] = item[1]
+
+    async def load(self) -> Any:
+        from airflow_agentvault.operators.remote_task import KEYS, Record
+
+        return Record.of({key: self.store.data.get(key) for key in KEYS})
+
+
 def make_context(store: FakeTaskStateStore | None = None, try_number: int = 1) -> dict[str, Any]:
     ti = mock.MagicMock()
     ti.try_number = try_number

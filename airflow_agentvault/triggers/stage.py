@@ -1,0 +1,238 @@
+"""
+A whole compact stage in the triggerer: the worker-free form (Airflow 3.3+, ``start_from_trigger``).
+
+The scheduler starts the task here, never on a worker: the trigger resolves its inputs, starts the remote
+task or reconnects to an earlier try's (the same routine as the worker, :func:`remote_task.starting`,
+over this task instance's XComs instead of the task state store, which the triggerer cannot reach),
+waits until it is visible, follows it, writes the result to XCom and ends the Airflow task with
+``TaskSuccessEvent``. Everything else resumes the task on a worker with the event the stream trigger would send
+(``execute_complete``: the typed error, the retry policy, offloading a large result) or, for what only a
+worker can do (an input it must check or load, see :func:`needs_worker`), ``{"status": "fallback"}``:
+the worker then runs the stage as before, and its record still finds the remote task.
+
+Durable: every decision is recorded in XComs of the task instance before the next step (a send under way,
+the remote id, that it was seen, when the stage began), and those survive new tries that start in the
+triggerer. A trigger moved to another triggerer runs again from its kwargs and continues from the record:
+it reconnects through ``tasks/get``, never sends twice, keeps its deadline. No credential is in the
+kwargs: only the connection id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
+
+from airflow_agentvault import result_storage
+from airflow_agentvault.hooks.agentvault import AgentVaultHook
+from airflow_agentvault.links import AgentCardLink
+from airflow_agentvault.operators.common import build_message
+from airflow_agentvault.operators.remote_task import KEYS, SEEN_KEY, Record, conversation_id, starting
+from airflow_agentvault.operators.stage_timing import StageTiming
+from airflow_agentvault.operators.worker_free import XCOM_INPUT
+from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.follow import Follower
+from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES
+from airflow_agentvault.protocol.timing import Timing
+from airflow_agentvault.triggers.agentvault import TRANSPORTED, cancel_agent_task, done_event
+from airflow_agentvault.triggers.events import error_event
+
+#: The worker resumes with this status to run the stage itself (see :func:`needs_worker`).
+STATUS_FALLBACK = "fallback"
+#: When this try's stage began and its follow step began: a moved trigger keeps its deadlines.
+STARTED_KEY = "agentvault_started"
+
+#: Which run of this try may send; read back after CLAIM_SETTLE seconds, the last writer wins.
+CLAIM_KEY = "agentvault_send_claim"
+CLAIM_SETTLE = 0.5
+RETURN_KEY = "return_value"
+WORKER_FREE_LINE = "Worker-free: this stage started in the triggerer (try %s); it holds no worker slot"
+
+
+class XComRecord:
+    """The trigger's record: XComs of its own task instance (``GetXCom``/``SetXCom``, which the triggerer serves)."""
+
+    def __init__(self, ti: Any) -> None:
+        self.where = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
+
+    @staticmethod
+    def _xcom() -> Any:
+        from airflow.sdk.execution_time.xcom import XCom  # the configured backend
+
+        return XCom
+
+    async def get(self, key: str, **where: Any) -> Any:
+        return await self._xcom().aget_one(key=key, **{**self.where, **where})
+
+    async def put(self, item: tuple[str, Any]) -> None:
+        key, value = item
+        await self._xcom().aset(key, value, **self.where)
+
+    async def load(self) -> Record:
+        return Record.of({key: await self.get(key) for key in KEYS})
+
+
+async def resolve_inputs(value: Any, record: XComRecord) -> Any:
+    """Swap the upstream-XCom placeholders in ``value`` for the upstream tasks' values (unmapped: -1)."""
+    if isinstance(value, dict) and set(value) == {XCOM_INPUT}:
+        ref = value[XCOM_INPUT]
+        return await record.get(ref["key"], task_id=ref["task_id"], map_index=-1)
+    if isinstance(value, dict):
+        return {key: await resolve_inputs(item, record) for key, item in value.items()}
+    if isinstance(value, list):
+        return [await resolve_inputs(item, record) for item in value]
+    return value
+
+
+class AgentVaultStageTrigger(BaseTrigger):
+    """
+    Start (or reconnect), wait until visible, follow, and end the task: a compact stage, worker-free.
+
+    ``text``, ``data``, ``message_metadata`` and ``timing`` are the operator's template fields, rendered
+    here by Airflow before :meth:`run`; the other keywords are the operator's options, as constants.
+
+    Events: ``TaskSuccessEvent()``, the result already in XCom ``return_value``; else, for the worker,
+    ``{"status": "done", ...}`` (an outcome that is not a result here), ``{"status": "error", ...}``
+    or ``{"status": "fallback", "reason"}``.
+    """
+
+    def __init__(self, conn_id: str, text: str | None = None, data: Any = None, message_metadata: Any = None,
+                 timing: Any = None, cancel_on_kill: bool = True, resend_if_unsure: bool = False,
+                 max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES, truncate_result: bool = False,
+                 result_storage: str = "", ask_person: bool = False) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.text, self.data, self.message_metadata, self.timing = text, data, message_metadata, timing
+        self.cancel_on_kill = bool(cancel_on_kill)
+        self.resend_if_unsure = bool(resend_if_unsure)
+        self.max_result_bytes = int(max_result_bytes)
+        self.truncate_result = bool(truncate_result)
+        self.result_storage = result_storage or ""
+        self.ask_person = bool(ask_person)
+        self.agent_task_id: str | None = None  # for on_kill, once known
+        # Not serialized: tests replace them.
+        self._clock = time.time
+        self._sleep = asyncio.sleep
+        self._record: Any = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """The operator's options and (unrendered) template fields; the connection id, never a credential."""
+        return f"{type(self).__module__}.{type(self).__qualname__}", {
+            "conn_id": self.conn_id, "text": self.text, "data": self.data, "message_metadata": self.message_metadata,
+            "timing": self.timing, "cancel_on_kill": self.cancel_on_kill, "resend_if_unsure": self.resend_if_unsure,
+            "max_result_bytes": self.max_result_bytes, "truncate_result": self.truncate_result,
+            "result_storage": self.result_storage, "ask_person": self.ask_person}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ti = self.task_instance
+        self.log.info(WORKER_FREE_LINE, getattr(ti, "try_number", "?"))
+        record = self._record = self._record or XComRecord(ti)
+        try:
+            data = await resolve_inputs(self.data, record)
+            data = await asyncio.to_thread(result_storage.resolve_references, data)  # object storage blocks
+            message = build_message(self.text, data, self.message_metadata)
+            timing = Timing.parse(dict(self.timing) if self.timing is not None else None)
+        except (ValueError, OSError) as exc:  # the worker fails it (or loads it) with the usual message
+            yield self._fallback(f"its input needs the worker ({type(exc).__name__}: {exc})")
+            return
+        try:
+            yield await self._stage(ti, record, message, timing)
+        except TRANSPORTED as exc:
+            self.log.warning("Stopped the stage (task %s): %s", self.agent_task_id, exc)
+            yield TriggerEvent(error_event(exc, task_id=self.agent_task_id))
+
+    async def _stage(self, ti: Any, record: XComRecord, message: Any, timing: Timing) -> TriggerEvent:
+        began = await self._began(ti, record)
+        hook = AgentVaultHook(self.conn_id)
+        async with await hook.aget_client() as client:
+            program = starting(client.agent, message, await self._claim(ti, record, timing), record.put, self.log,
+                               context_id=conversation_id({"ti": ti}, ti.task_id), attempt=ti.try_number,
+                               resend_if_unsure=self.resend_if_unsure)
+            self.agent_task_id = await client.run(program, sleep=self._sleep)
+            follower = Follower(client.agent, timing, logger=self.log, clock=self._clock)
+            wait = follower.visibility_wait(self.agent_task_id, started=began["at"],
+                                            deadline=timing.deadline_after(began["at"]))
+            visible = await client.run(follower.wait_until_visible(wait), sleep=self._sleep)
+            await record.put((SEEN_KEY, self.agent_task_id))
+            follow_at = began.get("follow_at") or self._clock()
+            if "follow_at" not in began:
+                await record.put((STARTED_KEY, {**began, "follow_at": follow_at}))
+            run_timing = StageTiming.begin(timing, started_at=follow_at)
+            outcome = await client.run(follower.follow(self.agent_task_id, deadline=run_timing.deadline, seen=visible),
+                                       sleep=self._sleep)
+            agent_url = errors.redact_url(client.rpc_url)
+        try:
+            result, too_big = result_storage.fitted(
+                outcome.task, agent_url=agent_url, metadata=outcome.metadata(), status_message=outcome.status_message,
+                max_result_bytes=self.max_result_bytes, truncate=self.truncate_result, storage=self.result_storage,
+                asking=self.ask_person)
+        except errors.AgentVaultError as exc:  # FAILED, CANCELED, a question, too large: judged on the worker
+            self.log.info("Task %s ended %s (%s): the worker takes it from here", self.agent_task_id,
+                          outcome.task.state.value, type(exc).__name__)
+            return TriggerEvent(done_event(self.agent_task_id, outcome))
+        if too_big:
+            self.log.info("Task %s's result is above the XCom limit: the worker stores it", self.agent_task_id)
+            return TriggerEvent(done_event(self.agent_task_id, outcome))
+        self.log.info("Worker-free: task %s ended %s; the result goes to XCom from the triggerer", self.agent_task_id,
+                      outcome.task.state.value)
+        # Written through the XCom backend here, not as the event's ``xcoms``: Airflow 3.3.2 stores those as
+        # a JSON string (a task reading it gets a str) and bypasses a custom backend.
+        await record.put((AgentCardLink().xcom_key, hook.agent_card_url))
+        await record.put((RETURN_KEY, result))
+        return TaskSuccessEvent()
+
+    async def _claim(self, ti: Any, record: XComRecord, timing: Timing) -> Record:
+        """
+        The record to start from, once this run may send: another run of this try may be sending right now.
+
+        Airflow may run one trigger on two triggerers for a moment (one missed its heartbeats and another
+        took the trigger over). Each run writes a claim and reads it back after :data:`CLAIM_SETTLE`: the
+        last writer sends, the others wait (bounded) for the task id it records and reconnect to it.
+        """
+        now = await record.load()
+        if now.task_id or now.pending is not None and now.pending != ti.try_number:
+            return now  # an id to reconnect to, or an earlier try's send (starting() handles both)
+        if now.pending is None:
+            token = uuid.uuid4().hex
+            await record.put((CLAIM_KEY, {"try": ti.try_number, "by": token}))
+            await self._sleep(CLAIM_SETTLE)
+            claim = await record.get(CLAIM_KEY)
+            if isinstance(claim, dict) and claim.get("by") == token:
+                return await record.load()
+        self.log.info("Another run of this try is sending the message (a trigger moved or ran twice): waiting "
+                      "for the task it starts")
+        give_up = self._clock() + timing.read_timeout + CLAIM_SETTLE
+        while self._clock() < give_up:
+            await self._sleep(CLAIM_SETTLE)
+            now = await record.load()
+            if now.task_id:
+                return now
+        return now  # no id: starting() treats it as a send of unknown outcome
+
+    async def _began(self, ti: Any, record: XComRecord) -> dict[str, Any]:
+        """When this try's stage began: recorded once, so a moved trigger keeps the same deadline."""
+        began = await record.get(STARTED_KEY)
+        if isinstance(began, dict) and began.get("try") == ti.try_number and isinstance(began.get("at"), int | float):
+            return began
+        began = {"try": ti.try_number, "at": self._clock()}
+        await record.put((STARTED_KEY, began))
+        return began
+
+    def _fallback(self, reason: str) -> TriggerEvent:
+        self.log.info("The stage resumes on a worker: %s", reason)
+        return TriggerEvent({"status": STATUS_FALLBACK, "reason": reason})
+
+    async def on_kill(self) -> None:
+        """A user marked the task failed (or cleared it): cancel the remote task too, if ``cancel_on_kill``."""
+        task_id = self.agent_task_id
+        if task_id is None and self._record is not None:  # killed before this run learnt it: the record knows
+            task_id = (await self._record.load()).task_id
+        await cancel_agent_task(self.conn_id, task_id, self.log, cancel=self.cancel_on_kill, ti=self.task_instance)
+
+    async def cleanup(self) -> None:
+        """Never cancels: cleanup also runs when the trigger moves to another triggerer or the triggerer stops."""
+        await super().cleanup()
