@@ -108,6 +108,14 @@ def _corpus(folder: str | None) -> Any:
         raise DemoError(f"--corpus {folder}: {exc}") from None
 
 
+#: What the console says of the form the run uses (``--split`` or not).
+FORMS = {
+    False: "Each stage is one worker-free task: it starts and ends in the triggerer, so no worker slot is held "
+           "while an agent thinks (its log says so).",
+    True: "Each stage is three tasks on workers: send, wait until visible, stream (the split form).",
+}
+
+
 def run_demo(args: argparse.Namespace) -> int:
     _check_setup()
     _check_port(args.port)
@@ -119,7 +127,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     home = _fresh_home(Path(args.home).resolve())
     reports = Path(args.reports).resolve()
-    dag_id = "research_pipeline_compact" if args.compact else "research_pipeline"
+    dag_id = "research_pipeline" if args.split else "research_pipeline_compact"
     conf: dict[str, Any] = {"topic": args.topic}
     if args.preset != "fast":
         conf.update(PRESETS[args.preset].model_dump())
@@ -141,6 +149,7 @@ def run_demo(args: argparse.Namespace) -> int:
             run_id = stack.trigger(dag_id, conf)
             url = stack.run_ui_url(dag_id, run_id)
             print(f"Triggered {dag_id} for {args.topic!r} ({args.preset} timing)\n  {url}", flush=True)
+            print(FORMS[args.split], flush=True)
             state = _follow_run(stack, dag_id, run_id, timeout=args.timeout)
             ok = state == "success"
             if ok:
@@ -235,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
                     "agents and a real Airflow (LocalExecutor on SQLite).")
     parser.add_argument("topic", nargs="?", default="solar power adoption", help="what to research")
     parser.add_argument("--preset", choices=["fast", "slow_llm"], default="fast", help="timing preset of the run")
-    parser.add_argument("--compact", action="store_true", help="one task per stage instead of three")
+    parser.add_argument("--split", action="store_true",
+                        help="three tasks per stage (send, wait until visible, stream) on workers, instead of one "
+                             "worker-free task per stage")
+    parser.add_argument("--compact", action="store_true", help=argparse.SUPPRESS)  # the default now
     parser.add_argument("--tokens-per-second", type=float, default=DEMO_TOKENS_PER_SECOND,
                         help="how fast the agents stream their answers, token by token, as a local LLM does; "
                              "0: each answer in one message")

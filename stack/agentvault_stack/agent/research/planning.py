@@ -124,7 +124,7 @@ def nothing_covers(topic: str, corpus: Corpus, knowledge: general.GeneralKnowled
     if knowledge is None:
         return (f"{message}. For everyday topics, install the general-knowledge corpus (Wikipedia summaries, "
                 f"read offline): {general.INSTALL_HINT}")
-    return f"{message}. No article of the general-knowledge corpus ({len(knowledge)} Wikipedia summaries) matches it either"
+    return f"{message}. No article of the general-knowledge corpus ({len(knowledge)} Wikipedia summaries) matches it either."
 
 
 def general_plan(topic: str, knowledge: general.GeneralKnowledge) -> dict[str, Any] | None:
