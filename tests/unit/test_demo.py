@@ -227,7 +227,7 @@ def test_a_topic_nothing_covers_is_explained_in_the_console_in_the_crawl_agents_
     assert lines[0] == "The run failed at the crawl stage. Its agent says:"
     words = " ".join(line.strip() for line in lines[1:] if line.startswith("    "))
     assert words.startswith(f"no document in the research corpus is about {topic!r}; it covers: battery recycling")
-    assert re.search(r"No article of the general-knowledge corpus \(\d+ Wikipedia summaries\) matches it either$", words)
+    assert re.search(r"No article of the general-knowledge corpus \(\d+ Wikipedia summaries\) matches it either\.$", words)
     assert "skill" not in words and "[agent http" not in words and "TaskFailedError" not in report
     assert "Not run, as each needs the stage before it: extract, verify, synthesize, edit, visualize, " \
            "publish_report." in lines
