@@ -16,6 +16,7 @@ from airflow_agentvault.operators.agentvault import FollowingOperator
 from airflow_agentvault.operators.common import rendered_message
 from airflow_agentvault.operators.remote_task import conversation_id, mark_seen, start_or_reconnect
 from airflow_agentvault.operators.stage_timing import parse_timing
+from airflow_agentvault.stage_tracing import traced
 
 
 class AgentVaultStageOperator(FollowingOperator):
@@ -40,6 +41,7 @@ class AgentVaultStageOperator(FollowingOperator):
         self.data = data
         self.message_metadata = message_metadata
 
+    @traced("stage", conversation=lambda op, context: conversation_id(context, op.task_id))
     def execute(self, context: Any) -> dict[str, Any]:
         timing = parse_timing(self.timing)
         message = rendered_message(self.task_id, self.text, self.data, self.message_metadata)

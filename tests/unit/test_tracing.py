@@ -1,0 +1,198 @@
+"""Spans: the step span, the events each decision adds, traceparent on every request, no secret in a span."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from airflow_agentvault.compat import TaskDeferred
+from airflow_agentvault.operators.stage import AgentVaultStageOperator
+from airflow_agentvault.protocol import errors, tracing
+from airflow_agentvault.protocol.async_client import AsyncAgentClient, AsyncTaskFollower
+from airflow_agentvault.protocol.client import AgentClient, TaskFollower
+from airflow_agentvault.protocol.models import Task
+from airflow_agentvault.protocol.result import build_result
+from airflow_agentvault.protocol.timing import Timing
+from airflow_agentvault.stage_tracing import PAUSES
+
+from fakes import FakeTaskStateStore, make_context, rpc_result, set_connection, task_json
+from scenarios import RPC, SCENARIOS, TIMING, FakeClock, RecordingLogger, Script
+
+EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture
+def spans():
+    """Spans finished during the test. The process's tracer provider is set once (OTel allows one)."""
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+        trace.set_tracer_provider(provider)
+    EXPORTER.clear()
+    yield EXPORTER
+    EXPORTER.clear()
+
+
+def step_span(exporter):
+    (span,) = [s for s in exporter.get_finished_spans() if s.name.startswith("invoke_agent")]
+    return span
+
+
+def event_names(span):
+    return [e.name for e in span.events]
+
+
+def follow_sync(scenario, requests_mock):
+    clock = FakeClock()
+    requests_mock.post(RPC, content=Script(scenario.replies).requests_mock_callback())
+    follower = TaskFollower(AgentClient(RPC), Timing.parse({**TIMING, **scenario.timing}), logger=RecordingLogger(),
+                            clock=clock.time, sleep=clock.sleep)
+    with pytest.raises(Exception) if scenario.error else _nothing(), tracing.invoke_agent(step="stream"):
+        follower.follow("t-1", deadline=clock.now + 60)
+
+
+async def follow_async(scenario, respx_mock):
+    clock = FakeClock()
+    respx_mock.post(RPC).mock(side_effect=Script(scenario.replies).respx_side_effect())
+    async with AsyncAgentClient(RPC) as client:
+        follower = AsyncTaskFollower(client, Timing.parse({**TIMING, **scenario.timing}), logger=RecordingLogger(),
+                                     clock=clock.time, sleep=clock.asleep)
+        with pytest.raises(Exception) if scenario.error else _nothing(), tracing.invoke_agent(step="stream"):
+            await asyncio.wait_for(follower.follow("t-1", deadline=clock.now + 60), 10)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+async def test_both_runners_record_the_same_events(scenario, spans, requests_mock, respx_mock):
+    follow_sync(scenario, requests_mock)
+    sync = step_span(spans)
+    spans.clear()
+    await follow_async(scenario, respx_mock)
+    async_ = step_span(spans)
+    assert event_names(sync) == event_names(async_)
+    assert [dict(e.attributes) for e in sync.events] == [dict(e.attributes) for e in async_.events]
+    assert sync.attributes.get("error.type") == async_.attributes.get("error.type")
+    if scenario.error:
+        assert sync.status.status_code is StatusCode.ERROR
+        assert sync.attributes["error.type"] == scenario.error.__name__
+    else:
+        assert tracing.DELIVERED in event_names(sync)
+        assert sync.attributes["agentvault.delivered_by"] == scenario.path
+
+
+def scenario(name):
+    return next(s for s in SCENARIOS if s.name == name)
+
+
+def test_the_story_of_a_stream_is_in_the_events(spans, requests_mock):
+    follow_sync(SCENARIOS[0], requests_mock)
+    span = step_span(spans)
+    assert event_names(span) == [tracing.SUBSCRIBE, tracing.SUBSCRIPTION_END, tracing.DELIVERED]
+    assert span.events[1].attributes["agentvault.reason"] == "terminal state"
+    assert span.attributes["agentvault.task.state"] == "COMPLETED"
+    assert span.attributes["gen_ai.operation.name"] == "invoke_agent"
+
+
+@pytest.mark.parametrize("name, event, error_type", [
+    ("damaged-event-ends-the-stream-then-resubscribe", tracing.SUBSCRIPTION_END, "StreamDisconnectedError"),
+    ("unknown-event-is-skipped", tracing.EVENT_SKIPPED, None),
+    ("retry-after-is-honoured", tracing.RETRY_AFTER, None),
+    ("disconnects-then-polling", tracing.FALLBACK_POLLING, "StreamDisconnectedError"),
+    ("forgotten-task-is-lost-after-the-grace", tracing.POLL_FAILED, "TaskNotFoundError"),
+])
+def test_faults_met_are_events(spans, requests_mock, name, event, error_type):
+    follow_sync(scenario(name), requests_mock)
+    span = step_span(spans)
+    found = [e for e in span.events if e.name == event]
+    assert found, event_names(span)
+    if error_type:
+        assert found[0].attributes["error.type"] == error_type
+
+
+def test_a_lost_task_is_the_span_status(spans, requests_mock):
+    follow_sync(scenario("forgotten-task-is-lost-after-the-grace"), requests_mock)
+    span = step_span(spans)
+    assert span.status.status_code is StatusCode.ERROR and span.attributes["error.type"] == "TaskLostError"
+
+
+def test_every_request_carries_the_trace_context(spans, requests_mock):
+    follow_sync(SCENARIOS[0], requests_mock)
+    span = step_span(spans)
+    parents = {r.headers.get("traceparent") for r in requests_mock.request_history}
+    (parent,) = parents
+    version, trace_id, span_id, flags = parent.split("-")
+    assert (version, int(trace_id, 16), int(span_id, 16)) == ("00", span.context.trace_id, span.context.span_id)
+    assert int(flags, 16) & 1  # sampled
+
+
+def test_no_trace_context_without_a_span(requests_mock):
+    requests_mock.post(RPC, content=Script(SCENARIOS[0].replies).requests_mock_callback())
+    AgentClient(RPC).get("t-1")
+    assert "traceparent" not in requests_mock.request_history[0].headers
+
+
+def test_a_pause_is_not_an_error(spans):
+    assert TaskDeferred in PAUSES
+    with pytest.raises(TaskDeferred), tracing.invoke_agent(step="stream", benign=PAUSES):
+        raise TaskDeferred(trigger=None, method_name="execute_complete")
+    span = step_span(spans)
+    assert span.status.status_code is StatusCode.UNSET and event_names(span) == [tracing.DEFERRED]
+
+
+def test_an_error_is_the_status(spans):
+    with pytest.raises(errors.TaskLostError), tracing.invoke_agent(step="stream"):
+        raise errors.TaskLostError("the agent no longer knows task t-1", agent_url=RPC, task_id="t-1")
+    span = step_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "TaskLostError: the agent no longer knows task t-1"
+    assert span.attributes["error.type"] == "TaskLostError"
+
+
+def test_usage_reported_by_the_agent():
+    task = Task.model_validate(task_json("t-1", "COMPLETED", agent_text="done",
+                                         metadata={"usage": {"input_tokens": 12, "output_tokens": 30, "junk": "x"}}))
+    assert task.usage() == {"input_tokens": 12, "output_tokens": 30}
+    assert build_result(task, agent_url=RPC)["metadata"]["usage"] == {"input_tokens": 12, "output_tokens": 30}
+    assert Task.model_validate(task_json("t-1", "COMPLETED")).usage() == {}
+    assert "usage" not in build_result(Task.model_validate(task_json("t-1", "COMPLETED")), agent_url=RPC)["metadata"]
+
+
+SECRET = "s3cr3t-api-key-value"
+
+
+def test_a_stage_span_holds_no_secret_and_names_the_agent(spans, requests_mock, monkeypatch):
+    set_connection(monkeypatch, "agentvault_default", RPC, password=SECRET, auth_type="api_key")
+    done = {**task_json("t-1", "COMPLETED", agent_text="done"), "metadata": {"usage": {"input_tokens": 5,
+                                                                                     "output_tokens": 7}}}
+
+    def respond(request, context):
+        method = request.json()["method"]
+        context.headers = {"Content-Type": "application/json"}
+        return json.dumps(rpc_result({"id": "t-1"} if method == "tasks/send" else done)["json"]).encode()
+
+    requests_mock.post(RPC, content=respond)
+    op = AgentVaultStageOperator(task_id="stage", text="go", timing={"verify_interval": 0.01})
+    result = op.execute(make_context(FakeTaskStateStore()))
+    assert result["metadata"]["usage"] == {"input_tokens": 5, "output_tokens": 7}
+    span = step_span(spans)
+    assert span.attributes["agentvault.step"] == "stage"
+    assert span.attributes["server.address"] == "agent.test" and span.attributes["server.port"] == 80
+    assert span.attributes["gen_ai.usage.input_tokens"] == 5 and span.attributes["gen_ai.usage.output_tokens"] == 7
+    assert span.attributes["gen_ai.conversation.id"]
+    assert tracing.SEND in event_names(span)
+    assert all(r.headers["X-Api-Key"] == SECRET for r in requests_mock.request_history)
+    assert SECRET not in json.dumps([json.loads(s.to_json()) for s in spans.get_finished_spans()])
