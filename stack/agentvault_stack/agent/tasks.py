@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentvault_stack.agent import telemetry
 from agentvault_stack.agent.behaviour import AgentBehaviour, Question
 from agentvault_stack.agent.contract import Answer, Skill, SkillRequest, SkillResult
 from agentvault_stack.agent.messages import (
@@ -166,7 +167,8 @@ class TaskStore:
             updated_at=created,
         )
         self._tasks[task_id] = task
-        task.worker = asyncio.get_running_loop().create_task(self._work(task, resume=False))
+        task.worker = asyncio.get_running_loop().create_task(
+            telemetry.traced_work(self._work(task, resume=False), task.id, self.skill.id))
         return task
 
     def get(self, task_id: str) -> AgentTask:
@@ -203,7 +205,8 @@ class TaskStore:
         else:
             return task
         self._set_state(task, WORKING)
-        task.worker = asyncio.get_running_loop().create_task(self._work(task, resume=True))
+        task.worker = asyncio.get_running_loop().create_task(
+            telemetry.traced_work(self._work(task, resume=True), task.id, self.skill.id))
         return task
 
     def cancel(self, task_id: str) -> bool:
@@ -344,6 +347,7 @@ class TaskStore:
                 return
             for artifact in result.artifacts:  # ids made unique per task, as the SDK's are
                 self._add_artifact(task, {**artifact, "id": f"{task.id}-{artifact['id']}"})
+            telemetry.report_usage(task)
             self._set_state(task, COMPLETED)
         except asyncio.CancelledError:
             raise
