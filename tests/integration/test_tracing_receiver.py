@@ -15,13 +15,13 @@ import os
 import sys
 
 import pytest
-import trace_receiver
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from agentvault_stack import tracing_viewer
 from airflow_agentvault.hooks.agentvault import forget_discoveries
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
 from airflow_agentvault.protocol import tracing
@@ -37,7 +37,7 @@ API_KEY = "trace-test-api-key-7f3a"
 
 @pytest.fixture(scope="module")
 def receiver():
-    with trace_receiver.running_receiver() as running:
+    with tracing_viewer.running_viewer() as running:
         yield running
 
 
@@ -67,7 +67,7 @@ class _WhileOn(SpanProcessor):
 
 @pytest.fixture
 def agent(receiver, tmp_path):
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.otlp_endpoint, "OTEL_SERVICE_NAME": "reference-agent",
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_SERVICE_NAME": "reference-agent",
            "OTEL_BSP_SCHEDULE_DELAY": "100"}
     proc, url = sdk_venv.start_server(
         [sys.executable, "-m", "agentvault_stack.agent", "--port", "{port}", "--api-key", API_KEY,

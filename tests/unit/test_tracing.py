@@ -196,3 +196,18 @@ def test_a_stage_span_holds_no_secret_and_names_the_agent(spans, requests_mock, 
     assert tracing.SEND in event_names(span)
     assert all(r.headers["X-Api-Key"] == SECRET for r in requests_mock.request_history)
     assert SECRET not in json.dumps([json.loads(s.to_json()) for s in spans.get_finished_spans()])
+
+
+def test_the_report_states_the_pipelines_token_total(tmp_path, monkeypatch):
+    from airflow_agentvault.pipelines.report import publish_report, total_usage
+
+    first = {"task_id": "a", "metadata": {"usage": {"input_tokens": 3, "output_tokens": 10}}}
+    stages = [first, {"metadata": {}}, None, first,  # an ask-person round passed the stage's result on
+              {"task_id": "b", "metadata": {"usage": {"input_tokens": 4, "output_tokens": 1}, "offloaded_bytes": 9}}]
+    assert total_usage(stages) == {"input_tokens": 7, "output_tokens": 11}
+    monkeypatch.setenv("AGENTVAULT_REPORTS_DIR", str(tmp_path))
+    report = {"task_id": "t", "artifacts": [{"id": "r", "type": "report", "mediaType": "text/markdown",
+                                             "content": "# Report"}]}
+    info = publish_report("topic", report, None, run_id="run", usage=total_usage(stages))
+    assert info["usage"] == {"input_tokens": 7, "output_tokens": 11}
+    assert (tmp_path / "run" / "report.md").read_text().endswith("7 in, 11 out.*\n")
