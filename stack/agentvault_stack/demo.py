@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from agentvault_stack import tracing_viewer
+
 #: The checkout the demo runs from (this file is stack/agentvault_stack/demo.py): its dags/, .airflow/, reports/.
 REPO = Path(__file__).resolve().parents[2]
 
@@ -171,7 +173,7 @@ def run_demo(args: argparse.Namespace) -> int:
           flush=True)
     corpus = _corpus(args.corpus)
     with start_research_agents(base_port=0, tokens_per_second=tokens_per_second, corpus=corpus) as agents:
-        env = {**DEMO_AIRFLOW_ENV, "AGENTVAULT_REPORTS_DIR": str(reports)}
+        env = {**DEMO_AIRFLOW_ENV, "AGENTVAULT_REPORTS_DIR": str(reports), **getattr(args, "trace_env", {})}
         print(f"Starting Airflow (scheduler, triggerer, dag-processor, API server) in {home} ...", flush=True)
         with AirflowStack(home=home, dags_folder=REPO / "dags", extra_env=env, api_port=args.port,
                           preload_modules=PROVIDER_MODULES, connections=_connections(agents.urls)) as stack:
@@ -262,13 +264,16 @@ def main(argv: list[str] | None = None) -> int:
                              "research agents to work on (default: the shipped corpus)")
     parser.add_argument("--timeout", type=float, default=900, help="give up on the run after this many seconds")
     parser.add_argument("--keep-running", action="store_true", help="leave the UI up until Ctrl-C")
+    parser.add_argument("--trace", action="store_true", help="trace the run and show it in a trace viewer "
+                        "(Arize Phoenix, installed on first use); prints the viewer's URL")
     args = parser.parse_args(argv)
     args.home = getattr(args, "home", None) or str(REPO / ".airflow" / "demo")
     args.reports = getattr(args, "reports", None) or str(REPO / "reports")
     args.corpus = getattr(args, "corpus", None)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return run_demo(args)
+        with tracing_viewer.for_demo(args.trace) as args.trace_env:
+            return run_demo(args)
     except DemoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

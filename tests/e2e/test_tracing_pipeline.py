@@ -116,4 +116,5 @@ def test_the_run_is_one_trace_with_every_stage_and_the_agents_work(receiver, tra
     total = sum(results[s]["metadata"]["usage"]["output_tokens"] for s in STAGE_IDS)
     info = results["publish_report"]
     assert info["usage"]["output_tokens"] == total
-    assert f"{info['usage']['input_tokens']} in, {total} out." in Path(info["report"]).read_text()
+    report = Path(info["report"].removeprefix("file://").removeprefix("file:"))
+    assert f"{info['usage']['input_tokens']} in, {total} out." in report.read_text()
