@@ -22,7 +22,7 @@ from airflow_agentvault.protocol.result import build_result
 from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.stage_tracing import PAUSES
 
-from fakes import FakeTaskStateStore, make_context, rpc_result, set_connection, task_json
+from fakes import FakeTaskStateStore, make_context, rpc_result, task_json
 from scenarios import RPC, SCENARIOS, TIMING, FakeClock, RecordingLogger, Script
 
 EXPORTER = InMemorySpanExporter()
@@ -171,13 +171,19 @@ def test_usage_reported_by_the_agent():
     assert "usage" not in build_result(Task.model_validate(task_json("t-1", "COMPLETED")), agent_url=RPC)["metadata"]
 
 
-SECRET = "s3cr3t-api-key-value"
+SECRET = "s3cr3t-credential-value"
+ACCESS_TOKEN = "at-s3cr3t-access-token"
 
 
-def test_a_stage_span_holds_no_secret_and_names_the_agent(spans, requests_mock, monkeypatch):
-    set_connection(monkeypatch, "agentvault_default", RPC, password=SECRET, auth_type="api_key")
-    done = {**task_json("t-1", "COMPLETED", agent_text="done"), "metadata": {"usage": {"input_tokens": 5,
-                                                                                     "output_tokens": 7}}}
+@pytest.mark.parametrize("auth", ["api_key", "bearer", "oauth2"])
+def test_a_stage_span_holds_no_secret_and_names_the_agent(spans, requests_mock, monkeypatch, auth):
+    extra = {"auth_type": auth, **({"oauth_endpoint": "/oauth/token"} if auth == "oauth2" else {})}
+    conn = {"conn_type": "agentvault", "host": RPC, "password": SECRET, "login": "client-1", "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_AGENTVAULT_DEFAULT", json.dumps(conn))
+    requests_mock.post("http://agent.test/oauth/token", json={"access_token": ACCESS_TOKEN, "token_type": "Bearer",
+                                                              "expires_in": 3600})
+    done = task_json("t-1", "COMPLETED", agent_text="done", metadata={"usage": {"input_tokens": 5,
+                                                                               "output_tokens": 7}})
 
     def respond(request, context):
         method = request.json()["method"]
@@ -194,8 +200,10 @@ def test_a_stage_span_holds_no_secret_and_names_the_agent(spans, requests_mock, 
     assert span.attributes["gen_ai.usage.input_tokens"] == 5 and span.attributes["gen_ai.usage.output_tokens"] == 7
     assert span.attributes["gen_ai.conversation.id"]
     assert tracing.SEND in event_names(span)
-    assert all(r.headers["X-Api-Key"] == SECRET for r in requests_mock.request_history)
-    assert SECRET not in json.dumps([json.loads(s.to_json()) for s in spans.get_finished_spans()])
+    sent = json.dumps([dict(r.headers) for r in requests_mock.request_history if r.url == RPC])
+    assert (ACCESS_TOKEN if auth == "oauth2" else SECRET) in sent  # the credentials did travel
+    exported = json.dumps([json.loads(s.to_json()) for s in spans.get_finished_spans()])
+    assert SECRET not in exported and ACCESS_TOKEN not in exported
 
 
 def test_the_report_states_the_pipelines_token_total(tmp_path, monkeypatch):
