@@ -154,6 +154,37 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
+def exporting_spans(url: str) -> Iterator[None]:
+    """This process's spans go to the viewer at ``url`` while the block runs (one span at a time, at once)."""
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    class WhileOn(SpanProcessor):
+        """Hands finished spans on while ``on`` (a provider cannot drop a processor)."""
+
+        def __init__(self, inner: SpanProcessor) -> None:
+            self.inner, self.on = inner, True
+
+        def on_end(self, span: Any) -> None:
+            if self.on:
+                self.inner.on_end(span)
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):  # OTel allows one provider per process: add to it if set
+        provider = TracerProvider(resource=Resource.create({"service.name": "airflow-agentvault"}))
+        trace.set_tracer_provider(provider)
+    processor = WhileOn(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
+    provider.add_span_processor(processor)
+    try:
+        yield
+    finally:
+        processor.on = False
+
+
+@contextlib.contextmanager
 def exporting_here(url: str) -> Iterator[dict[str, str]]:
     """This process (the agents it runs) exports to the viewer at ``url`` while the block runs."""
     exported = otel_env(url)

@@ -16,10 +16,6 @@ import sys
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from agentvault_stack import tracing_viewer
 from airflow_agentvault.hooks.agentvault import forget_discoveries
@@ -43,26 +39,8 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def exporting(receiver):
-    """This process's spans go to the receiver (OTel allows one provider per process: add to it if set)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider(resource=Resource.create({"service.name": "airflow-agentvault-tests"}))
-        trace.set_tracer_provider(provider)
-    processor = _WhileOn(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces")))
-    provider.add_span_processor(processor)
-    yield provider
-    processor.on = False  # the receiver stops; a provider cannot drop a processor
-
-
-class _WhileOn(SpanProcessor):
-    """Hands finished spans to ``inner`` while ``on``."""
-
-    def __init__(self, inner: SpanProcessor) -> None:
-        self.inner, self.on = inner, True
-
-    def on_end(self, span) -> None:
-        if self.on:
-            self.inner.on_end(span)
+    with tracing_viewer.exporting_spans(receiver.url):
+        yield
 
 
 @pytest.fixture
