@@ -219,3 +219,31 @@ def test_the_report_states_the_pipelines_token_total(tmp_path, monkeypatch):
     info = publish_report("topic", report, None, run_id="run", usage=total_usage(stages))
     assert info["usage"] == {"input_tokens": 7, "output_tokens": 11}
     assert (tmp_path / "run" / "report.md").read_text().endswith("7 in, 11 out.*\n")
+
+
+def test_a_persons_answer_and_how_long_it_took_are_on_the_span(spans, requests_mock, monkeypatch):
+    import time
+
+    from airflow_agentvault.operators.ask_person import AgentVaultAskPersonOperator
+    from airflow_agentvault.protocol.questions import INPUT, Question
+
+    monkeypatch.setenv("AIRFLOW_CONN_AGENTVAULT_DEFAULT", json.dumps({"conn_type": "agentvault", "host": RPC}))
+
+    def respond(request, context):
+        context.headers = {"Content-Type": "application/json"}
+        done = task_json("t-1", "COMPLETED", agent_text="the car maker it is")
+        return json.dumps(rpc_result({"id": "t-1"} if request.json()["method"] == "tasks/send" else done)["json"])
+
+    requests_mock.post(RPC, text=respond)
+    context = make_context()
+    context["ti"].xcom_pull.return_value = None
+    op = AgentVaultAskPersonOperator(task_id="ask_person_1", previous={"task_id": "t-1"}, timing={"poll_interval": 0.01})
+    question = Question(INPUT, "Which jaguar?", ("the animal", "the car maker")).to_dict()
+    op.answer_received(context, {"chosen_options": ["the car maker"], "params_input": {}}, "t-1", None, question,
+                       asked_at=time.time() - 3600)
+    span = step_span(spans)
+    assert span.attributes["agentvault.step"] == "ask_person.answer"
+    (answered,) = [e for e in span.events if e.name == tracing.PERSON_ANSWERED]
+    assert answered.attributes["agentvault.person.answered"] is True
+    assert 3600 <= answered.attributes["agentvault.person.wait_seconds"] < 3700
+    assert "the car maker" not in json.dumps(dict(answered.attributes))  # the answer itself stays out of spans
