@@ -32,7 +32,8 @@ def traced(step: str, *, conversation: Callable[[Any, Any], str | None] | None =
     Run an operator method (``execute``, ``execute_complete``, ...) inside the step's span.
 
     ``conversation(operator, context)``: the A2A context id the step sends in, for ``gen_ai.conversation.id``.
-    The agent is resolved inside the span, so a card that cannot be read fails the span too.
+    The span is named after the agent once the step has resolved it (inside the span, so a card that
+    cannot be read fails the span too).
     """
 
     def wrap(method: F) -> F:
@@ -40,8 +41,12 @@ def traced(step: str, *, conversation: Callable[[Any, Any], str | None] | None =
         def run(self: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
             conversation_id = conversation(self, context) if conversation is not None else None
             with tracing.invoke_agent(step=step, conversation_id=conversation_id, benign=PAUSES):
-                tracing.identify(self.hook.client.agent)
-                return method(self, context, *args, **kwargs)
+                try:
+                    return method(self, context, *args, **kwargs)
+                finally:  # a step that talked to no agent (a round nobody needed) reads no card for it
+                    agent = self.hook.resolved_agent
+                    if agent is not None:
+                        tracing.identify(agent)
 
         return run  # type: ignore[return-value]
 

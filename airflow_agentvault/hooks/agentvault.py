@@ -323,6 +323,12 @@ class AgentVaultHook(BaseHook):
         return self.client
 
     @property
+    def resolved_agent(self) -> operations.Agent | None:
+        """The agent, if this hook's client was made already (so asking costs no request)."""
+        client = self.__dict__.get("client")
+        return client.agent if client is not None else None
+
+    @property
     def agent_card_url(self) -> str:
         """The agent card's URL (the one discovery read, else the connection's), safe to show."""
         if self._card_url is None:
