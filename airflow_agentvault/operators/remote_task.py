@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from airflow_agentvault.protocol import errors, operations
+from airflow_agentvault.protocol import errors, operations, tracing
 from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.models import Message, Task, TaskState
 
@@ -49,6 +49,8 @@ def start_or_reconnect(client: AgentClient, message: Message, store: Any, log: A
         elif state not in REPLACEABLE:
             log.info("Reconnecting to task %s started by an earlier try (%s)", previous,
                      state.value if state else "not visible yet")
+            tracing.event(tracing.RECONNECT, **{"agentvault.task.id": str(previous), "agentvault.task.state":
+                                                state.value if state else "not visible yet"})
             return str(previous)
         else:
             log.warning("Task %s of an earlier try ended %s; starting a new one", previous, state.value)

@@ -247,3 +247,15 @@ def test_a_persons_answer_and_how_long_it_took_are_on_the_span(spans, requests_m
     assert answered.attributes["agentvault.person.answered"] is True
     assert 3600 <= answered.attributes["agentvault.person.wait_seconds"] < 3700
     assert "the car maker" not in json.dumps(dict(answered.attributes))  # the answer itself stays out of spans
+
+
+def test_a_retry_that_reconnects_says_so_instead_of_sending(spans, requests_mock, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_AGENTVAULT_DEFAULT", json.dumps({"conn_type": "agentvault", "host": RPC}))
+    done = task_json("t-1", "COMPLETED", agent_text="done")
+    requests_mock.post(RPC, json=rpc_result(done)["json"], headers={"Content-Type": "application/json"})
+    store = FakeTaskStateStore()
+    store.set("agentvault_task_id", "t-1")
+    AgentVaultStageOperator(task_id="stage", text="go", timing={"verify_interval": 0.01}).execute(
+        make_context(store, try_number=2))
+    events = event_names(step_span(spans))
+    assert tracing.RECONNECT in events and tracing.SEND not in events
