@@ -55,6 +55,13 @@ check() {  # name, python version, extra install arguments...
     return 1
   fi
   local log="$work/check-$name.log"
+  if [ "$name" = airflow-3.2 ]; then
+    # Airflow 3.2.2's in-process dag.test() fails inside Airflow (its execution API's app state has no
+    # svcs_registry), so this venv checks the listing only; scripts/test-airflow.sh runs stages on 3.2
+    # under a real scheduler and triggerer.
+    echo "wheel on Python $version, $name: a one-stage dag.test() is not run (it fails inside Airflow 3.2.2)"
+    return 0
+  fi
   if ! AIRFLOW_HOME="$work/home-$name" AIRFLOW__CORE__DAGS_FOLDER="$work/home-$name/dags" \
       AIRFLOW__CORE__LOAD_EXAMPLES=False AGENT_URL="$agent_url" \
       timeout 600 "$venv/bin/python" scripts/check_installed_provider.py >"$log" 2>&1; then

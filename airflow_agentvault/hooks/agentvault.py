@@ -9,7 +9,7 @@ builds protocol clients; it never builds HTTP requests itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -200,6 +200,16 @@ def forget_discoveries() -> None:
     DISCOVERED.clear()
 
 
+def identified(agent: operations.Agent, found: Discovered) -> operations.Agent:
+    """The agent named as its card names it (for spans): its name, and its id (else the card's URL)."""
+    if found.card is None:
+        return agent
+    raw = found.card.raw
+    name = raw.get("name") if isinstance(raw.get("name"), str) else None
+    agent_id = raw.get("human_readable_id") or raw.get("humanReadableId") or redact_url(found.card.url)
+    return replace(agent, name=name, agent_id=str(agent_id))
+
+
 class AgentVaultHook(BaseHook):
     """
     Interact with an AgentVault (A2A) agent described by an ``agentvault`` connection.
@@ -285,8 +295,10 @@ class AgentVaultHook(BaseHook):
         if found is None:
             found = probe.run(operations.resolve(probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
             _remember(settings, found)
-        return AgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect), session=probe.runner.session,
-                           **options)
+        client = AgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect),
+                             session=probe.runner.session, **options)
+        client.agent = identified(client.agent, found)
+        return client
 
     async def aget_client(self) -> AsyncAgentClient:
         """An async client of the connection's dialect, for the triggerer; close it (``async with``)."""
@@ -298,7 +310,9 @@ class AgentVaultHook(BaseHook):
                 found = await probe.run(
                     operations.resolve(probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
             _remember(settings, found)
-        return AsyncAgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect), **options)
+        client = AsyncAgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect), **options)
+        client.agent = identified(client.agent, found)
+        return client
 
     @cached_property
     def client(self) -> AgentClient:
@@ -307,6 +321,12 @@ class AgentVaultHook(BaseHook):
 
     def get_conn(self) -> AgentClient:
         return self.client
+
+    @property
+    def resolved_agent(self) -> operations.Agent | None:
+        """The agent, if this hook's client was made already (so asking costs no request)."""
+        client = self.__dict__.get("client")
+        return client.agent if client is not None else None
 
     @property
     def agent_card_url(self) -> str:

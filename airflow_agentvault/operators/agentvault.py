@@ -35,6 +35,7 @@ from airflow_agentvault.protocol.models import Task
 from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES
 from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.retry_policy import fail_fast_policy
+from airflow_agentvault.stage_tracing import traced
 from airflow_agentvault.triggers.events import STATUS_DONE, event_task
 
 
@@ -79,6 +80,7 @@ class AgentVaultInitiateOperator(BaseOperator):
     def hook(self) -> AgentVaultHook:
         return AgentVaultHook(self.agentvault_conn_id)
 
+    @traced("initiate", conversation=lambda op, context: conversation_id(context, op.task_id))
     def execute(self, context: Any) -> str:
         message = rendered_message(self.task_id, self.text, self.data, self.message_metadata)
         store = context.get("task_state_store") if self.durable else None
@@ -181,6 +183,7 @@ class FollowingOperator(BaseOperator):
             method_name="execute_complete",
         )
 
+    @traced("resume")
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Back from the triggerer: the same outcome table and result delivery as the synchronous path."""
         if isinstance(event, dict) and event.get("status") == STATUS_DONE and "task" not in event:
@@ -228,6 +231,7 @@ class AgentVaultStreamOperator(FollowingOperator):
         super().__init__(**kwargs)
         self.agent_task_id = agent_task_id
 
+    @traced("stream")
     def execute(self, context: Any) -> dict[str, Any]:
         timing = parse_timing(self.timing)
         return self.follow_here_or_defer(require_task_id(self.agent_task_id), timing, context)

@@ -10,6 +10,7 @@ the step before brought a final result, it passes that result on untouched.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -21,10 +22,11 @@ from airflow_agentvault.compat import wait_for_person
 from airflow_agentvault.operators.agentvault import FollowingOperator
 from airflow_agentvault.operators.common import cancel_remote
 from airflow_agentvault.operators.stage_timing import parse_timing
-from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol import errors, tracing
 from airflow_agentvault.protocol.models import Task
 from airflow_agentvault.protocol.questions import AUTH, Question, answer_message, credential_message, question_of
 from airflow_agentvault.required_action import required_action_body, required_action_subject
+from airflow_agentvault.stage_tracing import traced
 
 #: The option that refuses to answer: the remote task is canceled and the stage fails.
 REJECT = "Reject and cancel the task"
@@ -67,6 +69,7 @@ class AgentVaultAskPersonOperator(FollowingOperator):
         self.response_timeout = response_timeout
         self.assigned_users = assigned_users
 
+    @traced("ask_person")
     def execute(self, context: Any) -> Any:
         if not isinstance(self.previous, dict) or "question" not in self.previous:
             self.log.info("The agent asked nothing: passing its result on")
@@ -87,20 +90,28 @@ class AgentVaultAskPersonOperator(FollowingOperator):
         self.log.info("The agent asks (round %d of %d): %s%s", self.round_number, self.max_rounds, question.text,
                       f" [options: {', '.join(question.options)}]" if question.options else "")
         self.log.info("Waiting for a person to answer under Required Actions")
+        tracing.event(tracing.PERSON_ASKED, **{"agentvault.round": self.round_number, "agentvault.question.kind":
+                                               question.kind, "agentvault.question.options": len(question.options)})
         wait_for_person(
             self, context,
             subject=required_action_subject(question, self.agentvault_conn_id),
             body=required_action_body(question, task, round_number=self.round_number, max_rounds=self.max_rounds),
             options=options, params=params, timeout=self.response_timeout, method_name="answer_received",
-            kwargs={"agent_task_id": task.id, "context_id": task.context_id, "question": question.to_dict()},
+            kwargs={"agent_task_id": task.id, "context_id": task.context_id, "question": question.to_dict(),
+                    "asked_at": time.time()},
         )
 
+    @traced("ask_person.answer")
     def answer_received(self, context: Any, event: dict[str, Any], agent_task_id: str, context_id: str | None,
-                        question: dict[str, Any]) -> Any:
+                        question: dict[str, Any], asked_at: float | None = None) -> Any:
         """A person answered (or the time ran out): send the answer on and follow the task."""
         asked = Question.from_dict(question)
         self._following = agent_task_id
         chosen = list(event.get("chosen_options") or [])
+        tracing.event(tracing.PERSON_ANSWERED, **{
+            "agentvault.round": self.round_number, "agentvault.person.answered": "error" not in event,
+            "agentvault.person.rejected": REJECT in chosen, "agentvault.question.kind": asked.kind,
+            "agentvault.person.wait_seconds": round(time.time() - asked_at, 3) if asked_at else None})
         if "error" in event or REJECT in chosen:
             why = "nobody answered it in time" if "error" in event else "a person rejected it"
             self.cancel_asking_task(agent_task_id, why)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_agentvault.protocol import errors, operations
+from airflow_agentvault.protocol import errors, operations, tracing
 from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.exchange import Notify, Program
 from airflow_agentvault.protocol.models import Message, Task, TaskState
@@ -81,6 +81,8 @@ def starting(agent: operations.Agent, message: Message, record: Record | None, p
         elif state not in REPLACEABLE:
             log.info("Reconnecting to task %s started by an earlier try (%s)", previous,
                      state.value if state else "not visible yet")
+            tracing.event(tracing.RECONNECT, **{"agentvault.task.id": str(previous), "agentvault.task.state":
+                                                state.value if state else "not visible yet"})
             return previous
         else:
             log.warning("Task %s of an earlier try ended %s; starting a new one", previous, state.value)

@@ -21,6 +21,7 @@ from airflow_agentvault.operators.common import rendered_message
 from airflow_agentvault.operators.remote_task import conversation_id, mark_seen, start_or_reconnect
 from airflow_agentvault.operators.stage_timing import parse_timing
 from airflow_agentvault.operators.worker_free import start_args
+from airflow_agentvault.stage_tracing import traced
 
 
 class AgentVaultStageOperator(FollowingOperator):
@@ -66,6 +67,7 @@ class AgentVaultStageOperator(FollowingOperator):
                 warnings.warn(f"{self.task_id}: not worker-free, it defers as before: {self.worker_free_reason}",
                               UserWarning, stacklevel=2)
 
+    @traced("stage", conversation=lambda op, context: conversation_id(context, op.task_id))
     def execute(self, context: Any) -> dict[str, Any]:
         if self.worker_free is not False and self.worker_free_reason:
             self.log.info("Not worker-free: %s; the stage runs on a worker and defers as before",

@@ -41,9 +41,37 @@ def find_artifact(result: dict[str, Any], media_types: tuple[str, ...]) -> dict[
     return None
 
 
+def total_usage(results: Any) -> dict[str, int]:
+    """
+    The pipeline's token total: every remote task's ``metadata.usage`` added up (stand-ins keep theirs).
+
+    A task's result can appear more than once (an ask-person round passes its stage's result on, or
+    resumes the same task): each remote task counts once, with the most it reported.
+    """
+    per_task: dict[Any, dict[str, int]] = {}
+    for result in results if isinstance(results, list | tuple) else []:
+        usage = result.get("metadata", {}).get("usage") if isinstance(result, dict) else None
+        if not isinstance(usage, dict):
+            continue
+        seen = per_task.setdefault(result.get("task_id") or id(result), {})
+        for key, value in usage.items():
+            if type(value) is int:
+                seen[key] = max(seen.get(key, 0), value)
+    total: dict[str, int] = {}
+    for usage in per_task.values():
+        for key, value in usage.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def usage_line(usage: dict[str, int]) -> str:
+    return (f"\n\n---\n*Tokens used by this pipeline's agents: {usage.get('input_tokens', 0)} in, "
+            f"{usage.get('output_tokens', 0)} out.*\n")
+
+
 def publish_report(topic: str, report_result: dict[str, Any], chart_result: dict[str, Any] | None,
-                   *, run_id: str) -> dict[str, Any]:
-    """Write report and chart; return what the asset event should say (locations and metadata)."""
+                   *, run_id: str, usage: dict[str, int] | None = None) -> dict[str, Any]:
+    """Write report and chart; return what the asset event should say (locations, metadata, token total)."""
     report_result = storage.resolve_references(report_result)
     chart_result = storage.resolve_references(chart_result) if chart_result else None
     report = find_artifact(report_result, ("text/markdown",))
@@ -52,13 +80,14 @@ def publish_report(topic: str, report_result: dict[str, Any], chart_result: dict
     folder = ObjectStoragePath(reports_base()) / re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
     folder.mkdir(parents=True, exist_ok=True)
     report_path = folder / "report.md"
-    report_path.write_text(report["content"])
+    report_path.write_text(report["content"] + (usage_line(usage) if usage else ""))
     info: dict[str, Any] = {
         "topic": topic,
         "run_id": run_id,
         "report": str(report_path),
         "report_bytes": len(report["content"].encode()),
         "words": len(report["content"].split()),
+        **({"usage": usage} if usage else {}),
     }
     # The chart in each format the stage gave (SVG and PNG); "chart" names the last one given, as before.
     for media_type, suffix in CHART_SUFFIXES.items():
@@ -91,7 +120,9 @@ def publish_task(report: Any, chart: Any = None, *, topic: Any = None, task_id: 
         topic_name = topic_name or str(context["params"].get("topic", ""))
         ti = context["ti"]
         run_name = context["run_id"] + (f"_{ti.map_index}" if getattr(ti, "map_index", -1) >= 0 else "")
-        info = publish_report(topic_name, report_result, chart_result, run_id=run_name)
+        stages = [t for t in context["dag"].task_ids if t != ti.task_id]
+        info = publish_report(topic_name, report_result, chart_result, run_id=run_name,
+                              usage=total_usage(ti.xcom_pull(task_ids=stages)))
         context["outlet_events"][REPORT_ASSET].extra = info
         print(f"Report: {info['report']}" + (f"\nChart: {info['chart']}" if "chart" in info else ""))
         return info

@@ -1,5 +1,7 @@
 """
-Waiting for an agent task: until it exists, and until it ends (stream, then poll). Written once.
+Waiting for an agent task until it exists, and until it ends (long: one state machine, all its decisions).
+
+Stream, then poll; written once.
 
 :class:`Follower` is the state machine every waiting path runs (the stream operator, the compact stage,
 the triggers, through the blocking or the asyncio runner): subscribe over SSE with bounded, backed-off
@@ -8,6 +10,8 @@ poll ``tasks/get``; and in every case take the final task from ``tasks/get``, so
 once and nothing is lost or duplicated across resubscribes and fallbacks. :class:`VisibilityWait` holds
 the existence wait's decisions (count, log, next interval, give up), shared by the sensor's pokes, its
 trigger and the compact stage. Every number comes from :class:`Timing`; ``Retry-After`` stretches a wait.
+
+Each decision is logged and added to the current span (:mod:`tracing`) where it is made.
 
 Deadlines are in the units of the injected clock: monotonic by default, or ``time.time`` for the
 absolute epoch deadlines the triggers carry across triggerer restarts.
@@ -22,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_agentvault.protocol import errors, operations
+from airflow_agentvault.protocol import errors, operations, tracing
 from airflow_agentvault.protocol.describe import LogLines, clip
 from airflow_agentvault.protocol.exchange import Program, Sleep
 from airflow_agentvault.protocol.models import Task, TaskEvent, TaskStatusEvent, ends_wait
@@ -97,6 +101,7 @@ class VisibilityWait:
         return remaining
 
     def seen(self, task: Task, logger: Any) -> Task:
+        tracing.event(tracing.VISIBLE, **{"agentvault.checks": self.attempts, "agentvault.task.state": task.state.value})
         if task.state.ends_wait:
             logger.info("Task %s is already %s; its result is taken without streaming", self.task_id,
                         task.state.value)
@@ -115,6 +120,8 @@ class VisibilityWait:
             delay = min(delay, max(self.deadline - now, 0.0))
         logger.info("Check %d of %d: task %s not visible yet (%s)%s", self.attempts, self.timing.verify_attempts,
                     self.task_id, exc.detail, f"; next check in {delay:.2f} s" if delay is not None else "")
+        tracing.failure(tracing.VISIBILITY_CHECK, exc, **{"agentvault.check": self.attempts,
+                                                           "agentvault.next_check_in": delay})
         self.next_delay = delay
         return delay
 
@@ -256,22 +263,25 @@ class Follower:
         if current is None or not current.state.ends_wait:
             return None
         self.logger.info("Task %s is already %s; taking its result without streaming", task_id, current.state.value)
-        return FollowOutcome(current, PATH_ALREADY_FINISHED, 0.0 if started is None else self.clock() - started)
+        return delivered(FollowOutcome(current, PATH_ALREADY_FINISHED,
+                                       0.0 if started is None else self.clock() - started))
 
     def _stream(self, task_id: str, deadline: float, state: _Progress) -> Program[str | None]:
         """Subscribe with bounded retries; the path on success, None to fall back to polling."""
         lines = LogLines(lambda line: self.logger.info("[%s] %s", task_id, line), enabled=_logs_info(self.logger))
         watch = StreamWatch(functools.partial(self._record_event, task_id, state, deadline, lines),
-                            lambda note: self.logger.info("[%s] %s", task_id, note))
+                            functools.partial(self._skipped, task_id))
         while True:
             state.attempts += 1
             self.logger.info("Subscribing to task %s events (attempt %d of %d)", task_id, state.attempts,
                              self.timing.sse_attempts)
+            tracing.event(tracing.SUBSCRIBE, **{"agentvault.attempt": state.attempts})
             read_timeout = min(self.timing.read_timeout, max(deadline - self.clock(), 0.001))
             try:
                 yield from operations.subscribe(self.agent, task_id, read_timeout, watch)
             except errors.AgentVaultError as exc:
                 lines.flush()
+                tracing.failure(tracing.SUBSCRIPTION_END, exc, **{"agentvault.events": state.events})
                 if not self._resubscribable(exc) or state.attempts >= self.timing.sse_attempts \
                         or self.clock() >= deadline:
                     self._subscription_given_up(exc, state)
@@ -282,7 +292,13 @@ class Follower:
                 yield Sleep(delay)
                 continue
             lines.flush()
+            tracing.event(tracing.SUBSCRIPTION_END, **{"agentvault.reason": "terminal state",
+                                                       "agentvault.events": state.events})
             return PATH_STREAM if state.attempts == 1 else PATH_RESUBSCRIBE
+
+    def _skipped(self, task_id: str, note: str) -> None:
+        self.logger.info("[%s] %s", task_id, note)
+        tracing.event(tracing.EVENT_SKIPPED, **{"agentvault.note": note})
 
     @staticmethod
     def _resubscribable(exc: errors.AgentVaultError) -> bool:
@@ -308,6 +324,7 @@ class Follower:
         """After the retries: raise what cannot be helped, else say why we poll instead."""
         if not exc.retryable:
             raise exc
+        tracing.failure(tracing.FALLBACK_POLLING, exc, **{"agentvault.subscription_attempts": state.attempts})
         if isinstance(exc, errors.StreamUnavailableError):
             self.logger.warning("%s; falling back to polling every %.2f s", exc.detail, self.timing.poll_interval)
             return
@@ -340,6 +357,7 @@ class Follower:
     def _poll_failed(self, task_id: str, exc: errors.AgentVaultError, state: _Progress) -> None:
         """A failed ``get`` while polling: raise what waiting cannot mend, count what it may."""
         now = self.clock()
+        tracing.failure(tracing.POLL_FAILED, exc)
         if isinstance(exc, errors.ProtocolViolationError):  # damaged in transit, or a broken agent
             state.unreadable += 1
             if state.unreadable >= UNREADABLE_GETS:
@@ -374,6 +392,8 @@ class Follower:
     def _delay(self, planned: float, failure: errors.AgentVaultError | None, deadline: float) -> float:
         """The planned wait, stretched to the agent's ``Retry-After``, never past the deadline."""
         asked = getattr(failure, "retry_after", None) or 0.0
+        if asked > planned:
+            tracing.event(tracing.RETRY_AFTER, **{"agentvault.retry_after": asked, "agentvault.planned": planned})
         return min(max(planned, asked), max(deadline - self.clock(), 0.0))
 
     def _timed_out(self, task_id: str, state: _Progress, doing: str) -> errors.WaitTimeoutError:
@@ -394,4 +414,19 @@ class Follower:
             "Task %s ended %s; result delivered by %s after %.2f s (%d events, %d subscription attempts)",
             task_id, task.state.value, path, waited, state.events, state.attempts,
         )
-        return FollowOutcome(task, path, waited, state.events, state.attempts, state.status_message)
+        return delivered(FollowOutcome(task, path, waited, state.events, state.attempts, state.status_message))
+
+
+def delivered(outcome: FollowOutcome) -> FollowOutcome:
+    """The outcome on the current span: the task's state, the path, the counts and the agent's token usage."""
+    if tracing.recording():
+        usage = outcome.task.usage()
+        tracing.event(tracing.DELIVERED, **{"agentvault.task.state": outcome.task.state.value,
+                                           "agentvault.delivered_by": outcome.path})
+        tracing.annotate(**{"agentvault.task.id": outcome.task.id, "agentvault.task.state": outcome.task.state.value,
+                            "agentvault.delivered_by": outcome.path, "agentvault.events_seen": outcome.events_seen,
+                            "agentvault.sse_attempts": outcome.sse_attempts,
+                            "gen_ai.conversation.id": outcome.task.context_id,
+                            "gen_ai.usage.input_tokens": usage.get("input_tokens"),
+                            "gen_ai.usage.output_tokens": usage.get("output_tokens")})
+    return outcome

@@ -113,6 +113,10 @@ class Artifact(WireModel):
         return len(json.dumps(self.content, separators=(",", ":")).encode())
 
 
+#: The token counts a task's usage may report (GenAI's ``gen_ai.usage.*`` names them the same).
+USAGE_KEYS = ("input_tokens", "output_tokens")
+
+
 class Task(WireModel):
     id: str
     state: TaskState
@@ -123,6 +127,20 @@ class Task(WireModel):
     metadata: dict[str, Any] | None = None
     #: The A2A conversation the task belongs to; a follow-up message names it.
     context_id: str | None = None
+
+    def usage(self) -> dict[str, int]:
+        """
+        The tokens the agent says the task used: ``metadata.usage`` of the task, else of its last message.
+
+        The shape AgentVault agents report (``{"input_tokens": n, "output_tokens": m}``); counts that are
+        not whole numbers are left out, and an agent that reports nothing gives ``{}``.
+        """
+        sources = [self.metadata] + [m.metadata for m in reversed(self.messages) if m.role != "user"]
+        for metadata in sources:
+            usage = (metadata or {}).get("usage")
+            if isinstance(usage, dict):
+                return {key: value for key in USAGE_KEYS if type(value := usage.get(key)) is int and value >= 0}
+        return {}
 
     def last_agent_text(self) -> str | None:
         for message in reversed(self.messages):

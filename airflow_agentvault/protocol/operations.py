@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol import errors, tracing
 from airflow_agentvault.protocol.auth import NO_AUTH, Auth
 from airflow_agentvault.protocol.codec import Codec, UnknownEvent
 from airflow_agentvault.protocol.dialects import AUTO, codec_for
@@ -79,6 +79,8 @@ class Agent:
     auth: Auth = NO_AUTH
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
+    name: str | None = None  # from the agent card, for spans
+    agent_id: str | None = None
 
     @property
     def dialect(self) -> str:
@@ -101,7 +103,7 @@ def open_stream(agent: Agent, request: Request, read_timeout: float | None) -> P
 
 
 def _send(effect: type, agent: Agent, request: Request, read_timeout: float | None) -> Program[Response]:
-    headers = yield AuthHeaders(agent.auth)
+    headers = tracing.with_context((yield AuthHeaders(agent.auth)))
     read = read_timeout or agent.read_timeout
     for _ in range(4):  # the request and up to three redirects (/a2a -> /a2a/), never a loop
         try:
@@ -150,17 +152,23 @@ def send(agent: Agent, message: Message, task_id: str | None = None, context_id:
     :func:`find_started` can find that task again.
     """
     request = agent.codec.send_request(agent.endpoint, message, task_id, context_id)
-    response = yield from fetch(agent, request)
     try:
-        payload = answer(agent, request, response)
-    except errors.AgentUnreachableError as exc:
-        if response.status not in AMBIGUOUS_STATUSES:
-            raise
-        raise errors.AmbiguousSendError(
-            f"{exc.detail} to the send: the agent (or a gateway in front of it) may have started the task anyway",
-            **request.where,
-        ) from None
-    return agent.codec.send_result(request, payload)
+        response = yield from fetch(agent, request)
+        try:
+            payload = answer(agent, request, response)
+        except errors.AgentUnreachableError as exc:
+            if response.status not in AMBIGUOUS_STATUSES:
+                raise
+            raise errors.AmbiguousSendError(
+                f"{exc.detail} to the send: the agent (or a gateway in front of it) may have started the task "
+                "anyway", **request.where,
+            ) from None
+    except errors.AmbiguousSendError as unsure:
+        tracing.failure(tracing.SEND_AMBIGUOUS, unsure)
+        raise
+    started = agent.codec.send_result(request, payload)
+    tracing.event(tracing.SEND, **{"agentvault.task.id": started, "agentvault.follow_up": task_id is not None})
+    return started
 
 
 def find_started(agent: Agent, context_id: str) -> Program[Task | None]:

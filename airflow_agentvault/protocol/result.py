@@ -90,7 +90,8 @@ def build_result(task: Task, *, agent_url: str, metadata: dict[str, Any] | None 
         "text": task.answer_text() or "",
         "messages": agent_messages(task),
         "artifacts": list(artifacts.values()),
-        "metadata": {"agent_url": errors.redact_url(agent_url), **(metadata or {})},
+        "metadata": {"agent_url": errors.redact_url(agent_url), **(metadata or {}),
+                     **({"usage": usage} if (usage := task.usage()) else {})},
     }
 
 

@@ -28,6 +28,7 @@ from airflow_agentvault.protocol.follow import Follower, VisibilityWait
 from airflow_agentvault.protocol.models import Task
 from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.retry_policy import fail_fast_policy
+from airflow_agentvault.stage_tracing import traced
 from airflow_agentvault.triggers.events import STATUS_EXISTS, STATUS_NOT_FOUND, raise_for_error
 
 #: The clock the wait's start and deadline are read on: epoch seconds, the same in every process.
@@ -87,6 +88,7 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
 
     # -- one run ---------------------------------------------------------------------------------
 
+    @traced("wait_until_visible")
     def execute(self, context: Any) -> Any:
         task_id = require_task_id(self.agent_task_id)
         progress = _Progress(context)
@@ -124,6 +126,7 @@ class AgentVaultTaskExistsSensor(BaseSensorOperator):
             method_name="execute_complete",
         )
 
+    @traced("wait_until_visible.resume")
     def execute_complete(self, context: Any, event: dict[str, Any]) -> str:
         """Back from the triggerer: the state it saw, or the same failures as the synchronous path."""
         task_id = require_task_id(self.agent_task_id)

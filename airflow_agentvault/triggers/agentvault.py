@@ -32,10 +32,11 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError
 from airflow_agentvault.operators.stage_timing import StageTiming
-from airflow_agentvault.protocol import errors, models
+from airflow_agentvault.protocol import errors, models, tracing
 from airflow_agentvault.protocol.async_client import AsyncAgentClient, ssl_context
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.timing import Timing
+from airflow_agentvault.stage_tracing import traced_trigger
 from airflow_agentvault.triggers.events import STATUS_DONE, STATUS_EXISTS, STATUS_NOT_FOUND, error_event
 
 # What a trigger run needs is loaded with this module (once per triggerer), not on each first use inside
@@ -145,6 +146,7 @@ class _AgentTaskTrigger(BaseTrigger):
         return {"conn_id": self.conn_id, "agent_task_id": self.agent_task_id, **self.run_timing.trigger_kwargs()}
 
     def _follower(self, client: AsyncAgentClient) -> Follower:
+        tracing.identify(client.agent)
         return Follower(client.agent, self.run_timing.timing, logger=self.log, clock=self._clock)
 
     def _classpath(self) -> str:
@@ -183,6 +185,7 @@ class AgentVaultTaskExistsTrigger(_AgentTaskTrigger):
         """Serialize identifiers, numbers and the absolute deadline, without credentials."""
         return self._classpath(), {**self._kwargs(), "attempts_done": self.attempts_done}
 
+    @traced_trigger("wait_until_visible.trigger")
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = self.run_timing.started_at
         try:
@@ -231,6 +234,7 @@ class AgentVaultStreamTrigger(_AgentTaskTrigger):
         """Serialize identifiers, numbers and the absolute deadline, without credentials."""
         return self._classpath(), {**self._kwargs(), "cancel_on_kill": self.cancel_on_kill}
 
+    @traced_trigger("stream.trigger")
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             async with await self._client() as client:

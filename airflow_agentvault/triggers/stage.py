@@ -38,6 +38,7 @@ from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import Follower
 from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES
 from airflow_agentvault.protocol.timing import Timing
+from airflow_agentvault.stage_tracing import traced_trigger
 from airflow_agentvault.triggers.agentvault import TRANSPORTED, cancel_agent_task, done_event
 from airflow_agentvault.triggers.events import error_event
 
@@ -127,6 +128,7 @@ class AgentVaultStageTrigger(BaseTrigger):
             "max_result_bytes": self.max_result_bytes, "truncate_result": self.truncate_result,
             "result_storage": self.result_storage, "ask_person": self.ask_person}
 
+    @traced_trigger("stage.trigger")
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ti = self.task_instance
         self.log.info(WORKER_FREE_LINE, getattr(ti, "try_number", "?"))

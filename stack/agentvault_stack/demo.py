@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit
 from agentvault_stack.demo_console import Progress, StreamEcho, failure_reason, failure_report
 
 __all__ = ["DemoError", "Progress", "failure_reason", "main", "run_demo"]
+from agentvault_stack import tracing_viewer
 
 #: The checkout the demo runs from (this file is stack/agentvault_stack/demo.py): its dags/, .airflow/, reports/.
 REPO = Path(__file__).resolve().parents[2]
@@ -140,7 +141,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"Starting the research agents ({pace}, as a local LLM would)...", flush=True)
     corpus = _corpus(args.corpus)
     with start_research_agents(base_port=0, behaviour=behaviour, corpus=corpus) as agents:
-        env = {**DEMO_AIRFLOW_ENV, "AGENTVAULT_REPORTS_DIR": str(reports)}
+        env = {**DEMO_AIRFLOW_ENV, "AGENTVAULT_REPORTS_DIR": str(reports), **getattr(args, "trace_env", {})}
         print(f"Starting Airflow (scheduler, triggerer, dag-processor, API server) in {home} ...", flush=True)
         with AirflowStack(home=home, dags_folder=REPO / "dags", extra_env=env, api_port=args.port,
                           preload_modules=PROVIDER_MODULES, connections=_connections(agents.urls)) as stack:
@@ -264,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: the shipped corpus; see docs/corpus.md)")
     parser.add_argument("--timeout", type=float, default=900, help="give up on the run after this many seconds")
     parser.add_argument("--keep-running", action="store_true", help="leave the UI up until Ctrl-C")
+    parser.add_argument("--trace", action="store_true", help="trace the run and show it in a trace viewer "
+                        "(Arize Phoenix, installed on first use); prints the viewer's URL")
     args = parser.parse_args(argv)
     if args.tokens_per_second < 0 or args.think_seconds < 0:
         parser.error("--tokens-per-second and --think-seconds take 0 or more")
@@ -272,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     args.corpus = getattr(args, "corpus", None)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return run_demo(args)
+        with tracing_viewer.for_demo(args.trace) as args.trace_env:
+            return run_demo(args)
     except DemoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from agentvault_stack.agent import telemetry
 from agentvault_stack.agent.behaviour import OVERRIDE_KEY, AgentBehaviour
 from agentvault_stack.agent.contract import Skill
 from agentvault_stack.agent.tasks import TaskNotFound, TaskStore
@@ -264,7 +265,8 @@ class ReferenceAgent:
         if not isinstance(params, dict):
             return rpc_error(request_id, INVALID_PARAMS, "Invalid parameters: params must be an object")
         try:
-            outcome = await handler(params)
+            with telemetry.server_span(request, method, self.name):
+                outcome = await handler(params)
         except RpcError as exc:
             return rpc_error(request_id, exc.code, exc.message)
         except TaskNotFound as exc:

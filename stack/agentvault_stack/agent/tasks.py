@@ -1,20 +1,18 @@
 """Task store and simulated work of the reference agent, in AgentVault's wire shapes.
 
-Why it exists: the operators need an agent whose task life cycle (states, messages, artifacts, SSE
-events) is byte-compatible with ``agentvault-server-sdk`` but whose failure modes can be switched on
-(:class:`~agentvault_stack.agent.behaviour.AgentBehaviour`). Everything here runs on the server's
-event loop: no locks, and no ``await`` between checking a task's state and registering a stream
-subscriber, so a subscriber never misses an event emitted after it subscribed.
+Why it exists: the operators need an agent whose task life cycle (states, messages, artifacts, SSE events) is
+byte-compatible with ``agentvault-server-sdk`` but whose failure modes can be switched on (:class:`AgentBehaviour`).
+Everything here runs on the server's event loop: no locks, and no ``await`` between checking a task's state and
+registering a stream subscriber, so a subscriber never misses an event emitted after it subscribed.
 
-What it does not do: replay. A subscriber gets only events emitted after it subscribed; a subscriber
-to a task already in a terminal state or waiting (``INPUT_REQUIRED``, ``AUTH_REQUIRED``) gets that last
-``task_status`` event once and the stream closes. (The real SDK sends nothing new in that case and leaves the client
-hanging; one status event lets a client end cleanly, and a client that ignores it loses nothing.)
+What it does not do: replay. A subscriber gets only events emitted after it subscribed; one to a task already
+ended or waiting (``INPUT_REQUIRED``, ``AUTH_REQUIRED``) gets that last ``task_status`` event once and the stream
+closes (the real SDK sends nothing and leaves the client hanging).
 
-Asking a person: a question is an assistant message (text, plus a data part ``{"options": [...]}``
-when it offers choices) and the status message of INPUT_REQUIRED (the plain text, or that same message
-when it has options). A follow-up resumes the task with the answer recorded. A credential sent for
-AUTH_REQUIRED is checked, then stored as ``[redacted]``: no message, artifact or reason repeats it.
+Asking a person: a question is an assistant message (text, plus a data part ``{"options": [...]}`` when it offers
+choices) and the status message of INPUT_REQUIRED (the plain text, or that same message when it has options). A
+follow-up resumes the task with the answer recorded. A credential sent for AUTH_REQUIRED is checked, then stored
+as ``[redacted]``: no message, artifact or reason repeats it.
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentvault_stack.agent import telemetry
 from agentvault_stack.agent.behaviour import AgentBehaviour, Question
 from agentvault_stack.agent.contract import Answer, Skill, SkillRequest, SkillResult
 from agentvault_stack.agent.messages import (
@@ -59,7 +58,6 @@ _CLOSE = object()  # queue sentinel: close the stream without an event (server s
 
 class TaskNotFound(LookupError):
     """The task id is unknown, or the task is not visible yet (``visible_after_seconds``)."""
-
     def __init__(self, task_id: str) -> None:
         super().__init__(f"Task not found: {task_id}")
         self.task_id = task_id
@@ -167,7 +165,8 @@ class TaskStore:
             updated_at=created,
         )
         self._tasks[task_id] = task
-        task.worker = asyncio.get_running_loop().create_task(self._work(task, resume=False))
+        task.worker = asyncio.get_running_loop().create_task(
+            telemetry.traced_work(self._work(task, resume=False), task.id, self.skill.id))
         return task
 
     def get(self, task_id: str) -> AgentTask:
@@ -204,7 +203,8 @@ class TaskStore:
         else:
             return task
         self._set_state(task, WORKING)
-        task.worker = asyncio.get_running_loop().create_task(self._work(task, resume=True))
+        task.worker = asyncio.get_running_loop().create_task(
+            telemetry.traced_work(self._work(task, resume=True), task.id, self.skill.id))
         return task
 
     def cancel(self, task_id: str) -> bool:
@@ -345,6 +345,7 @@ class TaskStore:
                 return
             for artifact in result.artifacts:  # ids made unique per task, as the SDK's are
                 self._add_artifact(task, {**artifact, "id": f"{task.id}-{artifact['id']}"})
+            telemetry.report_usage(task)
             self._set_state(task, COMPLETED)
         except asyncio.CancelledError:
             raise

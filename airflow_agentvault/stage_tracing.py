@@ -1,0 +1,70 @@
+"""
+Each stage step's ``invoke_agent`` span, opened around an operator method or a trigger's run.
+
+Why a decorator: the operators and triggers stay as they are; the span is current while their work runs,
+so the protocol core's events (:mod:`protocol.tracing`) and the requests' ``traceparent`` land under it,
+and Airflow's task or trigger span is its parent when Airflow traces. A deferral, a sensor's reschedule
+or a wait for a person ends the span as an event, not an error: the stage goes on in another span.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import airflow.sdk.exceptions
+
+from airflow_agentvault.compat import AirflowRescheduleException, TaskDeferred
+from airflow_agentvault.protocol import tracing
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exceptions that pause a stage rather than end it.
+PAUSES: tuple[type[BaseException], ...] = tuple(
+    e for e in (TaskDeferred, AirflowRescheduleException, getattr(airflow.sdk.exceptions, "TaskAwaitingInput", None))
+    if isinstance(e, type)
+)
+
+
+def traced(step: str, *, conversation: Callable[[Any, Any], str | None] | None = None) -> Callable[[F], F]:
+    """
+    Run an operator method (``execute``, ``execute_complete``, ...) inside the step's span.
+
+    ``conversation(operator, context)``: the A2A context id the step sends in, for ``gen_ai.conversation.id``.
+    The span is named after the agent once the step has resolved it (inside the span, so a card that
+    cannot be read fails the span too).
+    """
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def run(self: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
+            conversation_id = conversation(self, context) if conversation is not None else None
+            with tracing.invoke_agent(step=step, conversation_id=conversation_id, benign=PAUSES):
+                try:
+                    return method(self, context, *args, **kwargs)
+                finally:  # a step that talked to no agent (a round nobody needed) reads no card for it
+                    agent = self.hook.resolved_agent
+                    if agent is not None:
+                        tracing.identify(agent)
+
+        return run  # type: ignore[return-value]
+
+    return wrap
+
+
+def traced_trigger(step: str) -> Callable[[F], F]:
+    """Run a trigger's ``run`` inside the step's span; its events are yielded after the span ends."""
+
+    def wrap(run: F) -> F:
+        @functools.wraps(run)
+        async def traced_run(self: Any) -> AsyncIterator[Any]:
+            with tracing.invoke_agent(step=step):
+                events = [event async for event in run(self)]
+            for event in events:
+                yield event
+
+        return traced_run  # type: ignore[return-value]
+
+    return wrap
+
