@@ -34,7 +34,7 @@ from airflow_agentvault.operators.common import build_message
 from airflow_agentvault.operators.remote_task import KEYS, SEEN_KEY, Record, conversation_id, starting
 from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.operators.worker_free import XCOM_INPUT
-from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol import errors, tracing
 from airflow_agentvault.protocol.follow import Follower
 from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES
 from airflow_agentvault.protocol.timing import Timing
@@ -151,6 +151,7 @@ class AgentVaultStageTrigger(BaseTrigger):
         began = await self._began(ti, record)
         hook = AgentVaultHook(self.conn_id)
         async with await hook.aget_client() as client:
+            tracing.identify(client.agent)
             program = starting(client.agent, message, await self._claim(ti, record, timing), record.put, self.log,
                                context_id=conversation_id({"ti": ti}, ti.task_id), attempt=ti.try_number,
                                resend_if_unsure=self.resend_if_unsure)
