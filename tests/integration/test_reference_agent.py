@@ -236,7 +236,7 @@ def test_send_get_round_trip(agent: ReferenceAgentServer) -> None:
 
     final = wait_for_state(agent, task_id, "COMPLETED")
     assert list(final) == TASK_KEYS
-    assert final["metadata"] is None
+    assert final["metadata"] == {"usage": {"input_tokens": 1, "output_tokens": 3}}  # words in, words out
     assert final["messages"][1] == {
         "role": "assistant",
         "parts": [{"type": "text", "content": "Reference answer: hello"}],

@@ -26,15 +26,21 @@ from fakes import FakeTaskStateStore, make_context, rpc_result, task_json
 from scenarios import RPC, SCENARIOS, TIMING, FakeClock, RecordingLogger, Script
 
 EXPORTER = InMemorySpanExporter()
+#: The providers EXPORTER is attached to: OTel allows one provider per process, and a test that ran
+#: before (the trace viewer's, say) may have set it, so EXPORTER joins whichever is there, once.
+ATTACHED: list[TracerProvider] = []
 
 
 @pytest.fixture
 def spans():
-    """Spans finished during the test. The process's tracer provider is set once (OTel allows one)."""
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+    """Spans finished during the test."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
         provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
         trace.set_tracer_provider(provider)
+    if provider not in ATTACHED:
+        provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+        ATTACHED.append(provider)
     EXPORTER.clear()
     yield EXPORTER
     EXPORTER.clear()

@@ -25,26 +25,33 @@ TRACER_NAME = "agentvault_stack.agent"
 SERVICE_NAME = "agentvault-reference-agent"
 _PROPAGATOR = TraceContextTextMapPropagator()
 _configured = threading.Lock()
-_state = {"done": False}
+#: The OTLP endpoints this process already exports to.
+_exporting: set[str] = set()
 
 
 def configure() -> None:
-    """Export spans over OTLP/HTTP if an endpoint is configured (once per process)."""
+    """
+    Export spans over OTLP/HTTP to the configured endpoint, once per endpoint and process.
+
+    Agents started in a process that already traces (a test process, say) add their exporter to its
+    tracer provider: OTel allows one provider per process.
+    """
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     with _configured:
-        if _state["done"]:
+        if not endpoint or endpoint in _exporting:
             return
-        _state["done"] = True
-        if not (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
-            return
+        _exporting.add(endpoint)
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or SERVICE_NAME})
-        provider = TracerProvider(resource=resource)
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or SERVICE_NAME})
+            provider = TracerProvider(resource=resource)
+            trace.set_tracer_provider(provider)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        trace.set_tracer_provider(provider)
 
 
 def flush(timeout_millis: int = 5000) -> None:
