@@ -21,6 +21,10 @@ and ends in the triggerer (``start_from_trigger``)               before (3.2 and
                                                                  triggerer, nor render fields there)
 =====================================================  =======  =================================================
 
+``PlainXComArg`` (one task's output, as opposed to an ``XComArg`` derived with ``map``, ``zip`` or
+``concat``) is not exported by ``airflow.sdk``; its module, ``airflow.sdk.definitions.xcom_arg``, is the
+same on 3.1 to 3.3, and this is the one place that imports it.
+
 Lowest supported: Airflow 3.1 (the task SDK, ``BaseHook.aget_connection`` for the triggers, and the
 TaskFlow decorator API this provider builds on).
 """
@@ -35,11 +39,13 @@ import airflow.exceptions
 import airflow.sdk
 import airflow.sdk.exceptions
 import airflow.sdk.log
+from airflow.sdk.definitions.xcom_arg import PlainXComArg
 from airflow.triggers.base import StartTriggerArgs
 
 __all__ = [
     "AIRFLOW_VERSION", "AIRFLOW_V_3_3_PLUS", "AirflowFailException", "AirflowRescheduleException",
-    "ExceptionRetryPolicy", "ParamValidationError", "RetryAction", "RetryRule", "StartTriggerArgs", "TaskDeferred",
+    "ExceptionRetryPolicy", "ParamValidationError", "PlainXComArg", "RetryAction", "RetryRule", "StartTriggerArgs",
+    "TaskDeferred",
     "WORKER_FREE_STAGES", "aextra_dejson",
     "amask_secret", "conf", "set_default_retry_policy", "wait_for_person",
 ]

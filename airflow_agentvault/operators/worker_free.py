@@ -17,7 +17,7 @@ from typing import Any
 
 from airflow.sdk import XComArg
 
-from airflow_agentvault.compat import WORKER_FREE_STAGES, StartTriggerArgs
+from airflow_agentvault.compat import WORKER_FREE_STAGES, PlainXComArg, StartTriggerArgs
 from airflow_agentvault.protocol.timing import Timing
 
 TRIGGER = "airflow_agentvault.triggers.stage.AgentVaultStageTrigger"
@@ -75,7 +75,7 @@ def portable(value: Any) -> Any:
     """``value`` as the trigger receives it: JSON, with plain unmapped ``XComArg`` s as placeholders."""
     if isinstance(value, XComArg):
         operator, key = getattr(value, "operator", None), getattr(value, "key", None)
-        if type(value).__name__ != "PlainXComArg" or operator is None or not isinstance(key, str):
+        if not isinstance(value, PlainXComArg) or operator is None or not isinstance(key, str):
             raise NotPortable(f"an input is a derived XComArg ({type(value).__name__}), resolved only on a worker")
         if operator.is_mapped or operator.get_closest_mapped_task_group() is not None:
             raise NotPortable(f"an input is the output of the mapped task {operator.task_id!r}")

@@ -15,7 +15,7 @@ from airflow.sdk import DAG, task
 from airflow_agentvault.compat import WORKER_FREE_STAGES
 from airflow_agentvault.operators.remote_task import PENDING_KEY, SEEN_KEY, TASK_ID_KEY
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
-from airflow_agentvault.operators.worker_free import RESUME, TRIGGER, XCOM_INPUT
+from airflow_agentvault.operators.worker_free import RESUME, TRIGGER, XCOM_INPUT, NotPortable, portable
 from airflow_agentvault.triggers.stage import CLAIM_KEY, STARTED_KEY, STATUS_FALLBACK, AgentVaultStageTrigger
 
 from fakes import FakeTriggerRecord, rpc_result, set_connection, task_json
@@ -93,6 +93,17 @@ def test_what_airflow_cannot_serve_from_the_triggerer_defers_as_before(why, buil
     assert op.worker_free_reason and (why.split()[0].lower() in op.worker_free_reason.lower() or why == "mapped task"
                                       and "mapped" in op.worker_free_reason or why == "derived XComArg"
                                       and "XComArg" in op.worker_free_reason), op.worker_free_reason
+
+
+@pytest.mark.parametrize("derive", [lambda a, b: a.map(str), lambda a, b: a.zip(b), lambda a, b: a.concat(b)],
+                         ids=["map", "zip", "concat"])
+def test_only_one_task_s_own_output_travels_to_the_trigger(derive):
+    """An upstream's output is a placeholder the trigger reads; a derived XComArg is resolved only on a worker."""
+    with dag():
+        a, b = (AgentVaultStageOperator(task_id=name, text="x") for name in ("a", "b"))
+    assert portable({"p": a.output}) == {"p": {XCOM_INPUT: {"task_id": "a", "key": "return_value"}}}
+    with pytest.raises(NotPortable, match="derived XComArg"):
+        portable({"p": derive(a.output, b.output)})
 
 
 @needs_33
