@@ -54,17 +54,30 @@ def traced(step: str, *, conversation: Callable[[Any, Any], str | None] | None =
 
 
 def traced_trigger(step: str) -> Callable[[F], F]:
-    """Run a trigger's ``run`` inside the step's span; its events are yielded after the span ends."""
+    """
+    Run a trigger's ``run`` inside the step's span, handing each event to Airflow as soon as it is made.
+
+    The span is current only while the trigger works (each step of its generator), not while Airflow
+    handles an event: what Airflow does then is no part of the step. A generator closed after its event
+    (the task it was for has moved on) ends the span as an event, not an error.
+    """
 
     def wrap(run: F) -> F:
         @functools.wraps(run)
         async def traced_run(self: Any) -> AsyncIterator[Any]:
-            with tracing.invoke_agent(step=step):
-                events = [event async for event in run(self)]
-            for event in events:
-                yield event
+            with tracing.agent_span(step=step, benign=(GeneratorExit,)) as span:
+                events = run(self)
+                try:
+                    while True:
+                        with tracing.current(span):
+                            try:
+                                event = await anext(events)
+                            except StopAsyncIteration:
+                                return
+                        yield event
+                finally:
+                    await events.aclose()
 
         return traced_run  # type: ignore[return-value]
 
     return wrap
-

@@ -142,11 +142,23 @@ def invoke_agent(*, step: str, conversation_id: str | None = None,
     ``error.type`` and the error's words; one of ``benign`` (an Airflow deferral) ends it with an event
     instead, since the stage goes on elsewhere.
     """
+    with agent_span(step=step, conversation_id=conversation_id, benign=benign) as span, current(span):
+        yield span
+
+
+@contextlib.contextmanager
+def agent_span(*, step: str, conversation_id: str | None = None,
+               benign: tuple[type[BaseException], ...] = ()) -> Iterator[Span]:
+    """
+    :func:`invoke_agent`'s span without making it current: for a block that hands control back between
+    pieces of its work (a trigger yielding its events), which makes it current around each piece
+    (:func:`current`), so that what runs in between is not under it.
+    """
     tracer = trace.get_tracer(TRACER_NAME)
     attributes = _clean({"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": PROVIDER_NAME,
                          "agentvault.step": step, "gen_ai.conversation.id": conversation_id})
-    with tracer.start_as_current_span("invoke_agent", kind=SpanKind.CLIENT, attributes=attributes,
-                                      record_exception=False, set_status_on_exception=False) as span:
+    with tracer.start_span("invoke_agent", kind=SpanKind.CLIENT, attributes=attributes, record_exception=False,
+                           set_status_on_exception=False) as span:
         try:
             yield span
         except benign as exc:
@@ -158,3 +170,8 @@ def invoke_agent(*, step: str, conversation_id: str | None = None,
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {detail}"[:500]))
             raise
+
+
+def current(span: Span) -> contextlib.AbstractContextManager[Span]:
+    """Make ``span`` current for a block, without ending it (its :func:`agent_span` does)."""
+    return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)

@@ -20,7 +20,7 @@ from airflow_agentvault.protocol.client import AgentClient, TaskFollower
 from airflow_agentvault.protocol.models import Task
 from airflow_agentvault.protocol.result import build_result
 from airflow_agentvault.protocol.timing import Timing
-from airflow_agentvault.stage_tracing import PAUSES
+from airflow_agentvault.stage_tracing import PAUSES, traced_trigger
 
 from fakes import FakeTaskStateStore, make_context, rpc_result, task_json
 from scenarios import RPC, SCENARIOS, TIMING, FakeClock, RecordingLogger, Script
@@ -157,6 +157,47 @@ def test_a_pause_is_not_an_error(spans):
         raise TaskDeferred(trigger=None, method_name="execute_complete")
     span = step_span(spans)
     assert span.status.status_code is StatusCode.UNSET and event_names(span) == [tracing.DEFERRED]
+
+
+class TwoEvents:
+    """A trigger that yields two events and notes, at each step, whether it went on and which span was current."""
+
+    def __init__(self) -> None:
+        self.went_on = False
+        self.closed = False
+        self.current: list[int] = []
+
+    @traced_trigger("stream.trigger")
+    async def run(self):
+        try:
+            self.current.append(trace.get_current_span().get_span_context().span_id)
+            yield "first"
+            self.went_on = True
+            self.current.append(trace.get_current_span().get_span_context().span_id)
+            yield "second"
+        finally:
+            self.closed = True
+
+
+async def test_a_trigger_s_event_reaches_airflow_before_the_trigger_goes_on(spans):
+    trigger = TwoEvents()
+    events = trigger.run()
+    assert await anext(events) == "first"
+    assert not trigger.went_on  # Airflow has the event while the trigger waits at its yield
+    assert not trace.get_current_span().is_recording()  # and handles it outside the step's span
+    assert spans.get_finished_spans() == ()  # which is still open
+    assert [event async for event in events] == ["second"]
+    span = step_span(spans)
+    assert trigger.current == [span.context.span_id] * 2 and span.status.status_code is StatusCode.UNSET
+
+
+async def test_a_trigger_closed_after_its_event_ends_its_span_without_error(spans):
+    trigger = TwoEvents()
+    events = trigger.run()
+    assert await anext(events) == "first"
+    await events.aclose()  # the task moved on: Airflow drops the trigger
+    span = step_span(spans)
+    assert trigger.closed and not trigger.went_on and span.status.status_code is StatusCode.UNSET
 
 
 def test_an_error_is_the_status(spans):
