@@ -286,10 +286,8 @@ def check_endpoint(agent: Agent, url: str, trust: CardTrust, own: Sequence[str],
         raise errors.AgentUnreachableError(f"cannot resolve {host!r} (the {what} the agent card names) to check it",
                                            **where)
     own_addresses: set[str] = set()
-    for own_url in own:
-        own_host = urlsplit(own_url).hostname if own_url else None
-        if own_host:
-            own_addresses.update((yield from _addresses(own_host)))
+    for own_host in sorted({urlsplit(u).hostname or "" for u in own if u} - {""}):
+        own_addresses.update((yield from _addresses(own_host)))
     inside = sorted(a for a in addresses if _not_global(a) and a not in own_addresses)
     if inside:
         raise errors.UntrustedEndpointError(
