@@ -62,4 +62,30 @@ CONN_FIELDS: dict[str, Any] = {
         "schema": {"type": ["string", "null"], "default": "agentvault", "enum": list(DIALECT_CHOICES)},
     },
     "card_url": {"label": "Agent card URL (optional)", "schema": {"type": ["string", "null"]}},
+    "card_keys": {
+        "label": "Agent card public keys (JWKS)",
+        "description": "JSON of the public keys (a JWKS, a list of JWKs or one JWK) a signed agent card is "
+        "verified with; no private or symmetric keys",
+        "schema": {"type": ["string", "null"]},
+    },
+    "require_signed_card": {
+        "label": "Require a signed agent card",
+        "description": "Refuse an agent card without a signature that verifies",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+    "trust_card_jwks": {
+        "label": "Trust the card's key set URL (jku)",
+        "description": "Fetch the keys a card's signature names when the connection's keys lack them",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+    "allow_other_origins": {
+        "label": "Allow a card endpoint on another origin",
+        "description": "Use an endpoint (or key set) the agent card names on another host or port than this URL",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+    "allow_private_networks": {
+        "label": "Allow a card endpoint in a private network",
+        "description": "With the above: allow one resolving to a private, loopback, link-local or unique-local address",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
 }

@@ -1,9 +1,9 @@
 """
 The operators' default retry policy: fail at once where a new try cannot help or could do harm.
 
-Wrong credentials, an agent that breaks the protocol, a task waiting for a human's answer or for
-credentials out of band, and a result over the size limit end the same way on every try; retrying
-them only delays the failure by ``retries x retry_delay``. A send whose answer was lost after it
+Wrong credentials, an agent that breaks the protocol, an agent card the connection does not trust, a
+task waiting for a human's answer or for credentials out of band, and a result over the size limit end
+the same way on every try; retrying them only delays the failure by ``retries x retry_delay``. A send whose answer was lost after it
 reached the agent (:class:`AmbiguousSendError`) is not retried either: the agent may be running the
 task already, and a new try would start a second one (``resend_if_unsure=True`` on the operator opts in).
 
@@ -25,6 +25,7 @@ from airflow_agentvault.protocol import errors
 FUTILE_TO_RETRY: tuple[type[errors.AgentVaultError], ...] = (
     errors.NotAuthorizedError,
     errors.ProtocolViolationError,
+    errors.UntrustedCardError,
     errors.InputRequiredError,
     errors.AuthRequiredError,
     errors.ResultTooLargeError,

@@ -22,11 +22,12 @@ from airflow_agentvault.connection_form import AUTH_TYPES, DIALECT_CHOICES, UI_F
 from airflow_agentvault.protocol import operations
 from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.auth import NO_AUTH, ApiKeyAuth, Auth, BearerAuth, OAuth2ClientCredentials
+from airflow_agentvault.protocol.card_trust import CardTrust, public_key_set, vet
 from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.dialects import AGENTVAULT, AUTO, Discovered, codec_for
 from airflow_agentvault.protocol.dialects.cards import auth_mismatch
 from airflow_agentvault.protocol.errors import AgentVaultError, redact_url
-from airflow_agentvault.protocol.exchange import origin
+from airflow_agentvault.protocol.exchange import Program, origin
 from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 
 DEFAULT_RPC_PATH = "/a2a/"
@@ -48,6 +49,7 @@ class AgentSettings:
     connect_timeout: float
     dialect: str
     trust_card_endpoint: bool = False
+    trust: CardTrust = CardTrust()
 
 
 def credential_safe_endpoint(settings: AgentSettings, rpc_url: str) -> tuple[str, str | None]:
@@ -66,6 +68,25 @@ def credential_safe_endpoint(settings: AgentSettings, rpc_url: str) -> tuple[str
         f"the agent card names the endpoint {redact_url(rpc_url)} on another origin than the connection; "
         f"credentials stay with {ours}, so {redact_url(pinned)} is used (extra trust_card_endpoint "
         "follows the card)"
+    )
+
+
+def checked(agent: operations.Agent, settings: AgentSettings, found: Discovered) -> Program[list[str]]:
+    """What the card-trust checks found for what discovery found (the endpoint as it will be used), or raise."""
+    endpoint, _ = credential_safe_endpoint(settings, found.rpc_url)
+    notes = yield from vet(agent, found.card, endpoint, settings.trust, (settings.card_url, settings.rpc_url or ""))
+    return notes
+
+
+def _card_trust(conn_id: str, extra: dict[str, Any]) -> CardTrust:
+    try:
+        keys = public_key_set(extra.get("card_keys"))
+    except ValueError as exc:
+        raise ConnectionConfigError(f"connection '{conn_id}': extra 'card_keys' {exc}") from None
+    return CardTrust(
+        card_keys=keys,
+        **{name: _truthy(extra.get(name), False) for name in
+           ("require_signed_card", "trust_card_jwks", "allow_other_origins", "allow_private_networks")},
     )
 
 
@@ -178,6 +199,7 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
         connect_timeout=_seconds(conn_id, "connect_timeout", extra.get("connect_timeout"), DEFAULT_CONNECT_TIMEOUT),
         dialect=dialect,
         trust_card_endpoint=_truthy(extra.get("trust_card_endpoint"), False),
+        trust=_card_trust(conn_id, extra),
     )
 
 
@@ -187,7 +209,8 @@ DISCOVERED: dict[tuple[Any, ...], Discovered] = {}
 
 
 def _resolution_key(settings: AgentSettings) -> tuple[Any, ...]:
-    return settings.dialect, settings.rpc_url, settings.card_url, settings.auth.scheme, str(settings.verify)
+    return (settings.dialect, settings.rpc_url, settings.card_url, settings.auth.scheme, str(settings.verify),
+            settings.trust_card_endpoint, settings.trust)
 
 
 def _remember(settings: AgentSettings, found: Discovered) -> None:
@@ -286,6 +309,9 @@ class AgentVaultHook(BaseHook):
                       " (chosen from its card)" if settings.dialect == AUTO else "")
         return rpc_url
 
+    def _log_checks(self, notes: list[str]) -> None:
+        self.log.debug("Agent card checks: %s", "; ".join(notes))
+
     def get_client(self) -> AgentClient:
         """A blocking client of the connection's dialect (``auto``: the one the agent card names)."""
         settings = self.settings
@@ -294,6 +320,7 @@ class AgentVaultHook(BaseHook):
         found = DISCOVERED.get(_resolution_key(settings))
         if found is None:
             found = probe.run(operations.resolve(probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
+            self._log_checks(probe.run(checked(probe.agent, settings, found)))
             _remember(settings, found)
         client = AgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect),
                              session=probe.runner.session, **options)
@@ -309,6 +336,7 @@ class AgentVaultHook(BaseHook):
             async with AsyncAgentClient(settings.card_url, **options) as probe:
                 found = await probe.run(
                     operations.resolve(probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
+                self._log_checks(await probe.run(checked(probe.agent, settings, found)))
             _remember(settings, found)
         client = AsyncAgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect), **options)
         client.agent = identified(client.agent, found)
@@ -349,9 +377,10 @@ class AgentVaultHook(BaseHook):
                 found = probe.run(operations.discover(
                     probe.agent, settings.card_url, dialect=None if settings.dialect == AUTO else settings.dialect,
                     endpoint_hint=settings.rpc_url if settings.dialect == AUTO else None))
+                checks = probe.run(checked(probe.agent, settings, found))
                 notes = "".join(f"; warning: {w}" for w in found.card.warnings)
                 return True, (f"Found agent {found.card.agent_card.summary()}; using {found.dialect} at "
-                              f"{redact_url(found.rpc_url)}{notes}")
+                              f"{redact_url(found.rpc_url)}; checked: {', '.join(checks)}{notes}")
             card = probe.fetch_card(settings.card_url)
         except (AgentVaultError, ConnectionConfigError) as exc:
             return False, str(exc)

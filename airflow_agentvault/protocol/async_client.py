@@ -23,13 +23,14 @@ import httpx
 
 from airflow_agentvault.protocol import operations
 from airflow_agentvault.protocol.auth import NO_AUTH, Auth
-from airflow_agentvault.protocol.client import STREAM_ACCEPT, failure_reason
+from airflow_agentvault.protocol.client import STREAM_ACCEPT, addresses_of, failure_reason
 from airflow_agentvault.protocol.codec import Codec
 from airflow_agentvault.protocol.dialects.agentvault import AgentVaultCodec
 from airflow_agentvault.protocol.exchange import (
     AuthHeaders,
     Close,
     Fetch,
+    Lookup,
     NextEvents,
     Notify,
     Open,
@@ -186,6 +187,8 @@ class AsyncRunner:
             if inspect.isawaitable(told):
                 await told
             return None
+        if kind is Lookup:
+            return await asyncio.to_thread(addresses_of, effect.host)
         raise TypeError(f"unknown effect {effect!r}")
 
     async def _send(self, effect: Fetch | Open, *, stream: bool) -> httpx.Response:

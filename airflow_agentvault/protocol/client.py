@@ -10,6 +10,7 @@ exceptions into a :class:`TransportFailure` the core names. Every decision is in
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from airflow_agentvault.protocol.exchange import (
     AuthHeaders,
     Close,
     Fetch,
+    Lookup,
     NextEvents,
     Notify,
     Open,
@@ -181,6 +183,8 @@ class BlockingRunner:
         if kind is Notify:
             effect.callback(effect.value)
             return None
+        if kind is Lookup:
+            return addresses_of(effect.host)
         raise TypeError(f"unknown effect {effect!r}")
 
     def _send(self, effect: Fetch | Open, *, stream: bool) -> requests.Response:
@@ -194,6 +198,15 @@ class BlockingRunner:
             )
         except requests.RequestException as exc:
             raise _failure(exc) from None
+
+
+def addresses_of(host: str) -> list[str]:
+    """The IP addresses ``host`` resolves to (empty when it does not): both runners' :class:`Lookup`."""
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    return sorted({str(info[4][0]) for info in found})
 
 
 #: The most one read of a stream's body takes; a read returns what has arrived, up to this.

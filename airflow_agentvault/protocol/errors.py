@@ -166,3 +166,15 @@ class StreamUnavailableError(StreamDisconnectedError):
     A :class:`StreamDisconnectedError`, so the follower does not retry the subscription but reads the
     task with ``get`` at once; nothing is lost, because the result always comes from ``get``.
     """
+
+
+class UntrustedCardError(AgentVaultError):
+    """The agent card, or a URL it names, is not trusted by the connection's settings: every try meets the same."""
+
+
+class CardSignatureError(UntrustedCardError):
+    """The card's signature is missing (where required), malformed, by an unknown key or does not match."""
+
+
+class UntrustedEndpointError(UntrustedCardError):
+    """The card names an endpoint on another origin, or inside a private network, that the connection does not allow."""

@@ -126,6 +126,13 @@ class Sleep:
 
 
 @dataclass(frozen=True)
+class Lookup:
+    """Resolve a host name; answer: its IP addresses as text (empty when it cannot be resolved)."""
+
+    host: str
+
+
+@dataclass(frozen=True)
 class Notify:
     """Call ``callback(value)`` (awaited if it returns an awaitable): e.g. registering a secret."""
 

@@ -35,6 +35,9 @@ test agent:
 =====================  ========================================================================
 
 ``tasks/cancel`` of a running task cancels its job and the task becomes CANCELED.
+
+``--sign-key <file>`` (a private JWK, EC P-256, with its ``kid``) signs the card with the SDK's own
+``a2a.utils.signing`` (ES256), as a deployment that signs its card would: the provider must verify it.
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import logging
 import re
+from pathlib import Path
 
 import uvicorn
 from a2a.helpers.proto_helpers import (
@@ -246,8 +251,21 @@ def build_card(base_url: str) -> AgentCard:
     )
 
 
-def create_app(port: int) -> Starlette:
+def signed_by(card: AgentCard, key_file: str) -> AgentCard:
+    """The card signed by the SDK's signer with the private JWK in ``key_file``."""
+    from a2a.utils.signing import create_agent_card_signer
+    from jwt import PyJWK
+
+    jwk = json.loads(Path(key_file).read_text())
+    signer = create_agent_card_signer(PyJWK(jwk, algorithm="ES256"),
+                                      {"kid": jwk["kid"], "alg": "ES256", "typ": "JOSE"})  # type: ignore[typeddict-item]
+    return signer(card)
+
+
+def create_app(port: int, sign_key: str | None = None) -> Starlette:
     card = build_card(f"http://127.0.0.1:{port}")
+    if sign_key:
+        card = signed_by(card, sign_key)
     handler = DefaultRequestHandler(agent_executor=SteeredExecutor(), task_store=InMemoryTaskStore(), agent_card=card)
     routes = [
         *create_agent_card_routes(card),
@@ -261,10 +279,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--sign-key", help="a private JWK file: the card is signed with it (ES256)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Loopback only; a short graceful-shutdown bound so open streams cannot hold up SIGTERM.
-    uvicorn.run(create_app(args.port), host="127.0.0.1", port=args.port, log_level=args.log_level,
+    uvicorn.run(create_app(args.port, args.sign_key), host="127.0.0.1", port=args.port, log_level=args.log_level,
                 timeout_graceful_shutdown=2)
 
 

@@ -22,6 +22,9 @@ V10_CARD = json.loads(body("01-agent-card.txt"))
 AV_CARD = {"name": "AV", "url": "http://localhost:8000/a2a/", "capabilities": {"a2aVersion": "1.0"},
            "authSchemes": [{"scheme": "apiKey"}]}
 CONN = "dialect_test"
+#: The captured card names its endpoints on 127.0.0.1:56151, another origin (and a loopback address) than
+#: BASE: these connections allow that, as a connection to such a card must (tests/unit/test_card_trust.py).
+ELSEWHERE = {"allow_other_origins": "true", "allow_private_networks": "true"}
 
 
 def hook_for(monkeypatch, host, password=None, **extra) -> AgentVaultHook:
@@ -63,7 +66,7 @@ def test_a_fixed_dialect_with_an_endpoint_reads_no_card(monkeypatch, requests_mo
 
 def test_a_fixed_dialect_with_a_base_url_finds_its_endpoint_in_the_card(monkeypatch, requests_mock):
     card = requests_mock.get(f"{BASE}/.well-known/agent-card.json", json=V10_CARD)
-    hook = hook_for(monkeypatch, f"{BASE}/", dialect="a2a-rest")
+    hook = hook_for(monkeypatch, f"{BASE}/", dialect="a2a-rest", **ELSEWHERE)
     assert hook.client.dialect == "a2a-rest" and hook.client.rpc_url == "http://127.0.0.1:56151/rest"
     assert card.last_request.headers["A2A-Version"] == "1.0"
     assert f"Agent card at {BASE}/.well-known/agent-card.json names the endpoint http://127.0.0.1:56151/rest" \
@@ -106,14 +109,14 @@ def test_auto_warns_when_the_card_wants_other_auth(monkeypatch, requests_mock):
 
 def test_a_fixed_a2a_dialect_with_a_card_url_takes_that_dialects_endpoint(monkeypatch, requests_mock):
     requests_mock.get(f"{BASE}/card.json", json=V10_CARD)
-    hook = hook_for(monkeypatch, f"{BASE}/card.json", dialect="a2a-rest")
+    hook = hook_for(monkeypatch, f"{BASE}/card.json", dialect="a2a-rest", **ELSEWHERE)
     assert hook.client.dialect == "a2a-rest" and hook.client.rpc_url == "http://127.0.0.1:56151/rest"
 
 
 def test_test_connection_for_an_a2a_dialect(monkeypatch, requests_mock):
     requests_mock.get(f"{BASE}/agent-card.json", status_code=404)
     requests_mock.get(f"{BASE}/.well-known/agent-card.json", json=V10_CARD)
-    ok, message = hook_for(monkeypatch, f"{BASE}/", password="k", dialect="auto").test_connection()
+    ok, message = hook_for(monkeypatch, f"{BASE}/", password="k", dialect="auto", **ELSEWHERE).test_connection()
     assert ok and "slow-test-agent" in message and "using a2a-1.0 at http://127.0.0.1:56151/" in message
     assert "warning" not in message
     ok, message = hook_for(monkeypatch, f"{BASE}/", dialect="a2a-0.3").test_connection()
@@ -121,7 +124,7 @@ def test_test_connection_for_an_a2a_dialect(monkeypatch, requests_mock):
 
 
 async def test_aget_client_auto(monkeypatch, respx_mock):
-    set_connection(monkeypatch, CONN, f"{BASE}/", dialect="auto")
+    set_connection(monkeypatch, CONN, f"{BASE}/", dialect="auto", **ELSEWHERE)
     respx_mock.get(f"{BASE}/agent-card.json").mock(return_value=httpx.Response(404))
     respx_mock.get(f"{BASE}/.well-known/agent-card.json").mock(return_value=httpx.Response(200, json=V10_CARD))
     async with await AgentVaultHook(CONN, read_timeout=9).aget_client() as client:
@@ -140,5 +143,5 @@ async def test_aget_client_for_a_fixed_dialect_reads_nothing(monkeypatch, respx_
 def test_a_card_is_read_once_per_process_for_the_same_connection(monkeypatch, requests_mock):
     card = requests_mock.get(f"{BASE}/.well-known/agent-card.json", json=V10_CARD)
     for _ in range(3):
-        assert hook_for(monkeypatch, f"{BASE}/", dialect="auto").client.dialect == "a2a-1.0"
+        assert hook_for(monkeypatch, f"{BASE}/", dialect="auto", **ELSEWHERE).client.dialect == "a2a-1.0"
     assert card.call_count == 1

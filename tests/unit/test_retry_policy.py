@@ -23,6 +23,8 @@ WHERE = {"agent_url": "http://agent.test/a2a/", "method": "tasks/get", "task_id"
     errors.InputRequiredError("input required", agent_message="Which decade?", **WHERE),
     errors.AuthRequiredError("auth required", **WHERE),
     errors.ResultTooLargeError("result too large", **WHERE),
+    errors.CardSignatureError("no valid signature on the agent card", **WHERE),
+    errors.UntrustedEndpointError("the agent card names an endpoint on another origin", **WHERE),
 ])
 def test_futile_errors_fail_at_once(error):
     decision = fail_fast_policy().evaluate(error, try_number=1, max_tries=3)
