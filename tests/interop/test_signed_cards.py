@@ -21,9 +21,8 @@ from airflow_agentvault.protocol.client import TaskFollower
 from airflow_agentvault.protocol.models import Message, TaskState, TextPart
 from airflow_agentvault.protocol.timing import Timing
 
-from interop import servers
-
 import sdk_venv  # noqa: E402  (tests/thirdparty/sdk_venv.py, on the path through interop.servers)
+from interop import servers
 
 HERE = Path(__file__).resolve().parent
 CONN = "signed_card_agent"
