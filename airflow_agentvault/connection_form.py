@@ -62,4 +62,15 @@ CONN_FIELDS: dict[str, Any] = {
         "schema": {"type": ["string", "null"], "default": "agentvault", "enum": list(DIALECT_CHOICES)},
     },
     "card_url": {"label": "Agent card URL (optional)", "schema": {"type": ["string", "null"]}},
+    "max_answer_bytes": {
+        "label": "Largest answer (bytes)",
+        "description": "An answer body above this ends the call with AnswerTooLargeError instead of filling "
+        "the worker's or the triggerer's memory (default 64 MiB)",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
+    "max_event_bytes": {
+        "label": "Largest stream event (bytes)",
+        "description": "A stream event above this drops the stream; the task is read with get (default 8 MiB)",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
 }

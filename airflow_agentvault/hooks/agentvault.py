@@ -26,7 +26,7 @@ from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.dialects import AGENTVAULT, AUTO, Discovered, codec_for
 from airflow_agentvault.protocol.dialects.cards import auth_mismatch
 from airflow_agentvault.protocol.errors import AgentVaultError, redact_url
-from airflow_agentvault.protocol.exchange import origin
+from airflow_agentvault.protocol.exchange import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_EVENT_BYTES, origin
 from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 
 DEFAULT_RPC_PATH = "/a2a/"
@@ -48,6 +48,8 @@ class AgentSettings:
     connect_timeout: float
     dialect: str
     trust_card_endpoint: bool = False
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
 
 def credential_safe_endpoint(settings: AgentSettings, rpc_url: str) -> tuple[str, str | None]:
@@ -93,6 +95,19 @@ def _seconds(conn_id: str, name: str, value: Any, default: float) -> float:
     if not seconds > 0:
         raise ConnectionConfigError(f"connection '{conn_id}': extra '{name}' must be a positive number, got {value!r}")
     return seconds
+
+
+def _bytes(conn_id: str, name: str, value: Any, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        size = -1
+    if size <= 0:
+        raise ConnectionConfigError(f"connection '{conn_id}': extra '{name}' must be a positive whole number of "
+                                    f"bytes, got {value!r}")
+    return size
 
 
 def _truthy(value: Any, default: bool) -> bool:
@@ -178,6 +193,8 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
         connect_timeout=_seconds(conn_id, "connect_timeout", extra.get("connect_timeout"), DEFAULT_CONNECT_TIMEOUT),
         dialect=dialect,
         trust_card_endpoint=_truthy(extra.get("trust_card_endpoint"), False),
+        max_answer_bytes=_bytes(conn_id, "max_answer_bytes", extra.get("max_answer_bytes"), DEFAULT_MAX_ANSWER_BYTES),
+        max_event_bytes=_bytes(conn_id, "max_event_bytes", extra.get("max_event_bytes"), DEFAULT_MAX_EVENT_BYTES),
     )
 
 
@@ -269,7 +286,8 @@ class AgentVaultHook(BaseHook):
 
     def _options(self, settings: AgentSettings) -> dict[str, Any]:
         return {"auth": settings.auth, "verify": settings.verify, "connect_timeout": settings.connect_timeout,
-                "read_timeout": self.read_timeout}
+                "read_timeout": self.read_timeout, "max_answer_bytes": settings.max_answer_bytes,
+                "max_event_bytes": settings.max_event_bytes}
 
     def _endpoint(self, settings: AgentSettings, found: Discovered) -> str:
         """The endpoint to use for what discovery found, said once in the log."""
