@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from airflow.sdk import BaseHook
@@ -85,29 +85,21 @@ def _card_home(home: str, dialect: str) -> str:
     return urljoin(home, DEFAULT_CARD_PATH) if dialect == AGENTVAULT else home + "/"
 
 
-def _seconds(conn_id: str, name: str, value: Any, default: float) -> float:
+N = TypeVar("N", int, float)
+
+
+def _positive(conn_id: str, name: str, value: Any, default: N) -> N:
+    """A positive number from an extra, of the default's type (seconds, or a whole number of bytes)."""
     if value is None or value == "":
         return default
     try:
-        seconds = float(value)
+        number = type(default)(value)
     except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds > 0:
-        raise ConnectionConfigError(f"connection '{conn_id}': extra '{name}' must be a positive number, got {value!r}")
-    return seconds
-
-
-def _bytes(conn_id: str, name: str, value: Any, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        size = -1
-    if size <= 0:
-        raise ConnectionConfigError(f"connection '{conn_id}': extra '{name}' must be a positive whole number of "
-                                    f"bytes, got {value!r}")
-    return size
+        number = type(default)(-1)
+    if not number > 0:
+        kind = "positive whole number" if isinstance(default, int) else "positive number"
+        raise ConnectionConfigError(f"connection '{conn_id}': extra '{name}' must be a {kind}, got {value!r}")
+    return number
 
 
 def _truthy(value: Any, default: bool) -> bool:
@@ -190,11 +182,11 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
         card_url=card_url,
         auth=auth,
         verify=verify,
-        connect_timeout=_seconds(conn_id, "connect_timeout", extra.get("connect_timeout"), DEFAULT_CONNECT_TIMEOUT),
+        connect_timeout=_positive(conn_id, "connect_timeout", extra.get("connect_timeout"), DEFAULT_CONNECT_TIMEOUT),
         dialect=dialect,
         trust_card_endpoint=_truthy(extra.get("trust_card_endpoint"), False),
-        max_answer_bytes=_bytes(conn_id, "max_answer_bytes", extra.get("max_answer_bytes"), DEFAULT_MAX_ANSWER_BYTES),
-        max_event_bytes=_bytes(conn_id, "max_event_bytes", extra.get("max_event_bytes"), DEFAULT_MAX_EVENT_BYTES),
+        max_answer_bytes=_positive(conn_id, "max_answer_bytes", extra.get("max_answer_bytes"), DEFAULT_MAX_ANSWER_BYTES),
+        max_event_bytes=_positive(conn_id, "max_event_bytes", extra.get("max_event_bytes"), DEFAULT_MAX_EVENT_BYTES),
     )
 
 

@@ -248,7 +248,8 @@ def event_batches(reads: Iterable[bytes], max_bytes: int | None = None) -> Itera
 
     An event that is not UTF-8 raises UnicodeDecodeError after the events before it (the runner ends
     the stream as a disconnect); a character cut between reads is never framed before its rest comes.
-    More than ``max_bytes`` held for an unfinished event raises a ``too_large`` :class:`TransportFailure`.
+    An event above ``max_bytes``, or more held for an unfinished one, raises a ``too_large``
+    :class:`TransportFailure`.
     """
     held = b""
     for read in reads:
@@ -269,6 +270,9 @@ def event_batches(reads: Iterable[bytes], max_bytes: int | None = None) -> Itera
             if batch:
                 yield batch
             raise
+        if max_bytes is not None and cut > max_bytes:  # a read that may hold a whole event above the limit
+            for sse in batch:
+                check_held(len(sse.data), max_bytes)
         yield batch
     yield [ServerEvent(sse.event, sse.data) for sse in sseclient.SSEClient(iter((held,))).events()]
 

@@ -206,9 +206,9 @@ class BodyLimit:
 
 
 def check_held(held: int, max_bytes: int | None) -> None:
-    """A framer holds ``held`` bytes of an event not yet complete: above ``max_bytes`` the stream is dropped."""
+    """A framer holds ``held`` bytes of one event (complete or not): above ``max_bytes`` the stream is dropped."""
     if max_bytes is not None and held > max_bytes:
-        raise TransportFailure("too_large", f"more than {max_bytes} bytes held for one event", sent=True)
+        raise TransportFailure("too_large", f"more than {max_bytes} bytes in one event", sent=True)
 
 
 def stream_failure_error(failure: TransportFailure, request: Request, events: int) -> errors.StreamDisconnectedError:

@@ -297,10 +297,8 @@ def _stream(agent: Agent, request: Request, read_timeout: float, watch: StreamWa
 def _rest_of(agent: Agent, request: Request, read_timeout: float) -> Program[bytes]:
     try:
         body: bytes = yield ReadRest(read_timeout, agent.max_answer_bytes)
-    except TransportFailure as failure:
-        if failure.kind == "too_large":  # not a stream, and too large to quote: the task is read with get
-            raise stream_failure_error(failure, request, 0) from None
-        raise errors.AgentUnreachableError(f"answer broke off ({failure.reason})", **request.where) from None
+    except TransportFailure as failure:  # broke off, or too large to quote: the task is read with get
+        raise stream_failure_error(failure, request, 0) from None
     return body
 
 

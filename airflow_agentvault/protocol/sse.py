@@ -25,8 +25,8 @@ class EventFramer:
     """
     Feed it bytes as they arrive; it returns the events each piece completed.
 
-    More than ``max_bytes`` held for an event not yet complete (a line without an end, data lines without
-    the blank line) raises a ``too_large`` :class:`~airflow_agentvault.protocol.exchange.TransportFailure`.
+    An event above ``max_bytes``, or more held for one not yet complete (a line without an end, data lines
+    without the blank line), raises a ``too_large`` :class:`~airflow_agentvault.protocol.exchange.TransportFailure`.
     """
 
     def __init__(self, max_bytes: int | None = None) -> None:
@@ -67,6 +67,9 @@ class EventFramer:
         events = self._frame(lines)
         self._held = len(last) + sum(map(len, self._data)) if last or self._data else 0
         check_held(self._held, self._max_bytes)
+        if self._max_bytes is not None and len(text) > self._max_bytes:  # a whole event above the limit?
+            for event in events:
+                check_held(len(event.data), self._max_bytes)
         return events
 
     def _frame(self, lines: list[str]) -> list[ServerEvent]:
