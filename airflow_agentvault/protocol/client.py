@@ -271,8 +271,8 @@ def event_batches(reads: Iterable[bytes], max_bytes: int | None = None) -> Itera
                 yield batch
             raise
         if max_bytes is not None and cut > max_bytes:  # a read that may hold a whole event above the limit
-            for sse in batch:
-                check_held(len(sse.data), max_bytes)
+            for event in batch:
+                check_held(len(event.data), max_bytes)
         yield batch
     yield [ServerEvent(sse.event, sse.data) for sse in sseclient.SSEClient(iter((held,))).events()]
 
