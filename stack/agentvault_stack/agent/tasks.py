@@ -9,6 +9,12 @@ What it does not do: replay. A subscriber gets only events emitted after it subs
 ended or waiting (``INPUT_REQUIRED``, ``AUTH_REQUIRED``) gets that last ``task_status`` event once and the stream
 closes (the real SDK sends nothing and leaves the client hanging).
 
+Restarts: with a journal (``--task-store``, see ``journal.py``) the tasks outlive the process. A task that was
+SUBMITTED or WORKING when the agent stopped has the output of its cut-off run dropped and that run started again
+(:meth:`TaskStore.recover`): the task ends as it would have without the restart, with no second task and no
+repeated words, and a client that resubscribes sees the run's events again. A task waiting for a person keeps
+waiting; an ended one stays as it ended. Without a journal a restart forgets every task ("Task not found").
+
 Asking a person: a question is an assistant message (text, plus a data part ``{"options": [...]}`` when it offers
 choices) and the status message of INPUT_REQUIRED (the plain text, or that same message when it has options). A
 follow-up resumes the task with the answer recorded. A credential sent for AUTH_REQUIRED is checked, then stored
