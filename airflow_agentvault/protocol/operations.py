@@ -264,6 +264,7 @@ def _stream(agent: Agent, request: Request, read_timeout: float, watch: StreamWa
         body = yield from _rest_of(agent, request, read_timeout)
         raise _not_a_stream(agent, request, head, body)
     decoder = agent.codec.stream_decoder(request)
+    decoder.max_bytes = agent.max_answer_bytes
     while True:
         try:
             batch = yield NEXT_EVENTS

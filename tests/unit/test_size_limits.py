@@ -166,3 +166,25 @@ def test_reads_without_events_end_at_the_deadline():
             else:  # the first look: the task is working
                 value = Response(200, "application/json", task_answer("WORKING"))
     assert reads == 10 and info.value.task_id == "t"
+
+
+# -- an artifact assembled from chunks above the limit ---------------------------------------------------------
+
+
+def test_an_artifact_whose_chunks_grow_past_the_limit_ends_the_stream_for_get():
+    from airflow_agentvault.protocol.dialects.a2a_v10 import V10Codec, V10StreamDecoder
+    from airflow_agentvault.protocol.exchange import ServerEvent
+
+    decoder = V10StreamDecoder(V10Codec().subscribe_request(RPC, "t"))
+    decoder.max_bytes = LIMIT
+
+    def chunk(append: bool) -> ServerEvent:
+        update = {"taskId": "t", "append": append, "artifact": {"artifactId": "a", "parts": [{"text": "w" * 100}]}}
+        return ServerEvent(None, json.dumps({"jsonrpc": "2.0", "id": "1", "result": {"artifactUpdate": update}}))
+
+    fed = [decoder.feed(chunk(append=index > 0)) for index in range(LIMIT // 400)]  # well under the limit
+    assert len(fed[-1][0].artifact.content) == 100 * len(fed)
+    with pytest.raises(errors.EventTooLargeError, match="artifact a grew past") as info:
+        for _ in range(LIMIT // 100):
+            decoder.feed(chunk(append=True))
+    assert info.value.task_id == "t" and not Follower._resubscribable(info.value)
