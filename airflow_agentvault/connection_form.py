@@ -88,4 +88,15 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "With the above: allow one resolving to a private, loopback, link-local or unique-local address",
         "schema": {"type": ["boolean", "null"], "default": False},
     },
+    "max_answer_bytes": {
+        "label": "Largest answer (bytes)",
+        "description": "An answer body above this ends the call with AnswerTooLargeError instead of filling "
+        "the worker's or the triggerer's memory (default 64 MiB)",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
+    "max_event_bytes": {
+        "label": "Largest stream event (bytes)",
+        "description": "A stream event above this drops the stream; the task is read with get (default 8 MiB)",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
 }

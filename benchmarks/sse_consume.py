@@ -14,6 +14,7 @@ sides interleaved (each side once, then again), and the table shows
 each side's fastest run.
 
     .venv/bin/python benchmarks/sse_consume.py                       # 50,000 events; memory at 10k, 100k
+                                                                     # and its growth between them
     .venv/bin/python benchmarks/sse_consume.py --events 20000 --memory 10000,50000 --repeat 1
 """
 
@@ -164,7 +165,7 @@ def run_side(side: str, url: str) -> None:
     started, cpu_started = time.perf_counter(), time.process_time()
     events = asyncio.run(runner(url)) if side.endswith("async") else runner(url)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    print(json.dumps({"events": events, "seconds": seconds, "cpu": cpu,
+    print(json.dumps({"events": events, "seconds": seconds, "cpu": cpu,  # ru_maxrss is in KiB on Linux
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
@@ -238,11 +239,17 @@ def main() -> None:
               f"sync against the bare loop fed 64 KiB reads {by['ours-sync'] / by['bare-sync-64k']:.2f} "
               "(target >= 0.9)")
 
-    print(f"\n{'events':>8} {'ours-sync MB':>13} {'ours-async MB':>14}")
+    print(f"\npeak RSS of the follower by stream length (MiB)\n{'events':>8} {'ours-sync':>10} {'ours-async':>11}")
+    peaks: list[tuple[int, float, float]] = []
     for count in (int(n) for n in args.memory.split(",")):
         sync = with_server(count, lambda url: measure("ours-sync", url))
         asyncio_ = with_server(count, lambda url: measure("ours-async", url))
-        print(f"{count:>8,} {sync['peak_rss_mb']:>13.1f} {asyncio_['peak_rss_mb']:>14.1f}")
+        peaks.append((count, sync["peak_rss_mb"], asyncio_["peak_rss_mb"]))
+        print(f"{count:>8,} {sync['peak_rss_mb']:>10.1f} {asyncio_['peak_rss_mb']:>11.1f}")
+    if len(peaks) > 1:
+        (first, sync_first, async_first), (last, sync_last, async_last) = peaks[0], peaks[-1]
+        print(f"\ngrowth from {first:,} to {last:,} events: sync {sync_last - sync_first:+.2f} MiB, "
+              f"async {async_last - async_first:+.2f} MiB (goal < 2 MiB)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from airflow.sdk import BaseHook
@@ -27,7 +27,7 @@ from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.dialects import AGENTVAULT, AUTO, Discovered, codec_for
 from airflow_agentvault.protocol.dialects.cards import auth_mismatch
 from airflow_agentvault.protocol.errors import AgentVaultError, redact_url
-from airflow_agentvault.protocol.exchange import Program, origin
+from airflow_agentvault.protocol.exchange import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_EVENT_BYTES, Program, origin
 from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 
 DEFAULT_RPC_PATH = "/a2a/"
@@ -50,6 +50,8 @@ class AgentSettings:
     dialect: str
     trust_card_endpoint: bool = False
     trust: CardTrust = CardTrust()
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
 
 def credential_safe_endpoint(settings: AgentSettings, rpc_url: str) -> tuple[str, str | None]:
@@ -104,16 +106,21 @@ def _card_home(home: str, dialect: str) -> str:
     return urljoin(home, DEFAULT_CARD_PATH) if dialect == AGENTVAULT else home + "/"
 
 
-def _seconds(conn_id: str, name: str, value: Any, default: float) -> float:
+N = TypeVar("N", int, float)
+
+
+def _positive(conn_id: str, name: str, value: Any, default: N) -> N:
+    """A positive number from an extra, of the default's type (seconds, or a whole number of bytes)."""
     if value is None or value == "":
         return default
     try:
-        seconds = float(value)
+        number = type(default)(value)
     except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds > 0:
-        raise ConnectionConfigError(f"connection '{conn_id}': extra '{name}' must be a positive number, got {value!r}")
-    return seconds
+        number = type(default)(-1)
+    if not number > 0:
+        kind = "positive whole number" if isinstance(default, int) else "positive number"
+        raise ConnectionConfigError(f"connection '{conn_id}': extra '{name}' must be a {kind}, got {value!r}")
+    return number
 
 
 def _truthy(value: Any, default: bool) -> bool:
@@ -196,10 +203,12 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
         card_url=card_url,
         auth=auth,
         verify=verify,
-        connect_timeout=_seconds(conn_id, "connect_timeout", extra.get("connect_timeout"), DEFAULT_CONNECT_TIMEOUT),
+        connect_timeout=_positive(conn_id, "connect_timeout", extra.get("connect_timeout"), DEFAULT_CONNECT_TIMEOUT),
         dialect=dialect,
         trust_card_endpoint=_truthy(extra.get("trust_card_endpoint"), False),
         trust=_card_trust(conn_id, extra),
+        max_answer_bytes=_positive(conn_id, "max_answer_bytes", extra.get("max_answer_bytes"), DEFAULT_MAX_ANSWER_BYTES),
+        max_event_bytes=_positive(conn_id, "max_event_bytes", extra.get("max_event_bytes"), DEFAULT_MAX_EVENT_BYTES),
     )
 
 
@@ -292,7 +301,8 @@ class AgentVaultHook(BaseHook):
 
     def _options(self, settings: AgentSettings) -> dict[str, Any]:
         return {"auth": settings.auth, "verify": settings.verify, "connect_timeout": settings.connect_timeout,
-                "read_timeout": self.read_timeout}
+                "read_timeout": self.read_timeout, "max_answer_bytes": settings.max_answer_bytes,
+                "max_event_bytes": settings.max_event_bytes}
 
     def _endpoint(self, settings: AgentSettings, found: Discovered) -> str:
         """The endpoint to use for what discovery found, said once in the log."""

@@ -27,7 +27,10 @@ from airflow_agentvault.protocol.client import STREAM_ACCEPT, addresses_of, fail
 from airflow_agentvault.protocol.codec import Codec
 from airflow_agentvault.protocol.dialects.agentvault import AgentVaultCodec
 from airflow_agentvault.protocol.exchange import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    DEFAULT_MAX_EVENT_BYTES,
     AuthHeaders,
+    BodyLimit,
     Close,
     Fetch,
     Lookup,
@@ -91,6 +94,7 @@ def _response(raw: httpx.Response, body: bytes = b"") -> Response:
 class _OpenStream:
     response: httpx.Response | None = None
     events: AsyncIterator[list[ServerEvent]] | None = None
+    max_bytes: int | None = None  # the most held for one event
 
     async def close(self) -> None:
         if self.response is not None:
@@ -145,12 +149,15 @@ class AsyncRunner:
     async def _next_events(stream: _OpenStream) -> list[ServerEvent] | None:
         if stream.events is None:
             assert stream.response is not None, "NextEvents needs an open stream"
-            stream.events = event_batches(stream.response)
+            stream.events = event_batches(stream.response, stream.max_bytes)
         try:
             return await stream.events.__anext__()
         except StopAsyncIteration:
             await stream.close()
             return None
+        except TransportFailure:  # an event above the limit
+            await stream.close()
+            raise
         except (httpx.HTTPError, httpx.StreamError) as exc:
             await stream.close()
             raise TransportFailure("broken", type(exc).__name__, sent=True) from None
@@ -160,17 +167,20 @@ class AsyncRunner:
         if kind is NextEvents:
             return await self._next_events(stream)
         if kind is Fetch:
-            raw = await self._send(effect, stream=False)
-            return _response(raw, raw.content)
+            raw = await self._send(effect, stream=True)
+            try:
+                return _response(raw, await read_body(raw, effect.max_bytes, effect.read_timeout))
+            finally:
+                await raw.aclose()
         if kind is Open:
             await stream.close()
             stream.response = await self._send(effect, stream=True)
+            stream.max_bytes = effect.max_bytes
             return _response(stream.response)
         if kind is ReadRest:
             try:
-                return await stream.response.aread() if stream.response is not None else b""
-            except httpx.HTTPError as exc:
-                raise TransportFailure("broken", type(exc).__name__, sent=True) from None
+                return await read_body(stream.response, effect.max_bytes, effect.read_timeout) \
+                    if stream.response is not None else b""
             finally:
                 await stream.close()
         if kind is Close:
@@ -204,9 +214,21 @@ class AsyncRunner:
             raise _failure(exc) from None
 
 
-async def event_batches(response: httpx.Response) -> AsyncIterator[list[ServerEvent]]:
+async def read_body(raw: httpx.Response, max_bytes: int | None, seconds: float | None) -> bytes:
+    """The whole body of an answer, read as it arrives within its :class:`BodyLimit`."""
+    limit = BodyLimit(max_bytes, seconds, raw.headers.get("Content-Length"))
+    try:
+        return b"".join([limit.take(chunk) async for chunk in raw.aiter_bytes()])
+    except httpx.TimeoutException:
+        raise TransportFailure("read_timeout", "timed out", sent=True) from None
+    except (httpx.HTTPError, httpx.StreamError) as exc:
+        raise TransportFailure("broken", failure_reason(exc), sent=True) from None
+
+
+async def event_batches(response: httpx.Response, max_bytes: int | None = None
+                        ) -> AsyncIterator[list[ServerEvent]]:
     """A stream's events, one list per read and one at its end (see :func:`sse.event_batches`)."""
-    framer = EventFramer()
+    framer = EventFramer(max_bytes)
     async for chunk in response.aiter_bytes():
         yield framer.feed(chunk)
     yield framer.end()
@@ -222,8 +244,10 @@ class AsyncAgentClient:
 
     def __init__(self, rpc_url: str, *, codec: Codec | None = None, auth: Auth = NO_AUTH, verify: bool | str = True,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT,
+                 max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  http: httpx.AsyncClient | None = None, sleep: Sleeper = asyncio.sleep) -> None:
-        self.agent = Agent(codec or AgentVaultCodec(), rpc_url, auth, connect_timeout, read_timeout)
+        self.agent = Agent(codec or AgentVaultCodec(), rpc_url, auth, connect_timeout, read_timeout,
+                           max_answer_bytes=max_answer_bytes, max_event_bytes=max_event_bytes)
         self._owns_http = http is None
         self.http = http or httpx.AsyncClient(verify=ssl_context(verify))
         self.runner = AsyncRunner(self.http, connect_timeout=connect_timeout, sleep=sleep)

@@ -24,6 +24,8 @@ from airflow_agentvault.protocol.exchange import Fetch, Notify, Program, Request
 
 #: Refresh an OAuth2 token this many seconds before the server says it expires.
 TOKEN_EXPIRY_MARGIN = 30.0
+#: The most of a token endpoint's answer read (a token answer is a few hundred bytes).
+TOKEN_ANSWER_BYTES = 1024 * 1024
 
 
 class Auth:
@@ -151,7 +153,7 @@ class OAuth2ClientCredentials(Auth):
         if token is None:
             request = Request("oauth2 token", "POST", self.token_url, self.token_url, form=self._form())
             try:
-                response = yield Fetch(request, {}, self.timeout)
+                response = yield Fetch(request, {}, self.timeout, TOKEN_ANSWER_BYTES)
             except TransportFailure as failure:
                 raise errors.AgentUnreachableError(
                     f"token endpoint unreachable ({failure.reason})", agent_url=self.token_url, method="oauth2 token"

@@ -25,7 +25,10 @@ from airflow_agentvault.protocol.auth import NO_AUTH, Auth
 from airflow_agentvault.protocol.codec import Codec
 from airflow_agentvault.protocol.dialects.agentvault import AgentVaultCodec
 from airflow_agentvault.protocol.exchange import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    DEFAULT_MAX_EVENT_BYTES,
     AuthHeaders,
+    BodyLimit,
     Close,
     Fetch,
     Lookup,
@@ -38,6 +41,7 @@ from airflow_agentvault.protocol.exchange import (
     ServerEvent,
     Sleep,
     TransportFailure,
+    check_held,
 )
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import AgentCard, CancelResult, Message, Task, TaskEvent
@@ -83,6 +87,7 @@ def _response(raw: requests.Response, body: bytes = b"") -> Response:
 class _OpenStream:
     response: requests.Response | None = None
     events: Iterator[Any] | None = None
+    max_bytes: int | None = None  # the most held for one event
 
     def close(self) -> None:
         if self.response is not None:
@@ -140,9 +145,12 @@ class BlockingRunner:
     def _next_events(stream: _OpenStream) -> list[ServerEvent] | None:
         if stream.events is None:
             assert stream.response is not None, "NextEvents needs an open stream"
-            stream.events = event_batches(body_chunks(stream.response.raw))
+            stream.events = event_batches(body_chunks(stream.response.raw), stream.max_bytes)
         try:
             batch = next(stream.events, None)
+        except TransportFailure:  # an event above the limit
+            stream.close()
+            raise
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             stream.close()
             raise TransportFailure("broken", type(exc).__name__, sent=True) from None
@@ -158,17 +166,20 @@ class BlockingRunner:
         if kind is NextEvents:
             return self._next_events(stream)
         if kind is Fetch:
-            raw = self._send(effect, stream=False)
-            return _response(raw, raw.content)
+            raw = self._send(effect, stream=True)
+            try:
+                return _response(raw, read_body(raw, effect.max_bytes, effect.read_timeout))
+            finally:
+                raw.close()
         if kind is Open:
             stream.close()
             stream.response = self._send(effect, stream=True)
+            stream.max_bytes = effect.max_bytes
             return _response(stream.response)
         if kind is ReadRest:
             try:
-                return stream.response.content if stream.response is not None else b""
-            except requests.RequestException as exc:
-                raise TransportFailure("broken", type(exc).__name__, sent=True) from None
+                return read_body(stream.response, effect.max_bytes, effect.read_timeout) \
+                    if stream.response is not None else b""
             finally:
                 stream.close()
         if kind is Close:
@@ -225,7 +236,20 @@ def body_chunks(raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         yield chunk
 
 
-def event_batches(reads: Iterable[bytes]) -> Iterator[list[ServerEvent]]:
+def read_body(raw: requests.Response, max_bytes: int | None, seconds: float | None) -> bytes:
+    """The whole body of an answer, read as it arrives within its :class:`BodyLimit`."""
+    limit = BodyLimit(max_bytes, seconds, raw.headers.get("Content-Length"))
+    try:
+        body = b"".join(limit.take(chunk) for chunk in body_chunks(raw.raw))
+    except urllib3.exceptions.ReadTimeoutError:
+        raise TransportFailure("read_timeout", "timed out", sent=True) from None
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise TransportFailure("broken", failure_reason(exc), sent=True) from None
+    raw.raw.release_conn()  # read to its end: the connection serves the next request
+    return body
+
+
+def event_batches(reads: Iterable[bytes], max_bytes: int | None = None) -> Iterator[list[ServerEvent]]:
     """
     The events sseclient-py frames from a stream's reads: one list per read, every event it completed.
 
@@ -237,6 +261,8 @@ def event_batches(reads: Iterable[bytes]) -> Iterator[list[ServerEvent]]:
 
     An event that is not UTF-8 raises UnicodeDecodeError after the events before it (the runner ends
     the stream as a disconnect); a character cut between reads is never framed before its rest comes.
+    An event above ``max_bytes``, or more held for an unfinished one, raises a ``too_large``
+    :class:`TransportFailure`.
     """
     held = b""
     for read in reads:
@@ -244,9 +270,11 @@ def event_batches(reads: Iterable[bytes]) -> Iterator[list[ServerEvent]]:
         cut = max(data.rfind(blank) + len(blank) if blank in data else 0 for blank in _BLANK_LINES)
         if not cut:
             held = data
+            check_held(len(held), max_bytes)
             yield []
             continue
         held = data[cut:]
+        check_held(len(held), max_bytes)
         batch: list[ServerEvent] = []
         try:
             for sse in sseclient.SSEClient(iter((data[:cut],))).events():
@@ -255,6 +283,9 @@ def event_batches(reads: Iterable[bytes]) -> Iterator[list[ServerEvent]]:
             if batch:
                 yield batch
             raise
+        if max_bytes is not None and cut > max_bytes:  # a read that may hold a whole event above the limit
+            for event in batch:
+                check_held(len(event.data), max_bytes)
         yield batch
     yield [ServerEvent(sse.event, sse.data) for sse in sseclient.SSEClient(iter((held,))).events()]
 
@@ -277,13 +308,17 @@ class AgentClient:
     :param auth: credentials as headers (see :mod:`auth`).
     :param verify: TLS verification: True, False, or a CA bundle path.
     :param connect_timeout: seconds to establish a connection.
-    :param read_timeout: seconds to wait for bytes of a plain call's answer.
+    :param read_timeout: seconds to wait for a plain call's answer (its body included).
+    :param max_answer_bytes: the largest answer body read (:class:`~errors.AnswerTooLargeError` beyond).
+    :param max_event_bytes: the largest stream event held (beyond it the task is read with ``get``).
     """
 
     def __init__(self, rpc_url: str, *, codec: Codec | None = None, auth: Auth = NO_AUTH, verify: bool | str = True,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT,
+                 max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.agent = Agent(codec or AgentVaultCodec(), rpc_url, auth, connect_timeout, read_timeout)
+        self.agent = Agent(codec or AgentVaultCodec(), rpc_url, auth, connect_timeout, read_timeout,
+                           max_answer_bytes=max_answer_bytes, max_event_bytes=max_event_bytes)
         self.runner = BlockingRunner(verify=verify, connect_timeout=connect_timeout, session=session, sleep=sleep)
 
     @property

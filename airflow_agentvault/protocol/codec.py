@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_agentvault.protocol import errors
-from airflow_agentvault.protocol.exchange import CARD, Request, ServerEvent
+from airflow_agentvault.protocol.exchange import CARD, DEFAULT_MAX_ANSWER_BYTES, Request, ServerEvent
 from airflow_agentvault.protocol.models import AgentCard, CancelResult, Message, Task, TaskEvent
 
 
@@ -22,6 +22,10 @@ class UnknownEvent(Exception):
 
 class StreamDecoder:
     """Turns one stream's events into ours; keeps per-stream state (artifact chunks)."""
+
+    #: The most one artifact assembled from chunks may hold (the subscription sets the connection's
+    #: ``max_answer_bytes``): beyond it :class:`~errors.EventTooLargeError`, and the task is read with ``get``.
+    max_bytes: int = DEFAULT_MAX_ANSWER_BYTES
 
     def feed(self, event: ServerEvent) -> list[TaskEvent]:  # pragma: no cover - interface
         """Our events, or raise :class:`UnknownEvent`, a typed error the event carries, or a damage error."""

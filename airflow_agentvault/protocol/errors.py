@@ -155,6 +155,13 @@ class ResultTooLargeError(AgentVaultError):
     """The assembled result exceeds the configured XCom size limit."""
 
 
+class AnswerTooLargeError(AgentVaultError):
+    """
+    An answer's body exceeded the connection's ``max_answer_bytes``: reading stopped there, so a huge or
+    endless answer never fills a worker's or the triggerer's memory. Retrying would read it again.
+    """
+
+
 class StreamDisconnectedError(AgentUnreachableError):
     """The SSE stream ended or broke before a terminal state: a disconnect, never a success."""
 
@@ -178,3 +185,10 @@ class CardSignatureError(UntrustedCardError):
 
 class UntrustedEndpointError(UntrustedCardError):
     """The card names an endpoint on another origin, or inside a private network, that the connection does not allow."""
+
+
+class EventTooLargeError(StreamDisconnectedError):
+    """
+    One stream event grew past the connection's ``max_event_bytes``: the stream is dropped at once and the
+    task read with ``get`` (a resubscription would meet the same event).
+    """

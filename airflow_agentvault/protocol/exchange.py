@@ -80,25 +80,40 @@ class ServerEvent(NamedTuple):
 
 @dataclass(frozen=True)
 class Fetch:
-    """Send ``request`` with ``headers`` added; answer: the whole :class:`Response`."""
+    """
+    Send ``request`` with ``headers`` added; answer: the whole :class:`Response`.
+
+    The body is read bounded: more than ``max_bytes``, or still coming ``read_timeout`` after the head
+    arrived (a trickle), is a :class:`TransportFailure` (``too_large``, ``read_timeout``).
+    """
 
     request: Request
     headers: Mapping[str, str]
     read_timeout: float | None = None
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True)
 class Open:
-    """Send ``request`` and keep the body open; answer: the :class:`Response` head (empty body)."""
+    """
+    Send ``request`` and keep the body open; answer: the :class:`Response` head (empty body).
+
+    ``max_bytes``: the most the runner's framer holds for one event not yet complete; beyond it the next
+    :class:`NextEvents` is a :class:`TransportFailure` (``too_large``), so an endless line never fills memory.
+    """
 
     request: Request
     headers: Mapping[str, str]
     read_timeout: float | None = None
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True)
 class ReadRest:
-    """Read what is left of the open body and close it; answer: bytes."""
+    """Read what is left of the open body and close it; answer: bytes (bounded as :class:`Fetch` reads)."""
+
+    read_timeout: float | None = None
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +167,8 @@ class TransportFailure(Exception):
     What a runner throws into the core when its library failed; the core names the error.
 
     ``kind``: ``connect_timeout``, ``connect`` (refused, DNS, TLS before the request left),
-    ``read_timeout``, ``broken`` (the connection failed after the request was written) or ``other``.
+    ``read_timeout``, ``broken`` (the connection failed after the request was written), ``too_large``
+    (an answer or an event above its limit: the runner stopped reading) or ``other``.
     ``sent``: the request may have reached the agent.
     """
 
@@ -163,9 +179,61 @@ class TransportFailure(Exception):
         self.sent = sent
 
 
+#: The largest answer body read (a task with all its messages and artifacts); beyond it AnswerTooLargeError.
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+#: The largest single stream event held while it arrives; beyond it the stream is dropped and the task polled.
+DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
+
+
+class BodyLimit:
+    """
+    What a runner may read of one answer body: ``max_bytes`` in all, within ``seconds`` of the head.
+
+    Both runners feed it each chunk they read (:meth:`take`), so a huge or endless answer and a trickle
+    end the same way on either: a :class:`TransportFailure` the core names.
+    """
+
+    __slots__ = ("ends", "max_bytes", "read", "seconds")
+
+    def __init__(self, max_bytes: int | None, seconds: float | None, content_length: str | None = None) -> None:
+        self.max_bytes, self.seconds, self.read = max_bytes, seconds, 0
+        self.ends = None if seconds is None else time.monotonic() + seconds
+        if max_bytes is not None and content_length and content_length.isdigit() and int(content_length) > max_bytes:
+            raise TransportFailure("too_large", f"{content_length} bytes announced, the limit is {max_bytes}",
+                                   sent=True)
+
+    def take(self, chunk: bytes) -> bytes:
+        self.read += len(chunk)
+        if self.max_bytes is not None and self.read > self.max_bytes:
+            raise TransportFailure("too_large", f"more than {self.max_bytes} bytes", sent=True)
+        if self.ends is not None and time.monotonic() > self.ends:
+            raise TransportFailure("read_timeout", f"still arriving after {self.seconds:g} s ({self.read} bytes)",
+                                   sent=True)
+        return chunk
+
+
+def check_held(held: int, max_bytes: int | None) -> None:
+    """A framer holds ``held`` bytes of one event (complete or not): above ``max_bytes`` the stream is dropped."""
+    if max_bytes is not None and held > max_bytes:
+        raise TransportFailure("too_large", f"more than {max_bytes} bytes in one event", sent=True)
+
+
+def stream_failure_error(failure: TransportFailure, request: Request, events: int) -> errors.StreamDisconnectedError:
+    """What a stream failing after ``events`` events stands for: an event above the limit, or a disconnect."""
+    if failure.kind == "too_large":
+        return errors.EventTooLargeError(f"stream event {events + 1} is too large ({failure.reason}, see "
+                                         "max_event_bytes); reading the task with get instead", **request.where)
+    return errors.StreamDisconnectedError(f"stream broke after {events} events ({failure.reason})", **request.where)
+
+
 def failure_error(failure: TransportFailure, request: Request, timeouts: tuple[float, float]) -> errors.AgentVaultError:
     """The typed error for a transport failure of ``request``."""
     connect, read = timeouts
+    if failure.kind == "too_large":
+        return errors.AnswerTooLargeError(
+            f"answer too large: {failure.reason}; raise the connection's max_answer_bytes if it is expected",
+            **request.where,
+        )
     detail = {
         "connect_timeout": f"cannot connect within {connect:g} s",
         "read_timeout": f"no answer within {read:g} s",

@@ -270,7 +270,8 @@ class Follower:
         """Subscribe with bounded retries; the path on success, None to fall back to polling."""
         lines = LogLines(lambda line: self.logger.info("[%s] %s", task_id, line), enabled=_logs_info(self.logger))
         watch = StreamWatch(functools.partial(self._record_event, task_id, state, deadline, lines),
-                            functools.partial(self._skipped, task_id))
+                            functools.partial(self._skipped, task_id),
+                            functools.partial(self._check_deadline, task_id, state, deadline))
         while True:
             state.attempts += 1
             self.logger.info("Subscribing to task %s events (attempt %d of %d)", task_id, state.attempts,
@@ -302,8 +303,14 @@ class Follower:
 
     @staticmethod
     def _resubscribable(exc: errors.AgentVaultError) -> bool:
-        """Worth another subscription: retryable, unless the agent said it has no stream for the task."""
-        return exc.retryable and not isinstance(exc, errors.StreamUnavailableError)
+        """Worth another subscription: retryable, unless the agent has no stream for the task or the stream
+        holds an event above the size limit (it would come again)."""
+        return exc.retryable and not isinstance(exc, errors.StreamUnavailableError | errors.EventTooLargeError)
+
+    def _check_deadline(self, task_id: str, state: _Progress, deadline: float) -> None:
+        """A read of the stream, events or not: past the deadline the wait ends (a trickle of bytes too)."""
+        if self.clock() >= deadline:
+            raise self._timed_out(task_id, state, f"still streaming after {state.events} events")
 
     def _record_event(self, task_id: str, state: _Progress, deadline: float, lines: LogLines,
                       event: TaskEvent) -> None:
@@ -325,7 +332,7 @@ class Follower:
         if not exc.retryable:
             raise exc
         tracing.failure(tracing.FALLBACK_POLLING, exc, **{"agentvault.subscription_attempts": state.attempts})
-        if isinstance(exc, errors.StreamUnavailableError):
+        if isinstance(exc, errors.StreamUnavailableError | errors.EventTooLargeError):
             self.logger.warning("%s; falling back to polling every %.2f s", exc.detail, self.timing.poll_interval)
             return
         self.logger.warning(

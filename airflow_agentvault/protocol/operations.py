@@ -39,6 +39,8 @@ from airflow_agentvault.protocol.dialects.cards import (
 )
 from airflow_agentvault.protocol.exchange import (
     CARD,
+    DEFAULT_MAX_ANSWER_BYTES,
+    DEFAULT_MAX_EVENT_BYTES,
     NEXT_EVENTS,
     AuthHeaders,
     Close,
@@ -54,6 +56,7 @@ from airflow_agentvault.protocol.exchange import (
     redirect_target,
     retry_after_seconds,
     snippet,
+    stream_failure_error,
 )
 from airflow_agentvault.protocol.jsonrpc import raise_for_http_status
 from airflow_agentvault.protocol.models import (
@@ -72,7 +75,7 @@ DEFAULT_READ_TIMEOUT = 60.0
 
 @dataclass(frozen=True)
 class Agent:
-    """Who we talk to and how: the dialect's codec, the endpoint, credentials and timeouts."""
+    """Who we talk to and how: the dialect's codec, the endpoint, credentials, timeouts and size limits."""
 
     codec: Codec
     endpoint: str
@@ -81,6 +84,8 @@ class Agent:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     name: str | None = None  # from the agent card, for spans
     agent_id: str | None = None
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
     @property
     def dialect(self) -> str:
@@ -105,9 +110,10 @@ def open_stream(agent: Agent, request: Request, read_timeout: float | None) -> P
 def _send(effect: type, agent: Agent, request: Request, read_timeout: float | None) -> Program[Response]:
     headers = tracing.with_context((yield AuthHeaders(agent.auth)))
     read = read_timeout or agent.read_timeout
+    limit = agent.max_event_bytes if effect is Open else agent.max_answer_bytes
     for _ in range(4):  # the request and up to three redirects (/a2a -> /a2a/), never a loop
         try:
-            response: Response = yield effect(request, headers, read)
+            response: Response = yield effect(request, headers, read, limit)
         except TransportFailure as failure:
             raise failure_error(failure, request, (agent.connect_timeout, read)) from None
         target = redirect_target(request, response)
@@ -233,6 +239,8 @@ class StreamWatch:
 
     on_event: Callable[[TaskEvent], None]
     on_skip: Callable[[str], None] = field(default=lambda note: None)
+    #: Called after each read of the stream, events or not: a trickle of bytes still meets the deadline.
+    on_read: Callable[[], None] = field(default=lambda: None)
     events: int = 0
 
 
@@ -253,16 +261,15 @@ def subscribe(agent: Agent, task_id: str, read_timeout: float, watch: StreamWatc
 def _stream(agent: Agent, request: Request, read_timeout: float, watch: StreamWatch) -> Program[None]:
     head = yield from open_stream(agent, request, read_timeout)
     if head.status >= 300 or not is_event_stream(head.content_type):
-        body = yield from _rest_of(request)
+        body = yield from _rest_of(agent, request, read_timeout)
         raise _not_a_stream(agent, request, head, body)
     decoder = agent.codec.stream_decoder(request)
+    decoder.max_bytes = agent.max_answer_bytes
     while True:
         try:
             batch = yield NEXT_EVENTS
         except TransportFailure as failure:
-            raise errors.StreamDisconnectedError(
-                f"stream broke after {watch.events} events ({failure.reason})", **request.where
-            ) from None
+            raise stream_failure_error(failure, request, watch.events) from None
         if batch is None:
             raise errors.StreamDisconnectedError(
                 f"stream ended after {watch.events} events without a terminal state", **request.where
@@ -285,13 +292,14 @@ def _stream(agent: Agent, request: Request, read_timeout: float, watch: StreamWa
                 watch.on_event(event)
                 if ends_wait(event):
                     return
+        watch.on_read()  # after the batch: a terminal event in it is taken even past the deadline
 
 
-def _rest_of(request: Request) -> Program[bytes]:
+def _rest_of(agent: Agent, request: Request, read_timeout: float) -> Program[bytes]:
     try:
-        body: bytes = yield ReadRest()
-    except TransportFailure as failure:
-        raise errors.AgentUnreachableError(f"answer broke off ({failure.reason})", **request.where) from None
+        body: bytes = yield ReadRest(read_timeout, agent.max_answer_bytes)
+    except TransportFailure as failure:  # broke off, or too large to quote: the task is read with get
+        raise stream_failure_error(failure, request, 0) from None
     return body
 
 

@@ -18,13 +18,20 @@ from __future__ import annotations
 import codecs
 from collections.abc import Iterable, Iterator
 
-from airflow_agentvault.protocol.exchange import ServerEvent
+from airflow_agentvault.protocol.exchange import ServerEvent, check_held
 
 
 class EventFramer:
-    """Feed it bytes as they arrive; it returns the events each piece completed."""
+    """
+    Feed it bytes as they arrive; it returns the events each piece completed.
 
-    def __init__(self) -> None:
+    An event above ``max_bytes``, or more held for one not yet complete (a line without an end, data lines
+    without the blank line), raises a ``too_large`` :class:`~airflow_agentvault.protocol.exchange.TransportFailure`.
+    """
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self._max_bytes = max_bytes
+        self._held = 0  # characters held for the unfinished event
         self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode  # a character cut between reads waits
         self._opening = True  # a byte order mark may open the stream; it is not part of the first line
         self._after_cr = False  # the last piece ended in a CR: an LF opening the next one completes its CRLF
@@ -45,6 +52,8 @@ class EventFramer:
         self._after_cr = text.endswith("\r")  # a CR ends its line at once, as browsers do
         if "\n" not in text and "\r" not in text:  # the middle of a long line: kept, not searched again
             self._partial.append(text)
+            self._held += len(text)
+            check_held(self._held, self._max_bytes)
             return []
         if self._partial:
             text = "".join(self._partial) + text
@@ -55,7 +64,13 @@ class EventFramer:
         last = lines.pop()
         if last:
             self._partial.append(last)
-        return self._frame(lines)
+        events = self._frame(lines)
+        self._held = len(last) + sum(map(len, self._data)) if last or self._data else 0
+        check_held(self._held, self._max_bytes)
+        if self._max_bytes is not None and len(text) > self._max_bytes:  # a whole event above the limit?
+            for event in events:
+                check_held(len(event.data), self._max_bytes)
+        return events
 
     def _frame(self, lines: list[str]) -> list[ServerEvent]:
         events: list[ServerEvent] = []
@@ -84,9 +99,9 @@ class EventFramer:
         return events
 
 
-def event_batches(chunks: Iterable[bytes]) -> Iterator[list[ServerEvent]]:
+def event_batches(chunks: Iterable[bytes], max_bytes: int | None = None) -> Iterator[list[ServerEvent]]:
     """A stream's events, one list per read (often empty) and one at its end (the asyncio runner's loop too)."""
-    framer = EventFramer()
+    framer = EventFramer(max_bytes)
     for chunk in chunks:
         yield framer.feed(chunk)
     yield framer.end()

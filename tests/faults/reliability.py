@@ -250,6 +250,38 @@ ENGINE_FAULTS = (
 )
 ENGINE_SUITE = "tests/e2e/test_distributed_stack.py"
 
+#: The reference agent's process killed (SIGKILL) mid-stream and started again on its port (fault, outcome, test).
+RESTART_FAULTS = (
+    ("The agent is killed mid-stream and restarted; it keeps its tasks (`--task-store`) and runs the cut-off "
+     "work again from its start",
+     "The stage resubscribes or polls until the agent answers again, then follows the task to its end: exact "
+     "result, one remote task (blocking operator, deferred trigger, worker-free stage)",
+     "test_an_agent_that_keeps_its_tasks_finishes_the_task_after_a_restart[{compact-sync,compact-deferred,"
+     "compact-worker-free}]"),
+    ("The agent is killed mid-stream and restarted without its tasks (in memory)",
+     "`TaskLostError` naming the agent and the task, within `lost_grace` of the agent answering again",
+     "test_an_agent_that_forgets_its_tasks_ends_the_stage_as_lost[{compact-sync,compact-deferred}]"),
+)
+RESTART_SUITE = "tests/faults/test_agent_restart.py"
+
+#: Answers and streams that never end, from a misbehaving agent on loopback, both runners (fault, outcome, test).
+LIMIT_FAULTS = (
+    ("The stream trickles a byte every 20 ms and never completes an event",
+     "`WaitTimeoutError` at the overall deadline (checked after every read, events or not)",
+     "test_a_stream_that_never_ends_ends_at_the_deadline[trickle-{sync,async}]"),
+    ("The stream sends events forever without a final state",
+     "`WaitTimeoutError` at the overall deadline", "test_a_stream_that_never_ends_ends_at_the_deadline[endless-{sync,async}]"),
+    ("One stream event never ends (or is larger than the connection's `max_event_bytes`, 8 MiB by default)",
+     "The stream is dropped once the event passes the limit and the task is read with `tasks/get` (no second "
+     "subscription): the complete result; memory stays bounded",
+     "test_an_event_that_never_ends_drops_the_stream_and_the_task_is_read[{sync,async}]"),
+    ("An answer never ends (or is larger than the connection's `max_answer_bytes`, 64 MiB by default)",
+     "`AnswerTooLargeError` naming the agent and the task, once the body passes the limit; a body still "
+     "arriving after the call's read timeout is a timeout",
+     "test_an_answer_that_never_ends_is_answer_too_large[{sync,async}]"),
+)
+LIMIT_SUITE = "tests/faults/test_limits.py"
+
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
@@ -287,6 +319,15 @@ def render() -> str:
     ]
     for fault, outcome, test in ENGINE_FAULTS:
         lines.append(f"| {_cell(fault)} | {_cell(outcome)} | `{ENGINE_SUITE}::{test}` |")
+    for title, intro, rows, suite in (
+        ("Agent restarts", "The reference agent's process is killed (SIGKILL) while a stage streams its task, "
+         "and started again on the same port:", RESTART_FAULTS, RESTART_SUITE),
+        ("Answers and streams that never end", "A misbehaving agent on loopback (`tests/faults/misbehaving.py`), "
+         "the blocking and the asyncio client:", LIMIT_FAULTS, LIMIT_SUITE),
+    ):
+        lines += ["", f"## {title}", "", intro, "", "| Fault | What the user sees | Test that proves it |",
+                  "| --- | --- | --- |"]
+        lines += [f"| {_cell(fault)} | {_cell(outcome)} | `{suite}::{test}` |" for fault, outcome, test in rows]
     return "\n".join(lines) + "\n"
 
 

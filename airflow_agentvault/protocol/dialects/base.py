@@ -119,6 +119,7 @@ class _Chunks:
     parts: list[Any]
     metadata: Any = None
     description: str | None = None
+    size: int = 0  # bytes of the events that carried the parts
 
 
 @dataclass
@@ -128,16 +129,21 @@ class ArtifactAssembler:
     _artifacts: dict[str, _Chunks] = field(default_factory=dict)
 
     def add(self, artifact_id: str, name: str | None, parts: list[Any], *, append: bool, metadata: Any = None,
-            description: str | None = None) -> Artifact:
+            description: str | None = None, size: int = 0) -> Artifact:
         known = self._artifacts.get(artifact_id)
         if append and known is not None:
+            known.size += size
             known.parts.extend(parts)
             known.name = known.name or name
             if isinstance(metadata, dict):
                 known.metadata = {**(known.metadata or {}), **metadata}
         else:
-            known = self._artifacts[artifact_id] = _Chunks(name, list(parts), metadata, description)
+            known = self._artifacts[artifact_id] = _Chunks(name, list(parts), metadata, description, size)
         return artifact_from_parts(artifact_id, known.name, known.parts, known.metadata, known.description)
+
+    def size(self, artifact_id: str) -> int:
+        known = self._artifacts.get(artifact_id)
+        return known.size if known is not None else 0
 
 
 def task_from(identifier: str, state: TaskState, *, timestamp: Any,
@@ -228,9 +234,11 @@ class A2AStreamDecoder(StreamDecoder):
         self.enveloped = enveloped
         self.error = error or (lambda obj, **where: jsonrpc_error(obj, subscribing=True, **where))
         self.artifacts = ArtifactAssembler()
+        self._event_size = 0  # the size of the event being read, for the artifact size limit
 
     def feed(self, event: ServerEvent) -> list[TaskEvent]:
         where = self.request.where
+        self._event_size = len(event.data)
         if event.event not in (None, "", "message"):  # A2A streams name no events: one named is someone else's
             raise UnknownEvent(f"event type '{event.event}'")
         try:
@@ -277,11 +285,16 @@ class A2AStreamDecoder(StreamDecoder):
     def artifact(self, task_id: str, artifact: Any, *, append: bool) -> TaskArtifactEvent:
         where = self.request.where
         artifact = require_dict(artifact, "an artifact", **where)
+        artifact_id = require_str(artifact, "artifactId", "an artifact", **where)
         assembled = self.artifacts.add(
-            require_str(artifact, "artifactId", "an artifact", **where), artifact.get("name"),
+            artifact_id, artifact.get("name"),
             self.shape.artifact_parts(artifact, **where), append=append, metadata=artifact.get("metadata"),
-            description=artifact.get("description"),
+            description=artifact.get("description"), size=self._event_size,
         )
+        if self.artifacts.size(artifact_id) > self.max_bytes:  # chunks without end must not fill memory
+            raise errors.EventTooLargeError(
+                f"artifact {artifact_id} grew past {self.max_bytes} bytes of chunks (see max_answer_bytes); "
+                "reading the task with get instead", **where)
         return TaskArtifactEvent(task_id=task_id, artifact=assembled)
 
 

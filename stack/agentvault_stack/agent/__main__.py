@@ -8,6 +8,7 @@ model so the two never drift apart. ``--skill`` picks the work (see ``skills.py`
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -48,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="What the agent does: echo (default), a research stage (topic_research, crawl, extract, "
         "verify, synthesize, edit, visualize) or module:attr.",
     )
+    parser.add_argument(
+        "--task-store",
+        default=os.environ.get("AGENTVAULT_AGENT_TASK_STORE") or None,
+        metavar="PATH",
+        help="SQLite file that keeps tasks across restarts (env AGENTVAULT_AGENT_TASK_STORE); a task that was "
+        "running when the agent stopped is run again from its start. Default: tasks live in memory.",
+    )
     behaviour = parser.add_argument_group("behaviour (defaults: a fast agent that succeeds)")
     for name, field in AgentBehaviour.model_fields.items():
         kind = _base_type(field.annotation)
@@ -81,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         agent_id=args.agent_id,
         log_level=args.log_level,
         skill=skill,
+        task_store=args.task_store,
     )
     server.start()
     print(f"AGENT_URL={server.url}", flush=True)

@@ -31,10 +31,10 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
@@ -43,115 +43,31 @@ from starlette.routing import Route
 from agentvault_stack.agent import telemetry
 from agentvault_stack.agent.behaviour import OVERRIDE_KEY, AgentBehaviour
 from agentvault_stack.agent.contract import Skill
+from agentvault_stack.agent.journal import TaskJournal
+from agentvault_stack.agent.jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    TASK_NOT_FOUND,
+    RpcError,
+    TaskCancelParams,
+    TaskGetParams,
+    TaskSendParams,
+    TaskSubscribeParams,
+    json_response,
+    overrides_of,
+    params_of,
+    rpc_error,
+    rpc_result,
+    sse_event,
+)
 from agentvault_stack.agent.tasks import TaskNotFound, TaskStore
 
 DEFAULT_NAME = "AgentVault Reference Agent"
 DEFAULT_AGENT_ID = "airflow-agentvault/reference-agent"
 AGENT_VERSION = "0.1.0"
-
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-TASK_NOT_FOUND = -32001
-
-
-# -- inbound validation (the SDK validates params with pydantic; so do we) ------------------
-
-
-class _TextPart(BaseModel):
-    type: Literal["text"]
-    content: str
-
-
-class _DataPart(BaseModel):
-    type: Literal["data"]
-    content: dict[str, Any]
-    mediaType: str = "application/json"
-
-
-class _FilePart(BaseModel):
-    type: Literal["file"]
-    url: str
-    mediaType: str | None = None
-    filename: str | None = None
-
-
-class Message(BaseModel):
-    """An incoming message; dumping it gives the stored wire form."""
-
-    role: Literal["user", "assistant", "system", "tool"]
-    parts: list[Annotated[_TextPart | _DataPart | _FilePart, Field(discriminator="type")]] = Field(
-        min_length=1
-    )
-    metadata: dict[str, Any] | None = None
-
-
-class TaskSendParams(BaseModel):
-    message: Message
-    id: str | None = None
-    webhookUrl: str | None = None
-
-
-class TaskGetParams(BaseModel):
-    id: str
-
-
-class TaskCancelParams(BaseModel):
-    id: str
-
-
-class TaskSubscribeParams(BaseModel):
-    id: str
-
-
-# -- wire helpers ---------------------------------------------------------------------------
-
-
-class RpcError(Exception):
-    """A JSON-RPC error to answer with HTTP 200."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def dumps(payload: Any) -> str:
-    """Compact JSON, as FastAPI/Starlette write it."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-
-
-def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(dumps(payload), status_code=status_code, headers=headers, media_type="application/json")
-
-
-def rpc_result(request_id: Any, result: Any) -> Response:
-    return json_response({"jsonrpc": "2.0", "result": result, "id": request_id})
-
-
-def rpc_error(request_id: Any, code: int, message: str) -> Response:
-    return json_response({"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": request_id})
-
-
-def sse_event(event: str, data: dict[str, Any]) -> bytes:
-    """One SSE block: ``event:`` and ``data:`` lines and a blank line, no ``id:``."""
-    return f"event: {event}\ndata: {dumps(data)}\n\n".encode()
-
-
-def _params(model: type[BaseModel], params: Any) -> Any:
-    try:
-        return model.model_validate(params)
-    except ValidationError as exc:
-        raise RpcError(INVALID_PARAMS, f"Invalid parameters: {exc}") from exc
-
-
-def _overrides(message: Message) -> dict[str, Any] | None:
-    overrides = (message.metadata or {}).get(OVERRIDE_KEY)
-    if overrides is not None and not isinstance(overrides, dict):
-        raise RpcError(INVALID_PARAMS, f"Invalid parameters: metadata.{OVERRIDE_KEY} must be an object")
-    return overrides
 
 
 # -- the agent ------------------------------------------------------------------------------
@@ -161,12 +77,13 @@ class ReferenceAgent:
     """State behind the routes: behaviour, tasks, issued tokens and counters."""
 
     def __init__(
-        self, behaviour: AgentBehaviour, *, name: str, agent_id: str, skill: Skill | None = None
+        self, behaviour: AgentBehaviour, *, name: str, agent_id: str, skill: Skill | None = None,
+        task_store: str | None = None,
     ) -> None:
         self.behaviour = behaviour
         self.name = name
         self.agent_id = agent_id
-        self.store = TaskStore(skill)
+        self.store = TaskStore(skill, TaskJournal(task_store) if task_store else None)
         self.skill = self.store.skill
         self.requests: collections.Counter[str] = collections.Counter()
         self.token_requests = 0
@@ -286,9 +203,9 @@ class ReferenceAgent:
         }
 
     async def _send(self, params: dict[str, Any]) -> dict[str, Any]:
-        parsed: TaskSendParams = _params(TaskSendParams, params)
+        parsed: TaskSendParams = params_of(TaskSendParams, params)
         message = parsed.message.model_dump(mode="json")
-        overrides = _overrides(parsed.message)
+        overrides = overrides_of(parsed.message)
         try:
             if parsed.id is not None:
                 return {"id": self.store.follow_up(parsed.id, message, overrides).id}
@@ -298,13 +215,13 @@ class ReferenceAgent:
         return {"id": self.store.create(message, behaviour).id}
 
     async def _get(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self.store.get(_params(TaskGetParams, params).id).to_wire()
+        return self.store.get(params_of(TaskGetParams, params).id).to_wire()
 
     async def _cancel(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"success": self.store.cancel(_params(TaskCancelParams, params).id), "message": None}
+        return {"success": self.store.cancel(params_of(TaskCancelParams, params).id), "message": None}
 
     async def _subscribe(self, params: dict[str, Any]) -> Response:
-        task = self.store.get(_params(TaskSubscribeParams, params).id)
+        task = self.store.get(params_of(TaskSubscribeParams, params).id)
         if task.behaviour.subscribe_not_found:
             raise TaskNotFound(task.id)  # a misrouted agent: a JSON error body instead of a stream
         events = self.store.subscribe(task)
@@ -372,15 +289,19 @@ def create_app(
     name: str = DEFAULT_NAME,
     agent_id: str = DEFAULT_AGENT_ID,
     skill: Skill | None = None,
+    task_store: str | None = None,
 ) -> Starlette:
     """The reference agent as an ASGI app; its :class:`ReferenceAgent` is ``app.state.agent``.
 
-    ``skill`` does the work of each task (default: the echo skill, see ``skills.py``).
+    ``skill`` does the work of each task (default: the echo skill, see ``skills.py``). ``task_store``: an
+    SQLite file that keeps the tasks across restarts (see ``journal.py``); without it they live in memory.
     """
-    agent = ReferenceAgent(behaviour or AgentBehaviour(), name=name, agent_id=agent_id, skill=skill)
+    agent = ReferenceAgent(behaviour or AgentBehaviour(), name=name, agent_id=agent_id, skill=skill,
+                           task_store=task_store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        agent.store.recover()
         yield
         await agent.store.shutdown()
 

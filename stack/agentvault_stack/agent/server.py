@@ -39,9 +39,10 @@ class ReferenceAgentServer:
         shutdown_timeout: float = 5.0,
         log_level: str = "warning",
         skill: Skill | None = None,
+        task_store: str | None = None,
     ) -> None:
         self.host = host
-        self.app = create_app(behaviour, name=name, agent_id=agent_id, skill=skill)
+        self.app = create_app(behaviour, name=name, agent_id=agent_id, skill=skill, task_store=task_store)
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
         self._requested_port = port

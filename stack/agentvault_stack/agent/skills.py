@@ -9,7 +9,11 @@ given and answers is :mod:`~agentvault_stack.agent.contract`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
+import threading
+from typing import Any
 
 from agentvault_stack.agent.contract import FunctionSkill, Skill, SkillRequest, SkillResult, make_artifact
 
@@ -93,3 +97,32 @@ def get_skill(name: str) -> Skill:
     if stage in STAGE_NAMES:
         return research_skill(stage)
     raise ValueError(f"unknown skill {name!r}; known: {', '.join(skill_names())} or module:attr")
+
+
+async def run_skill(skill: Skill, request: SkillRequest) -> SkillResult:
+    """Run ``skill``: inline if it does not block, else in a daemon thread (never joined at shutdown)."""
+    if not skill.blocking:
+        return skill.run(request)
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[SkillResult] = loop.create_future()
+
+    def settle(outcome: Any, failed: bool) -> None:
+        if future.done():  # the awaiting task was canceled
+            return
+        if failed:
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    def target() -> None:
+        try:
+            outcome, failed = skill.run(request), False
+        except Exception as exc:  # noqa: BLE001 - handed to the awaiting task
+            outcome, failed = exc, True
+        except BaseException as exc:  # noqa: BLE001 - SystemExit & co. must not escape a thread
+            outcome, failed = RuntimeError(repr(exc)), True
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (server shut down)
+            loop.call_soon_threadsafe(settle, outcome, failed)
+
+    threading.Thread(target=target, name=f"skill-{skill.id}", daemon=True).start()
+    return await future

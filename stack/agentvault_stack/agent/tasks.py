@@ -9,6 +9,12 @@ What it does not do: replay. A subscriber gets only events emitted after it subs
 ended or waiting (``INPUT_REQUIRED``, ``AUTH_REQUIRED``) gets that last ``task_status`` event once and the stream
 closes (the real SDK sends nothing and leaves the client hanging).
 
+Restarts: with a journal (``--task-store``, see ``journal.py``) the tasks outlive the process. A task that was
+SUBMITTED or WORKING when the agent stopped has the output of its cut-off run dropped and that run started again
+(:meth:`TaskStore.recover`): the task ends as it would have without the restart, with no second task and no
+repeated words, and a client that resubscribes sees the run's events again. A task waiting for a person keeps
+waiting; an ended one stays as it ended. Without a journal a restart forgets every task ("Task not found").
+
 Asking a person: a question is an assistant message (text, plus a data part ``{"options": [...]}`` when it offers
 choices) and the status message of INPUT_REQUIRED (the plain text, or that same message when it has options). A
 follow-up resumes the task with the answer recorded. A credential sent for AUTH_REQUIRED is checked, then stored
@@ -20,16 +26,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import re
-import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from agentvault_stack.agent import telemetry
+from agentvault_stack.agent.agent_task import AgentTask, TaskNotFound, tokens_of
 from agentvault_stack.agent.behaviour import AgentBehaviour, Question
-from agentvault_stack.agent.contract import Answer, Skill, SkillRequest, SkillResult
+from agentvault_stack.agent.contract import Answer, Skill, SkillRequest
+from agentvault_stack.agent.journal import TaskJournal
 from agentvault_stack.agent.messages import (
     AUTH_REQUIRED,
     CANCELED,
@@ -40,7 +45,6 @@ from agentvault_stack.agent.messages import (
     INPUT_REQUIRED,
     PROGRESS_TEXT,
     STREAM_END_STATES,
-    SUBMITTED,
     TERMINAL_STATES,
     WORKING,
     answer_of,
@@ -51,92 +55,38 @@ from agentvault_stack.agent.messages import (
     question_message,
     redacted,
 )
-from agentvault_stack.agent.skills import ECHO_SKILL
+from agentvault_stack.agent.skills import ECHO_SKILL, run_skill
+
+__all__ = ["AgentTask", "TaskNotFound", "TaskStore"]
 
 _CLOSE = object()  # queue sentinel: close the stream without an event (server shutdown)
-
-
-class TaskNotFound(LookupError):
-    """The task id is unknown, or the task is not visible yet (``visible_after_seconds``)."""
-    def __init__(self, task_id: str) -> None:
-        super().__init__(f"Task not found: {task_id}")
-        self.task_id = task_id
-
-
-@dataclass(eq=False)
-class AgentTask:
-    """One task: its wire fields plus what the simulation and the streams need."""
-
-    id: str
-    behaviour: AgentBehaviour
-    messages: list[dict[str, Any]]
-    visible_at: float  # time.monotonic() from which lookups find the task
-    state: str = SUBMITTED
-    created_at: str = field(default_factory=now_iso)
-    updated_at: str = field(default_factory=now_iso)
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
-    metadata: dict[str, Any] | None = None
-    last_status: dict[str, Any] | None = None  # data of the last task_status event
-    asked: int = 0  # how many of the behaviour's questions were asked (one per round)
-    pending: Question | None = None  # the question an INPUT_REQUIRED task waits on
-    answers: list[Answer] = field(default_factory=list)  # answers so far, in order
-    authorised: bool = False  # the expected credential arrived (AUTH_REQUIRED is done)
-    subscribers: set[asyncio.Queue] = field(default_factory=set)
-    worker: asyncio.Task | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        """The Task object of ``tasks/get``, keys in the SDK's order."""
-        return {
-            "id": self.id,
-            "state": self.state,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-            "messages": self.messages,
-            "artifacts": self.artifacts,
-            "metadata": self.metadata,
-        }
-
-
-def answer_text(task: AgentTask) -> str:
-    """Deterministic answer echoing every user text part (the echo skill's answer)."""
-    return ECHO_SKILL.answer(SkillRequest.from_messages(task.messages, task.behaviour, task.answers))
-
-
-async def run_skill(skill: Skill, request: SkillRequest) -> SkillResult:
-    """Run ``skill``: inline if it does not block, else in a daemon thread (never joined at shutdown)."""
-    if not skill.blocking:
-        return skill.run(request)
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[SkillResult] = loop.create_future()
-
-    def settle(outcome: Any, failed: bool) -> None:
-        if future.done():  # the awaiting task was canceled
-            return
-        if failed:
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
-
-    def target() -> None:
-        try:
-            outcome, failed = skill.run(request), False
-        except Exception as exc:  # noqa: BLE001 - handed to the awaiting task
-            outcome, failed = exc, True
-        except BaseException as exc:  # noqa: BLE001 - SystemExit & co. must not escape a thread
-            outcome, failed = RuntimeError(repr(exc)), True
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (server shut down)
-            loop.call_soon_threadsafe(settle, outcome, failed)
-
-    threading.Thread(target=target, name=f"skill-{skill.id}", daemon=True).start()
-    return await future
 
 
 class TaskStore:
     """All tasks of one agent, their simulated work, and their SSE subscribers."""
 
-    def __init__(self, skill: Skill | None = None) -> None:
+    def __init__(self, skill: Skill | None = None, journal: TaskJournal | None = None) -> None:
         self._tasks: dict[str, AgentTask] = {}
         self.skill = skill or ECHO_SKILL
+        self.journal = journal
+        if journal is not None:
+            for saved in journal.load():
+                task = AgentTask.restored(saved)
+                self._tasks[task.id] = task
+
+    def recover(self) -> None:
+        """After a restart: run again, from where it began, each run the restart cut off.
+
+        A task the journal holds as SUBMITTED or WORKING was being worked on when the agent stopped.
+        What that run had produced is dropped and the run starts over, so the task ends as it would
+        have without the restart (one task, one answer; a subscriber sees the run's events again).
+        Must run on the event loop.
+        """
+        for task in self._tasks.values():
+            if task.state in STREAM_END_STATES or task.worker is not None:
+                continue
+            task.roll_back_run()
+            self._start(task, resume=task.run_resumes)
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -165,9 +115,18 @@ class TaskStore:
             updated_at=created,
         )
         self._tasks[task_id] = task
-        task.worker = asyncio.get_running_loop().create_task(
-            telemetry.traced_work(self._work(task, resume=False), task.id, self.skill.id))
+        task.begin_run(resumes=False)
+        self._save(task)
+        self._start(task, resume=False)
         return task
+
+    def _start(self, task: AgentTask, *, resume: bool) -> None:
+        task.worker = asyncio.get_running_loop().create_task(
+            telemetry.traced_work(self._work(task, resume=resume), task.id, self.skill.id))
+
+    def _save(self, task: AgentTask) -> None:
+        if self.journal is not None:
+            self.journal.save(task.saved())
 
     def get(self, task_id: str) -> AgentTask:
         """The task, unless unknown or still invisible (:class:`TaskNotFound`)."""
@@ -201,10 +160,11 @@ class TaskStore:
                 task.answers.append(Answer(task.pending.text, answer_of(message)))
                 task.pending = None
         else:
+            self._save(task)
             return task
+        task.begin_run(resumes=True)
         self._set_state(task, WORKING)
-        task.worker = asyncio.get_running_loop().create_task(
-            telemetry.traced_work(self._work(task, resume=True), task.id, self.skill.id))
+        self._start(task, resume=True)
         return task
 
     def cancel(self, task_id: str) -> bool:
@@ -246,6 +206,8 @@ class TaskStore:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        if self.journal is not None:
+            self.journal.close()
 
     # -- internals -----------------------------------------------------------------------
 
@@ -286,6 +248,7 @@ class TaskStore:
         task.updated_at = now_iso()
         task.last_status = self._status_data(task, message)
         self._emit(task, "task_status", task.last_status)
+        self._save(task)  # the journal follows the states; tokens in between are made again on a rerun
         if state in STREAM_END_STATES:
             # Every open stream ends on this event; forget the queues (their iterators hold them).
             task.subscribers.clear()
@@ -389,12 +352,3 @@ class TaskStore:
             if index and not word[:1].isspace():  # the answer again (``tokens`` beyond its length)
                 word = f" {word}"
             self._add_message(task, assistant_message(word))
-
-
-def tokens_of(answer: str) -> list[str]:
-    """The answer as an LLM streams it: each word with the whitespace before it (the last keeps what follows)."""
-    words = re.findall(r"\s*\S+", answer)
-    if not words:
-        return [answer]
-    words[-1] += answer[len("".join(words)):]
-    return words
