@@ -47,8 +47,15 @@ STATUS_FALLBACK = "fallback"
 #: When this try's stage began and its follow step began: a moved trigger keeps its deadlines.
 STARTED_KEY = "agentvault_started"
 
-#: Which run of this try may send; read back after CLAIM_SETTLE seconds, the last writer wins.
+#: Which run of this try may send (see :meth:`AgentVaultStageTrigger._claim`): the last writer wins.
 CLAIM_KEY = "agentvault_send_claim"
+#: Seconds between writing a claim and reading it back. Airflow gives a trigger no compare-and-set (XCom,
+#: Variable and asset state writes through the triggerer are plain upserts) and no way to learn which
+#: triggerer owns it now (both runs have the same trigger id; the owning job is not exposed to triggers),
+#: so two runs of one try arbitrate by the last claim written. That is sound while a run that won records
+#: its send under way (a few XCom round trips through the triggerer: milliseconds) within this time: a run
+#: whose claim lands later then finds that record before it would send, and waits for the task it starts.
+#: Longer only guards a more stalled triggerer, and delays every worker-free stage's first send as much.
 CLAIM_SETTLE = 0.5
 RETURN_KEY = "return_value"
 WORKER_FREE_LINE = "Worker-free: this stage started in the triggerer (try %s); it holds no worker slot"
@@ -194,7 +201,9 @@ class AgentVaultStageTrigger(BaseTrigger):
 
         Airflow may run one trigger on two triggerers for a moment (one missed its heartbeats and another
         took the trigger over). Each run writes a claim and reads it back after :data:`CLAIM_SETTLE`: the
-        last writer sends, the others wait (bounded) for the task id it records and reconnect to it.
+        last writer sends, the others wait (bounded) for the task id it records and reconnect to it. A run
+        whose claim is still its own when read back looks at the record once more: a run that won before
+        this claim landed is sending already, and this one waits for its task too.
         """
         now = await record.load()
         if now.task_id or now.pending is not None and now.pending != ti.try_number:
@@ -205,7 +214,9 @@ class AgentVaultStageTrigger(BaseTrigger):
             await self._sleep(CLAIM_SETTLE)
             claim = await record.get(CLAIM_KEY)
             if isinstance(claim, dict) and claim.get("by") == token:
-                return await record.load()
+                now = await record.load()
+                if now.task_id or now.pending != ti.try_number:
+                    return now
         self.log.info("Another run of this try is sending the message (a trigger moved or ran twice): waiting "
                       "for the task it starts")
         give_up = self._clock() + timing.read_timeout + CLAIM_SETTLE

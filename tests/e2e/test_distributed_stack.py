@@ -11,6 +11,7 @@ tasks/get), the scheduler restarts, Postgres restarts. Each ends with the agent'
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -81,6 +82,29 @@ def outcomes(stack: AirflowStack, dag_id: str, run_id: str) -> dict[str, dict]:
     return found
 
 
+def differences(stack: AirflowStack, dag_id: str, run_id: str, found: dict, expected: dict) -> str:
+    """What differs from the reference, with each differing stage's XComs and task log: a mismatch explains itself."""
+    lines = []
+    for index, topic in enumerate(TOPICS):
+        for part in ("report", "chart"):
+            if found[topic][part] != expected[topic][part]:
+                lines.append(f"{topic!r}: the {part} differs")
+        for stage in STAGE_IDS:
+            got, want = found[topic]["stages"][stage], expected[topic]["stages"][stage]
+            if got == want:
+                continue
+            task_id = f"research.{stage}"
+            rows = [row for row in stack.task_instance_rows(dag_id, run_id, task_id) if row.get("map_index") == index]
+            xcoms = stack.query("SELECT key, value, timestamp FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? "
+                                "AND map_index = ?", (dag_id, run_id, task_id, index))
+            lines += [f"=== {topic!r} {stage} (map index {index}): normalised here {json.dumps(got)}",
+                      f"    the reference (LocalExecutor) {json.dumps(want)}",
+                      f"    its XComs as stored {json.dumps(xcoms, default=str)}",
+                      f"    its task instance {rows}",
+                      stack.task_log(dag_id, run_id, task_id, map_index=index)[-12000:]]
+    return "\n".join(lines)
+
+
 @pytest.fixture(scope="module")
 def local_outcomes(tmp_path_factory, research_agents, agent, dags):
     """The LocalExecutor stack's results, the reference; it stops before the distributed stack starts."""
@@ -134,7 +158,8 @@ def exact(stack: AirflowStack, agent: ReferenceAgentServer, dag_id: str, run_id:
 @pytest.mark.parametrize("dag_id", [SYNC, DEFERRED], ids=["on-workers", "in-triggerers"])
 def test_the_mapped_research_pipeline_gives_the_local_executor_results(stack, local_outcomes, dag_id):
     run_id = run(stack, dag_id, {"topics": TOPICS})
-    assert outcomes(stack, dag_id, run_id) == local_outcomes
+    found = outcomes(stack, dag_id, run_id)
+    assert found == local_outcomes, differences(stack, dag_id, run_id, found, local_outcomes)
     hosts = {row["hostname"] for row in stack.task_instance_rows(dag_id, run_id)}
     assert hosts <= {"worker-1", "worker-2"}, hosts  # every task ran on a Celery worker
     if dag_id == DEFERRED:

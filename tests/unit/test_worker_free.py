@@ -282,9 +282,29 @@ class RacingRecord(FakeTriggerRecord):
         return await super().load()
 
 
-async def test_of_two_runs_of_one_try_only_the_last_claim_sends(respx_mock):
+class OvertakenRecord(FakeTriggerRecord):
+    """Another run of this try won its claim before this one's landed: it is sending, then records its task."""
+
+    claimed = 0
+
+    async def put(self, item: tuple[str, Any]) -> None:
+        await super().put(item)
+        if item[0] == CLAIM_KEY:  # this claim stays the last one written, but the other run decided already
+            self.values[PENDING_KEY] = 1
+
+    async def load(self) -> Any:
+        if PENDING_KEY in self.values:
+            self.claimed += 1
+            if self.claimed > 1:  # the other run's send answered by the time this one looks again
+                self.values.setdefault(TASK_ID_KEY, "t-1")
+        return await super().load()
+
+
+@pytest.mark.parametrize("other_run", [RacingRecord, OvertakenRecord], ids=["claims-last", "decided-first"])
+async def test_of_two_runs_of_one_try_only_one_sends(respx_mock, other_run):
+    """The other run's claim lands last, or it won its claim before this run's claim landed."""
     played = script(respx_mock, {"tasks/get": [WORKING, COMPLETED], "tasks/sendSubscribe": [FULL_STREAM]})
-    record, logger = RacingRecord(), RecordingLogger()
+    record, logger = other_run(), RecordingLogger()
     [event] = await events(trigger(record, FakeClock(), logger))
     assert type(event).__name__ == "TaskSuccessEvent" and record.values["return_value"]["task_id"] == "t-1"
     assert "tasks/send" not in played.methods
