@@ -23,8 +23,6 @@ from airflow_agentvault.protocol.timing import Timing
 
 from interop import servers
 
-import sdk_venv  # noqa: E402  (tests/thirdparty/sdk_venv.py, on the path through interop.servers)
-
 HERE = Path(__file__).resolve().parent
 CONN = "signed_card_agent"
 
@@ -43,7 +41,7 @@ _, WRONG = jwk_pair("agent-key-1")  # the same key id, another key
 def signed_agent(tmp_path_factory) -> Iterator[str]:
     key_file = tmp_path_factory.mktemp("signing") / "key.jwk"
     key_file.write_text(json.dumps(SIGNING))
-    proc, base_url = sdk_venv.start_server(
+    proc, base_url = servers.sdk_venv.start_server(
         [sys.executable, "a2a_v1_agent.py", "--port", "{port}", "--sign-key", str(key_file)],
         cwd=HERE, ready_url="/.well-known/agent-card.json", timeout=servers.SERVER_START_TIMEOUT,
         name="interop-signed-card")
