@@ -218,14 +218,14 @@ def check_signature(agent: Agent, card: DiscoveredCard, trust: CardTrust, own: S
     causes = []
     for number, signature in enumerate(signatures, 1):
         keys = _matching(own_keys, signature.kid)
-        source = "the connection's key"
-        if not keys and trust.trust_card_jwks and signature.header.get("jku"):
-            keys = _matching((yield from _fetch_key_set(agent, card, str(signature.header["jku"]), trust, own)),
-                             signature.kid)
+        source, jku = "the connection's key", signature.header.get("jku")
+        if not keys and trust.trust_card_jwks and jku:
+            keys = _matching((yield from _fetch_key_set(agent, card, str(jku), trust, own)), signature.kid)
             source = "the card's key set"
         if not keys:
-            causes.append(f"{signature.name(number)}: no such key in the connection's card_keys"
-                          + ("" if trust.trust_card_jwks else " (trust_card_jwks would fetch the card's jku)"))
+            causes.append(f"{signature.name(number)}: no such key in the connection's card_keys" + (
+                "" if not jku else " nor in the card's key set" if trust.trust_card_jwks else
+                " (trust_card_jwks would fetch the card's jku)"))
             continue
         if any(verifies(signature, payloads, key) for key in keys):
             return f"card signature verified with {source} {signature.kid or '(no key id)'} ({signature.header['alg']})"
@@ -301,7 +301,7 @@ def vet(agent: Agent, card: DiscoveredCard | None, endpoint: str, trust: CardTru
         own: Sequence[str]) -> Program[list[str]]:
     """Every check for one connection: the card's signature, then the endpoint to be used."""
     if card is None:  # a fixed dialect with its endpoint: nothing taken from a card
-        return [f"endpoint {errors.redact_url(endpoint)} from the connection (no card read)"]
+        return [f"endpoint {errors.redact_url(endpoint)} as the connection names it (no card endpoint used)"]
     signed = yield from check_signature(agent, card, trust, own)
     where = yield from check_endpoint(agent, endpoint, trust, own)
     return [signed, where]

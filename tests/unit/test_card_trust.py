@@ -97,9 +97,10 @@ def test_another_key_under_the_same_id_does_not_verify():
 
 
 def test_an_unknown_key_id_names_the_settings_that_help():
-    with pytest.raises(errors.CardSignatureError, match=r"key id 'key-9'.*no such key in the connection's card_keys "
-                       r"\(trust_card_jwks would fetch the card's jku\)"):
+    with pytest.raises(errors.CardSignatureError, match=r"key id 'key-9'.*no such key in the connection's card_keys \[agent"):
         verify(signed(CARD, kid="key-9"), trust())
+    with pytest.raises(errors.CardSignatureError, match=r"card_keys \(trust_card_jwks would fetch the card's jku\)"):
+        verify(signed(CARD, kid="key-9", jku=f"{BASE}/jwks.json"), trust())
 
 
 def test_any_of_several_signatures_may_verify():
@@ -294,3 +295,11 @@ def test_test_connection_says_what_it_checked(monkeypatch, requests_mock):
     requests_mock.get(CARD_URL, json=ELSEWHERE_CARD)
     ok, message = hook(monkeypatch).test_connection()
     assert not ok and "on another origin" in message and "allow_other_origins" in message
+
+
+def test_test_connection_of_a_fixed_dialect_says_its_endpoint_is_the_connections(monkeypatch, requests_mock):
+    requests_mock.get(f"{BASE}/agent-card.json", json={"name": "AV", "url": f"{BASE}/a2a/",
+                                                      "capabilities": {"a2aVersion": "1.0"}})
+    set_connection(monkeypatch, "trust_av", f"{BASE}/a2a/")
+    ok, message = AgentVaultHook("trust_av").test_connection()
+    assert ok and message.endswith(f"; checked: endpoint {BASE}/a2a/ as the connection names it (no card endpoint used)")
