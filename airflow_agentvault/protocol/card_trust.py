@@ -285,13 +285,12 @@ def check_endpoint(agent: Agent, url: str, trust: CardTrust, own: Sequence[str],
     if not addresses:
         raise errors.AgentUnreachableError(f"cannot resolve {host!r} (the {what} the agent card names) to check it",
                                            **where)
-    own_addresses: set[str] = set()
-    for own_host in sorted({urlsplit(u).hostname or "" for u in own if u} - {""}):
-        own_addresses.update((yield from _addresses(own_host)))
-    inside = sorted(a for a in addresses if _not_global(a) and a not in own_addresses)
+    inside = {a for a in addresses if _not_global(a)}
+    for own_host in sorted({urlsplit(u).hostname or "" for u in own if u} - {""}) if inside else ():
+        inside -= set((yield from _addresses(own_host)))  # the connection's own addresses stay allowed
     if inside:
         raise errors.UntrustedEndpointError(
-            f"the agent card names the {what} {errors.redact_url(url)}, whose host resolves to {', '.join(inside)} "
+            f"the agent card names the {what} {errors.redact_url(url)}, whose host resolves to {', '.join(sorted(inside))} "
             "(a private, loopback, link-local or unique-local address); not used (extra allow_private_networks "
             "allows it)", **where)
     return f"{what} {errors.redact_url(url)} is on another origin (allowed), at public addresses"

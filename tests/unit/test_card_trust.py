@@ -14,6 +14,7 @@ from jwt.algorithms import ECAlgorithm
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError, settings_from_connection
 from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.auth import ApiKeyAuth
 from airflow_agentvault.protocol.card_trust import CardTrust, check_endpoint, check_signature, public_key_set
 from airflow_agentvault.protocol.client import AgentClient
@@ -263,6 +264,7 @@ def hook(monkeypatch, **extra: Any) -> AgentVaultHook:
 
 def test_the_hook_refuses_a_card_sending_it_into_a_private_network(monkeypatch, requests_mock):
     requests_mock.get(CARD_URL, json=ELSEWHERE_CARD)
+    monkeypatch.setattr("airflow_agentvault.protocol.client.addresses_of", {"agent.test": ["203.0.113.5"]}.get)
     with pytest.raises(errors.UntrustedEndpointError, match="allow_other_origins"):
         hook(monkeypatch).get_client()
     with pytest.raises(errors.UntrustedEndpointError, match="allow_private_networks"):
@@ -303,3 +305,15 @@ def test_test_connection_of_a_fixed_dialect_says_its_endpoint_is_the_connections
     set_connection(monkeypatch, "trust_av", f"{BASE}/a2a/")
     ok, message = AgentVaultHook("trust_av").test_connection()
     assert ok and message.endswith(f"; checked: endpoint {BASE}/a2a/ as the connection names it (no card endpoint used)")
+
+
+async def test_both_runners_resolve_a_host_name_for_the_check():
+    """``localhost`` really resolved (by the blocking and the asyncio runner) is a loopback address."""
+    own = ("http://127.0.0.2:8000/",)
+    allowed = CardTrust(allow_other_origins=True)
+    sync = AgentClient(own[0])
+    with pytest.raises(errors.UntrustedEndpointError, match="resolves to 127.0.0.1"):
+        sync.run(check_endpoint(sync.agent, "http://localhost:9000/", allowed, own))
+    async with AsyncAgentClient(own[0]) as client:
+        with pytest.raises(errors.UntrustedEndpointError, match="resolves to 127.0.0.1"):
+            await client.run(check_endpoint(client.agent, "http://localhost:9000/", allowed, own))
