@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
@@ -59,6 +60,8 @@ def hook(monkeypatch, base_url: str, **extra) -> AgentVaultHook:
 
 
 def test_the_sdks_signature_verifies_and_the_agent_answers(monkeypatch, signed_agent):
+    served = requests.get(f"{signed_agent}/.well-known/agent-card.json", timeout=10).json()
+    assert served["signatures"] and served["url"]  # signed by the SDK, served with the 0.3 fields merged in
     ok, message = hook(monkeypatch, signed_agent, card_keys=[PUBLIC]).test_connection()
     assert ok, message
     assert "card signature verified with the connection's key agent-key-1 (ES256)" in message
