@@ -377,7 +377,10 @@ class AgentVaultHook(BaseHook):
                 found = probe.run(operations.discover(
                     probe.agent, settings.card_url, dialect=None if settings.dialect == AUTO else settings.dialect,
                     endpoint_hint=settings.rpc_url if settings.dialect == AUTO else None))
-                checks = probe.run(checked(probe.agent, settings, found))
+                # What get_client would use: ``auto`` is this discovery; a fixed dialect may use no card at all.
+                used = found if settings.dialect == AUTO else probe.run(operations.resolve(
+                    probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
+                checks = probe.run(checked(probe.agent, settings, used))
                 notes = "".join(f"; warning: {w}" for w in found.card.warnings)
                 return True, (f"Found agent {found.card.agent_card.summary()}; using {found.dialect} at "
                               f"{redact_url(found.rpc_url)}; checked: {', '.join(checks)}{notes}")

@@ -317,3 +317,11 @@ async def test_both_runners_resolve_a_host_name_for_the_check():
     async with AsyncAgentClient(own[0]) as client:
         with pytest.raises(errors.UntrustedEndpointError, match="resolves to 127.0.0.1"):
             await client.run(check_endpoint(client.agent, "http://localhost:9000/", allowed, own))
+
+
+def test_test_connection_checks_what_a_fixed_dialect_uses(monkeypatch, requests_mock):
+    """A fixed dialect with its endpoint uses nothing from the card, so the card's other host is no refusal."""
+    requests_mock.get(f"{BASE}/.well-known/agent-card.json", json=ELSEWHERE_CARD)
+    set_connection(monkeypatch, "trust_fixed", f"{BASE}/rpc", dialect="a2a-1.0")
+    ok, message = AgentVaultHook("trust_fixed").test_connection()
+    assert ok and f"checked: endpoint {BASE}/rpc as the connection names it (no card endpoint used)" in message
