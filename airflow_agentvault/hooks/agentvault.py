@@ -379,7 +379,7 @@ class AgentVaultHook(BaseHook):
         return redact_url(self.client.rpc_url)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Fetch the agent card and say what was found."""
+        """Fetch the agent card and say what was found, and what of it was checked (signature, endpoint)."""
         try:
             settings = self.settings
             probe = AgentClient(settings.card_url, **self._options(settings))
@@ -387,12 +387,18 @@ class AgentVaultHook(BaseHook):
                 found = probe.run(operations.discover(
                     probe.agent, settings.card_url, dialect=None if settings.dialect == AUTO else settings.dialect,
                     endpoint_hint=settings.rpc_url if settings.dialect == AUTO else None))
-                checks = probe.run(checked(probe.agent, settings, found))
+                # What get_client would use: ``auto`` is this discovery; a fixed dialect may use no card at all.
+                used = found if settings.dialect == AUTO else probe.run(operations.resolve(
+                    probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
+                checks = probe.run(checked(probe.agent, settings, used))
                 notes = "".join(f"; warning: {w}" for w in found.card.warnings)
                 return True, (f"Found agent {found.card.agent_card.summary()}; using {found.dialect} at "
                               f"{redact_url(found.rpc_url)}; checked: {', '.join(checks)}{notes}")
             card = probe.fetch_card(settings.card_url)
+            found = probe.run(operations.resolve(probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
+            checks = probe.run(checked(probe.agent, settings, found))
         except (AgentVaultError, ConnectionConfigError) as exc:
             return False, str(exc)
         mismatch = auth_mismatch([s.scheme for s in card.auth_schemes], settings.auth)
-        return True, f"Found agent {card.summary()}{f'; warning: {mismatch}' if mismatch else ''}"
+        return True, (f"Found agent {card.summary()}; checked: {', '.join(checks)}"
+                      f"{f'; warning: {mismatch}' if mismatch else ''}")

@@ -218,14 +218,14 @@ def check_signature(agent: Agent, card: DiscoveredCard, trust: CardTrust, own: S
     causes = []
     for number, signature in enumerate(signatures, 1):
         keys = _matching(own_keys, signature.kid)
-        source = "the connection's key"
-        if not keys and trust.trust_card_jwks and signature.header.get("jku"):
-            keys = _matching((yield from _fetch_key_set(agent, card, str(signature.header["jku"]), trust, own)),
-                             signature.kid)
+        source, jku = "the connection's key", signature.header.get("jku")
+        if not keys and trust.trust_card_jwks and jku:
+            keys = _matching((yield from _fetch_key_set(agent, card, str(jku), trust, own)), signature.kid)
             source = "the card's key set"
         if not keys:
-            causes.append(f"{signature.name(number)}: no such key in the connection's card_keys"
-                          + ("" if trust.trust_card_jwks else " (trust_card_jwks would fetch the card's jku)"))
+            causes.append(f"{signature.name(number)}: no such key in the connection's card_keys" + (
+                "" if not jku else " nor in the card's key set" if trust.trust_card_jwks else
+                " (trust_card_jwks would fetch the card's jku)"))
             continue
         if any(verifies(signature, payloads, key) for key in keys):
             return f"card signature verified with {source} {signature.kid or '(no key id)'} ({signature.header['alg']})"
@@ -285,13 +285,12 @@ def check_endpoint(agent: Agent, url: str, trust: CardTrust, own: Sequence[str],
     if not addresses:
         raise errors.AgentUnreachableError(f"cannot resolve {host!r} (the {what} the agent card names) to check it",
                                            **where)
-    own_addresses: set[str] = set()
-    for own_host in sorted({urlsplit(u).hostname or "" for u in own if u} - {""}):
-        own_addresses.update((yield from _addresses(own_host)))
-    inside = sorted(a for a in addresses if _not_global(a) and a not in own_addresses)
+    inside = {a for a in addresses if _not_global(a)}
+    for own_host in sorted({urlsplit(u).hostname or "" for u in own if u} - {""}) if inside else ():
+        inside -= set((yield from _addresses(own_host)))  # the connection's own addresses stay allowed
     if inside:
         raise errors.UntrustedEndpointError(
-            f"the agent card names the {what} {errors.redact_url(url)}, whose host resolves to {', '.join(inside)} "
+            f"the agent card names the {what} {errors.redact_url(url)}, whose host resolves to {', '.join(sorted(inside))} "
             "(a private, loopback, link-local or unique-local address); not used (extra allow_private_networks "
             "allows it)", **where)
     return f"{what} {errors.redact_url(url)} is on another origin (allowed), at public addresses"
@@ -301,7 +300,7 @@ def vet(agent: Agent, card: DiscoveredCard | None, endpoint: str, trust: CardTru
         own: Sequence[str]) -> Program[list[str]]:
     """Every check for one connection: the card's signature, then the endpoint to be used."""
     if card is None:  # a fixed dialect with its endpoint: nothing taken from a card
-        return [f"endpoint {errors.redact_url(endpoint)} from the connection (no card read)"]
+        return [f"endpoint {errors.redact_url(endpoint)} as the connection names it (no card endpoint used)"]
     signed = yield from check_signature(agent, card, trust, own)
     where = yield from check_endpoint(agent, endpoint, trust, own)
     return [signed, where]

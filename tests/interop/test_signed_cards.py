@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
@@ -21,7 +22,6 @@ from airflow_agentvault.protocol.client import TaskFollower
 from airflow_agentvault.protocol.models import Message, TaskState, TextPart
 from airflow_agentvault.protocol.timing import Timing
 
-import sdk_venv  # noqa: E402  (tests/thirdparty/sdk_venv.py, on the path through interop.servers)
 from interop import servers
 
 HERE = Path(__file__).resolve().parent
@@ -42,7 +42,7 @@ _, WRONG = jwk_pair("agent-key-1")  # the same key id, another key
 def signed_agent(tmp_path_factory) -> Iterator[str]:
     key_file = tmp_path_factory.mktemp("signing") / "key.jwk"
     key_file.write_text(json.dumps(SIGNING))
-    proc, base_url = sdk_venv.start_server(
+    proc, base_url = servers.sdk_venv.start_server(
         [sys.executable, "a2a_v1_agent.py", "--port", "{port}", "--sign-key", str(key_file)],
         cwd=HERE, ready_url="/.well-known/agent-card.json", timeout=servers.SERVER_START_TIMEOUT,
         name="interop-signed-card")
@@ -60,6 +60,8 @@ def hook(monkeypatch, base_url: str, **extra) -> AgentVaultHook:
 
 
 def test_the_sdks_signature_verifies_and_the_agent_answers(monkeypatch, signed_agent):
+    served = requests.get(f"{signed_agent}/.well-known/agent-card.json", timeout=10).json()
+    assert served["signatures"] and served["url"]  # signed by the SDK, served with the 0.3 fields merged in
     ok, message = hook(monkeypatch, signed_agent, card_keys=[PUBLIC]).test_connection()
     assert ok, message
     assert "card signature verified with the connection's key agent-key-1 (ES256)" in message

@@ -14,6 +14,7 @@ from jwt.algorithms import ECAlgorithm
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError, settings_from_connection
 from airflow_agentvault.protocol import errors
+from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.auth import ApiKeyAuth
 from airflow_agentvault.protocol.card_trust import CardTrust, check_endpoint, check_signature, public_key_set
 from airflow_agentvault.protocol.client import AgentClient
@@ -97,9 +98,10 @@ def test_another_key_under_the_same_id_does_not_verify():
 
 
 def test_an_unknown_key_id_names_the_settings_that_help():
-    with pytest.raises(errors.CardSignatureError, match=r"key id 'key-9'.*no such key in the connection's card_keys "
-                       r"\(trust_card_jwks would fetch the card's jku\)"):
+    with pytest.raises(errors.CardSignatureError, match=r"key id 'key-9'.*no such key in the connection's card_keys \[agent"):
         verify(signed(CARD, kid="key-9"), trust())
+    with pytest.raises(errors.CardSignatureError, match=r"card_keys \(trust_card_jwks would fetch the card's jku\)"):
+        verify(signed(CARD, kid="key-9", jku=f"{BASE}/jwks.json"), trust())
 
 
 def test_any_of_several_signatures_may_verify():
@@ -262,6 +264,7 @@ def hook(monkeypatch, **extra: Any) -> AgentVaultHook:
 
 def test_the_hook_refuses_a_card_sending_it_into_a_private_network(monkeypatch, requests_mock):
     requests_mock.get(CARD_URL, json=ELSEWHERE_CARD)
+    monkeypatch.setattr("airflow_agentvault.protocol.client.addresses_of", {"agent.test": ["203.0.113.5"]}.get)
     with pytest.raises(errors.UntrustedEndpointError, match="allow_other_origins"):
         hook(monkeypatch).get_client()
     with pytest.raises(errors.UntrustedEndpointError, match="allow_private_networks"):
@@ -294,3 +297,31 @@ def test_test_connection_says_what_it_checked(monkeypatch, requests_mock):
     requests_mock.get(CARD_URL, json=ELSEWHERE_CARD)
     ok, message = hook(monkeypatch).test_connection()
     assert not ok and "on another origin" in message and "allow_other_origins" in message
+
+
+def test_test_connection_of_a_fixed_dialect_says_its_endpoint_is_the_connections(monkeypatch, requests_mock):
+    requests_mock.get(f"{BASE}/agent-card.json", json={"name": "AV", "url": f"{BASE}/a2a/",
+                                                      "capabilities": {"a2aVersion": "1.0"}})
+    set_connection(monkeypatch, "trust_av", f"{BASE}/a2a/")
+    ok, message = AgentVaultHook("trust_av").test_connection()
+    assert ok and message.endswith(f"; checked: endpoint {BASE}/a2a/ as the connection names it (no card endpoint used)")
+
+
+async def test_both_runners_resolve_a_host_name_for_the_check():
+    """``localhost`` really resolved (by the blocking and the asyncio runner) is a loopback address."""
+    own = ("http://127.0.0.2:8000/",)
+    allowed = CardTrust(allow_other_origins=True)
+    sync = AgentClient(own[0])
+    with pytest.raises(errors.UntrustedEndpointError, match="resolves to 127.0.0.1"):
+        sync.run(check_endpoint(sync.agent, "http://localhost:9000/", allowed, own))
+    async with AsyncAgentClient(own[0]) as client:
+        with pytest.raises(errors.UntrustedEndpointError, match="resolves to 127.0.0.1"):
+            await client.run(check_endpoint(client.agent, "http://localhost:9000/", allowed, own))
+
+
+def test_test_connection_checks_what_a_fixed_dialect_uses(monkeypatch, requests_mock):
+    """A fixed dialect with its endpoint uses nothing from the card, so the card's other host is no refusal."""
+    requests_mock.get(f"{BASE}/.well-known/agent-card.json", json=ELSEWHERE_CARD)
+    set_connection(monkeypatch, "trust_fixed", f"{BASE}/rpc", dialect="a2a-1.0")
+    ok, message = AgentVaultHook("trust_fixed").test_connection()
+    assert ok and f"checked: endpoint {BASE}/rpc as the connection names it (no card endpoint used)" in message
