@@ -188,3 +188,19 @@ def test_an_artifact_whose_chunks_grow_past_the_limit_ends_the_stream_for_get():
         for _ in range(LIMIT // 100):
             decoder.feed(chunk(append=True))
     assert info.value.task_id == "t" and isinstance(info.value, errors.StreamDisconnectedError)  # never a failure
+
+
+# -- the connection's knobs ---------------------------------------------------------------------------------------
+
+
+def test_the_limits_are_connection_extras_with_defaults_and_checked_values():
+    from airflow_agentvault.hooks.agentvault import ConnectionConfigError, settings_from_connection
+    from airflow_agentvault.protocol.exchange import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_EVENT_BYTES
+
+    default = settings_from_connection("c", RPC, None, None, {})
+    assert (default.max_answer_bytes, default.max_event_bytes) == (DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_EVENT_BYTES)
+    chosen = settings_from_connection("c", RPC, None, None, {"max_answer_bytes": "2048", "max_event_bytes": 512})
+    assert (chosen.max_answer_bytes, chosen.max_event_bytes) == (2048, 512)
+    for bad in ("0", "-1", "1.5", "lots"):
+        with pytest.raises(ConnectionConfigError, match="extra 'max_event_bytes' must be a positive whole number"):
+            settings_from_connection("c", RPC, None, None, {"max_event_bytes": bad})
