@@ -28,6 +28,7 @@ from airflow_agentvault.protocol.codec import Codec
 from airflow_agentvault.protocol.dialects.agentvault import AgentVaultCodec
 from airflow_agentvault.protocol.exchange import (
     AuthHeaders,
+    AwaitNotice,
     Close,
     Fetch,
     NextEvents,
@@ -43,6 +44,7 @@ from airflow_agentvault.protocol.exchange import (
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import AgentCard, CancelResult, Message, Task, TaskEvent
 from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, Agent, StreamWatch
+from airflow_agentvault.protocol.push import PushSettings
 from airflow_agentvault.protocol.sse import EventFramer
 from airflow_agentvault.protocol.timing import Timing
 
@@ -178,6 +180,8 @@ class AsyncRunner:
         if kind is Sleep:
             await sleep(effect.seconds)
             return None
+        if kind is AwaitNotice:
+            return await effect.doorbell.wait(effect.seconds)
         if kind is AuthHeaders:
             async with effect.auth.async_lock:
                 return await self.run(effect.auth.header_program())
@@ -224,6 +228,7 @@ class AsyncAgentClient:
         self._owns_http = http is None
         self.http = http or httpx.AsyncClient(verify=ssl_context(verify))
         self.runner = AsyncRunner(self.http, connect_timeout=connect_timeout, sleep=sleep)
+        self.push = PushSettings()  # the connection's push settings (the hook sets them)
 
     async def __aenter__(self) -> AsyncAgentClient:
         return self

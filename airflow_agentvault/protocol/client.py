@@ -25,6 +25,7 @@ from airflow_agentvault.protocol.codec import Codec
 from airflow_agentvault.protocol.dialects.agentvault import AgentVaultCodec
 from airflow_agentvault.protocol.exchange import (
     AuthHeaders,
+    AwaitNotice,
     Close,
     Fetch,
     NextEvents,
@@ -172,9 +173,9 @@ class BlockingRunner:
         if kind is Close:
             stream.close()
             return None
-        if kind is Sleep:
+        if kind is Sleep or kind is AwaitNotice:  # no receiver here: a notice wait is a plain poll interval
             sleep(effect.seconds)
-            return None
+            return False if kind is AwaitNotice else None
         if kind is AuthHeaders:
             with effect.auth.lock:
                 return self.run(effect.auth.header_program())

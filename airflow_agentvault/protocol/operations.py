@@ -81,6 +81,7 @@ class Agent:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     name: str | None = None  # from the agent card, for spans
     agent_id: str | None = None
+    push_offered: bool = False  # its card says it sends push notifications (capabilities.pushNotifications)
 
     @property
     def dialect(self) -> str:
