@@ -375,8 +375,10 @@ class AgentVaultHook(BaseHook):
                     probe.agent, settings.card_url, dialect=None if settings.dialect == AUTO else settings.dialect,
                     endpoint_hint=settings.rpc_url if settings.dialect == AUTO else None))
                 notes = "".join(f"; warning: {w}" for w in found.card.warnings)
+                push = "offers" if offers_push(found.card.raw) else "does not offer"
                 return True, (f"Found agent {found.card.agent_card.summary()}; using {found.dialect} at "
-                              f"{redact_url(found.rpc_url)}{notes}")
+                              f"{redact_url(found.rpc_url)}; the agent {push} push notifications "
+                              f"(push: {settings.push.mode}){notes}")
             card = probe.fetch_card(settings.card_url)
         except (AgentVaultError, ConnectionConfigError) as exc:
             return False, str(exc)
