@@ -42,15 +42,17 @@ MAX_CHANNELS = 200_000
 class Doorbell:
     """One wait's wake-up flag: :meth:`ring` sets it, :meth:`wait` returns when set (or after ``seconds``) and resets it."""
 
-    __slots__ = ("_event",)
+    __slots__ = ("_event", "waiting")
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.waiting = False  # a wait is parked on it (the task was registered and read)
 
     def ring(self) -> None:
         self._event.set()
 
     async def wait(self, seconds: float) -> bool:
+        self.waiting = True
         try:
             if not self._event.is_set():
                 await asyncio.wait_for(self._event.wait(), max(seconds, 0.0))
@@ -58,6 +60,7 @@ class Doorbell:
         except TimeoutError:
             return False
         finally:
+            self.waiting = False
             self._event.clear()
 
 

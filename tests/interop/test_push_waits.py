@@ -26,6 +26,8 @@ from interop.matrix_scenarios import SyncApi
 pytestmark = pytest.mark.integration
 
 A2A_ROWS = ["a2a-1.3.0-jsonrpc-1.0", "a2a-1.3.0-jsonrpc-0.3", "a2a-1.3.0-rest"]
+#: Every row whose agent calls back: a2a-sdk 1.3.0 in its three bindings and @a2a-js/sdk in its two.
+PUSH_ROWS = A2A_ROWS + [f"a2a-js-{servers.JS_SDK_VERSION}-jsonrpc-1.0", f"a2a-js-{servers.JS_SDK_VERSION}-rest"]
 TIMING = {"poll_interval": 0.2, "sse_retry_delay": 0.1, "overall_timeout": 40}
 #: A safety poll far longer than any task here: a wait that ends before it was woken by a notification.
 SLOW_SAFETY = 30.0
@@ -87,38 +89,57 @@ def assert_exact(event: dict, final, server, delivered_by: str = "push") -> dict
     return result
 
 
-@pytest.mark.parametrize("row", A2A_ROWS)
+@pytest.mark.parametrize("row", PUSH_ROWS)
 async def test_a_stage_resumes_on_the_agents_notification(monkeypatch, interop_server, row):
+    """The wait ends when the agent calls: the task is canceled once the wait is registered, long before the
+    safety poll, so only the notification can have woken it."""
     server = interop_server(row)
+    conn_id = connect(monkeypatch, server)
+    api = SyncApi(server)
+    task_id = await api.send("push sleep=60")
     rung: list[int] = []
 
-    async def count_rings():
+    async def cancel_once_registered():
         rec = await channel_open()
-        while rec.channels:  # until the wait closed its channel
-            rung[:] = [rec.counts["rung"]]
+        channel = next(iter(rec.channels.values()))
+        bound = asyncio.get_running_loop().time() + 10
+        while not channel.doorbell.waiting:  # registered, read, and now waiting for the agent to call
+            assert asyncio.get_running_loop().time() < bound, "the wait never parked on its doorbell"
             await asyncio.sleep(0.01)
+        before = rec.counts["rung"]
+        await api.cancel(task_id)
+        bound = asyncio.get_running_loop().time() + 10
+        while rec.counts["rung"] == before:
+            assert asyncio.get_running_loop().time() < bound, "the agent never called back"
+            await asyncio.sleep(0.01)
+        rung.append(rec.counts["rung"])
 
-    event, final, _ = await run_stage(monkeypatch, server, "push sleep=0.6 chunks=2", during=count_rings)
-    assert_exact(event, final, server)
-    assert rung and rung[0] >= 1  # woken by a notification, long before the safety poll
+    event = await wait_for(AgentVaultStreamTrigger(conn_id=conn_id, agent_task_id=task_id,
+                                                   **StageTiming.begin(TIMING).trigger_kwargs()),
+                           cancel_once_registered)
+    final = await api.get(task_id)
+    await api.aclose()
+    assert final.state is TaskState.CANCELED
+    assert event["status"] == "done" and event["task"]["state"] == "CANCELED", event
+    assert event["metadata"]["delivered_by"] == "push" and rung
 
 
 async def test_auto_waits_by_push_where_the_card_offers_it(monkeypatch, interop_server):
     server = interop_server("a2a-1.3.0-jsonrpc-1.0")
-    event, final, _ = await run_stage(monkeypatch, server, "auto sleep=0.3", dialect="auto", push="auto")
+    event, final, _ = await run_stage(monkeypatch, server, "auto sleep=1.5", dialect="auto", push="auto")
     assert_exact(event, final, server)
 
 
 async def test_duplicate_notifications_deliver_once(monkeypatch, interop_server):
     server = interop_server("a2a-1.3.0-jsonrpc-1.0")
-    event, final, _ = await run_stage(monkeypatch, server, "dup sleep=0.4 push=twice")
+    event, final, _ = await run_stage(monkeypatch, server, "dup sleep=1.5 push=twice")
     assert_exact(event, final, server)
 
 
 @pytest.mark.parametrize("fault", ["lose_final", "none"])
 async def test_a_lost_notification_costs_one_safety_poll(monkeypatch, interop_server, fault):
     server = interop_server("a2a-1.3.0-jsonrpc-1.0")
-    event, final, _ = await run_stage(monkeypatch, server, f"lost sleep=0.4 push={fault}", safety=1.0)
+    event, final, _ = await run_stage(monkeypatch, server, f"lost sleep=1.5 push={fault}", safety=1.0)
     assert_exact(event, final, server)
 
 
@@ -150,7 +171,7 @@ async def test_forged_and_unknown_notifications_change_nothing(monkeypatch, inte
                                             headers={"X-A2A-Notification-Token": channel.token})).status_code)
             answers.append((await http.get(channel.url)).status_code)
 
-    event, final, _ = await run_stage(monkeypatch, server, "forged sleep=0.8", during=forge)
+    event, final, _ = await run_stage(monkeypatch, server, "forged sleep=1.5", during=forge)
     assert_exact(event, final, server)
     assert answers == [401, 401, 404, 404]
 
@@ -178,9 +199,9 @@ async def test_a_receiver_restarted_mid_wait_costs_one_safety_poll(monkeypatch, 
         rec = await channel_open()
         await rec.stop()  # the agent's notifications now find nobody listening
 
-    event, final, _ = await run_stage(monkeypatch, server, "restart sleep=0.6", during=restart, safety=1.0)
+    event, final, _ = await run_stage(monkeypatch, server, "restart sleep=1.5", during=restart, safety=1.0)
     assert_exact(event, final, server)
 
 
 def test_the_rows_exist():
-    assert set(A2A_ROWS) <= set(servers.ROWS_BY_KEY)
+    assert set(PUSH_ROWS) <= set(servers.ROWS_BY_KEY)
