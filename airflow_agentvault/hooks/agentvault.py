@@ -334,7 +334,8 @@ class AgentVaultHook(BaseHook):
                 found = await probe.run(
                     operations.resolve(probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
             _remember(settings, found)
-        client = AsyncAgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect), **options)
+        client = AsyncAgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect),
+                                  keep_alive=settings.push.mode == PUSH_OFF, **options)
         client.agent = identified(client.agent, found)
         client.push = settings.push
         return client

@@ -218,15 +218,18 @@ class AsyncAgentClient:
     Talks to one agent endpoint in its dialect without blocking the event loop: the triggers' client.
 
     Takes :class:`~airflow_agentvault.protocol.client.AgentClient`'s arguments, and ``http``: an
-    ``httpx.AsyncClient`` to use (then the caller closes it); by default one of its own.
+    ``httpx.AsyncClient`` to use (then the caller closes it); by default one of its own, keeping idle
+    connections open unless ``keep_alive`` is False (a wait by push, which reads the task rarely).
     """
 
     def __init__(self, rpc_url: str, *, codec: Codec | None = None, auth: Auth = NO_AUTH, verify: bool | str = True,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT,
-                 http: httpx.AsyncClient | None = None, sleep: Sleeper = asyncio.sleep) -> None:
+                 http: httpx.AsyncClient | None = None, sleep: Sleeper = asyncio.sleep, keep_alive: bool = True) -> None:
         self.agent = Agent(codec or AgentVaultCodec(), rpc_url, auth, connect_timeout, read_timeout)
         self._owns_http = http is None
-        self.http = http or httpx.AsyncClient(verify=ssl_context(verify))
+        # Without keep-alive no idle connection stays open between reads: a wait by push then holds no socket.
+        limits = httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0)
+        self.http = http or httpx.AsyncClient(verify=ssl_context(verify), limits=limits)
         self.runner = AsyncRunner(self.http, connect_timeout=connect_timeout, sleep=sleep)
         self.push = PushSettings()  # the connection's push settings (the hook sets them)
 
