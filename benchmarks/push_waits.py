@@ -164,9 +164,14 @@ def run_side(url: str, n: int, push: bool, settle: float, out: str) -> None:
         """Once the agent sees every stage waiting (registered or subscribed), and ``settle`` s more: measure,
         then let the agent end the tasks."""
         base = url.rsplit("/", 1)[0]
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=60) as http:
             until = time.time() + 600
-            while (await http.get(base + "/waiting")).json()["waiting"] < n and time.time() < until:
+            while time.time() < until:
+                try:
+                    if (await http.get(base + "/waiting")).json()["waiting"] >= n:
+                        break
+                except httpx.HTTPError:  # a busy agent: ask again
+                    pass
                 await asyncio.sleep(0.5)
             await asyncio.sleep(settle)
             waiting.update(rss_kib=_rss_kib(), sockets=_sockets(), at=time.time())
