@@ -20,7 +20,7 @@ from airflow.sdk.log import mask_secret
 from airflow_agentvault.compat import aextra_dejson, amask_secret
 from airflow_agentvault.connection_form import AUTH_TYPES, DIALECT_CHOICES, UI_FIELD_BEHAVIOUR
 from airflow_agentvault.protocol import operations
-from airflow_agentvault.protocol.async_client import AsyncAgentClient, shared_http
+from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.auth import NO_AUTH, ApiKeyAuth, Auth, BearerAuth, OAuth2ClientCredentials
 from airflow_agentvault.protocol.client import AgentClient
 from airflow_agentvault.protocol.dialects import AGENTVAULT, AUTO, Discovered, codec_for
@@ -334,9 +334,8 @@ class AgentVaultHook(BaseHook):
                 found = await probe.run(
                     operations.resolve(probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
             _remember(settings, found)
-        shared = shared_http(settings.verify) if settings.push.mode != PUSH_OFF else None  # waits by push share one
-        client = AsyncAgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect), http=shared,
-                                  **options)
+        client = AsyncAgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect),
+                                  keep_alive=settings.push.mode == PUSH_OFF, **options)
         client.agent = identified(client.agent, found)
         client.push = settings.push
         return client

@@ -70,24 +70,6 @@ def ssl_context(verify: bool | str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=verify if isinstance(verify, str) else certifi.where())
 
 
-_SHARED_HTTP: dict[tuple[int, bool | str], httpx.AsyncClient] = {}
-
-
-def shared_http(verify: bool | str) -> httpx.AsyncClient:
-    """
-    One httpx client per event loop and TLS setting, shared by the clients of waits by push.
-
-    A wait by push reads its task rarely, so a client (pool, transport: tens of KiB) of its own would be
-    most of what it costs while it waits; a few idle connections are kept for all of them, none per wait.
-    """
-    key = (id(asyncio.get_running_loop()), verify)
-    http = _SHARED_HTTP.get(key)
-    if http is None or http.is_closed:
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=16)
-        http = _SHARED_HTTP[key] = httpx.AsyncClient(verify=ssl_context(verify), limits=limits)
-    return http
-
-
 def _failure(exc: Exception) -> TransportFailure:
     reason = failure_reason(exc)
     if isinstance(exc, httpx.ConnectTimeout):
@@ -236,16 +218,20 @@ class AsyncAgentClient:
     Talks to one agent endpoint in its dialect without blocking the event loop: the triggers' client.
 
     Takes :class:`~airflow_agentvault.protocol.client.AgentClient`'s arguments, and ``http``: an
-    ``httpx.AsyncClient`` to use (then the caller closes it, e.g. :func:`shared_http`); by default one
-    of its own.
+    ``httpx.AsyncClient`` to use (then the caller closes it); by default one of its own, keeping idle
+    connections open unless ``keep_alive`` is False (a wait by push, which reads the task rarely).
     """
 
     def __init__(self, rpc_url: str, *, codec: Codec | None = None, auth: Auth = NO_AUTH, verify: bool | str = True,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT,
-                 http: httpx.AsyncClient | None = None, sleep: Sleeper = asyncio.sleep) -> None:
+                 http: httpx.AsyncClient | None = None, sleep: Sleeper = asyncio.sleep, keep_alive: bool = True) -> None:
         self.agent = Agent(codec or AgentVaultCodec(), rpc_url, auth, connect_timeout, read_timeout)
         self._owns_http = http is None
-        self.http = http or httpx.AsyncClient(verify=ssl_context(verify))
+        # Without keep-alive no idle connection stays open between reads: a wait by push then holds no socket.
+        # Not one pool shared by many waits: httpcore walks a pool's connections and queued requests on
+        # every request, so a thousand waits waking at once would each pay for all the others.
+        limits = httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0)
+        self.http = http or httpx.AsyncClient(verify=ssl_context(verify), limits=limits)
         self.runner = AsyncRunner(self.http, connect_timeout=connect_timeout, sleep=sleep)
         self.push = PushSettings()  # the connection's push settings (the hook sets them)
 
