@@ -98,5 +98,25 @@ CONN_FIELDS: dict[str, Any] = {
         "label": "Largest stream event (bytes)",
         "description": "A stream event above this drops the stream; the task is read with get (default 8 MiB)",
         "schema": {"type": ["integer", "null"], "minimum": 1},
+    "push": {
+        "label": "Wait by push notification",
+        "description": "off (stream), on (push where the dialect has it) or auto (push where the agent card offers "
+        "it): a deferred stage then holds no connection; the agent calls the triggerer back",
+        "schema": {"type": ["string", "null"], "default": "off", "enum": ["auto", "on", "off"]},
+    },
+    "push_bind": {
+        "label": "Push receiver bind address",
+        "description": "host[:port] the triggerer's receiver listens on (default 127.0.0.1 and a free port)",
+        "schema": {"type": ["string", "null"]},
+    },
+    "push_url": {
+        "label": "Push receiver URL agents call",
+        "description": "the receiver's base URL as agents reach it (behind a proxy); default: the bound address",
+        "schema": {"type": ["string", "null"]},
+    },
+    "push_safety_poll": {
+        "label": "Push safety poll (seconds)",
+        "description": "how often a task waited for by push is read anyway, in case a notification is lost",
+        "schema": {"type": ["number", "null"], "default": 60},
     },
 }

@@ -29,6 +29,7 @@ from airflow_agentvault.protocol.dialects.cards import auth_mismatch
 from airflow_agentvault.protocol.errors import AgentVaultError, redact_url
 from airflow_agentvault.protocol.exchange import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_EVENT_BYTES, Program, origin
 from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
+from airflow_agentvault.protocol.push import DEFAULT_SAFETY_POLL, PUSH_MODES, PUSH_OFF, PushSettings
 
 DEFAULT_RPC_PATH = "/a2a/"
 DEFAULT_CARD_PATH = "/agent-card.json"
@@ -52,6 +53,7 @@ class AgentSettings:
     trust: CardTrust = CardTrust()
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    push: PushSettings = PushSettings()
 
 
 def credential_safe_endpoint(settings: AgentSettings, rpc_url: str) -> tuple[str, str | None]:
@@ -129,6 +131,21 @@ def _truthy(value: Any, default: bool) -> bool:
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def push_settings(conn_id: str, extra: dict[str, Any]) -> PushSettings:
+    """Extras ``push`` (auto / on / off), ``push_bind`` (host[:port]), ``push_url``, ``push_safety_poll``."""
+    mode = str(extra.get("push") or PUSH_OFF).strip().lower()
+    if mode not in PUSH_MODES:
+        raise ConnectionConfigError(f"connection '{conn_id}': extra 'push' must be one of {', '.join(PUSH_MODES)}, "
+                                    f"got {mode!r}")
+    bind = str(extra.get("push_bind") or "127.0.0.1").strip()
+    host, _, port = bind.rpartition(":") if bind.rpartition(":")[2].isdigit() else (bind, "", "0")
+    public = str(extra.get("push_url") or "").strip() or None
+    if public and urlsplit(public).scheme not in ("http", "https"):
+        raise ConnectionConfigError(f"connection '{conn_id}': extra 'push_url' is not an http(s) URL: {public!r}")
+    return PushSettings(mode, host.strip("[]") or "127.0.0.1", int(port), public,
+                        _seconds(conn_id, "push_safety_poll", extra.get("push_safety_poll"), DEFAULT_SAFETY_POLL))
 
 
 def settings_from_connection(conn_id: str, host: str | None, login: str | None, password: str | None,
@@ -209,6 +226,7 @@ def settings_from_connection(conn_id: str, host: str | None, login: str | None, 
         trust=_card_trust(conn_id, extra),
         max_answer_bytes=_positive(conn_id, "max_answer_bytes", extra.get("max_answer_bytes"), DEFAULT_MAX_ANSWER_BYTES),
         max_event_bytes=_positive(conn_id, "max_event_bytes", extra.get("max_event_bytes"), DEFAULT_MAX_EVENT_BYTES),
+        push=push_settings(conn_id, extra),
     )
 
 
@@ -239,7 +257,13 @@ def identified(agent: operations.Agent, found: Discovered) -> operations.Agent:
     raw = found.card.raw
     name = raw.get("name") if isinstance(raw.get("name"), str) else None
     agent_id = raw.get("human_readable_id") or raw.get("humanReadableId") or redact_url(found.card.url)
-    return replace(agent, name=name, agent_id=str(agent_id))
+    return replace(agent, name=name, agent_id=str(agent_id), push_offered=offers_push(raw))
+
+
+def offers_push(raw: dict[str, Any]) -> bool:
+    """Whether a card's capabilities say the agent sends push notifications (1.0 and 0.3 spell it alike)."""
+    capabilities = raw.get("capabilities")
+    return isinstance(capabilities, dict) and capabilities.get("pushNotifications") is True
 
 
 class AgentVaultHook(BaseHook):
@@ -348,8 +372,10 @@ class AgentVaultHook(BaseHook):
                     operations.resolve(probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
                 self._log_checks(await probe.run(checked(probe.agent, settings, found)))
             _remember(settings, found)
-        client = AsyncAgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect), **options)
+        client = AsyncAgentClient(self._endpoint(settings, found), codec=codec_for(found.dialect),
+                                  keep_alive=settings.push.mode == PUSH_OFF, **options)
         client.agent = identified(client.agent, found)
+        client.push = settings.push
         return client
 
     @cached_property
@@ -392,8 +418,10 @@ class AgentVaultHook(BaseHook):
                     probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
                 checks = probe.run(checked(probe.agent, settings, used))
                 notes = "".join(f"; warning: {w}" for w in found.card.warnings)
+                push = "offers" if offers_push(found.card.raw) else "does not offer"
                 return True, (f"Found agent {found.card.agent_card.summary()}; using {found.dialect} at "
-                              f"{redact_url(found.rpc_url)}; checked: {', '.join(checks)}{notes}")
+                              f"{redact_url(found.rpc_url)}; checked: {', '.join(checks)}; the agent {push} push "
+                              f"notifications (push: {settings.push.mode}){notes}")
             card = probe.fetch_card(settings.card_url)
             found = probe.run(operations.resolve(probe.agent, settings.dialect, settings.rpc_url, settings.card_url))
             checks = probe.run(checked(probe.agent, settings, found))

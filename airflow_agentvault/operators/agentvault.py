@@ -32,6 +32,7 @@ from airflow_agentvault.operators.stage_timing import StageTiming, parse_timing
 from airflow_agentvault.protocol import errors
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import Task
+from airflow_agentvault.protocol.push import PUSH_MODES
 from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES
 from airflow_agentvault.protocol.timing import Timing
 from airflow_agentvault.retry_policy import fail_fast_policy
@@ -106,6 +107,8 @@ class FollowingOperator(BaseOperator):
         ``[operators] default_deferrable``); the same result and log lines either way.
     :param ask_person: a task that waits for an answer (INPUT_REQUIRED, AUTH_REQUIRED) is a result with
         its ``question`` for :class:`AgentVaultAskPersonOperator` instead of an error (default False).
+    :param push: deferred, wait by push notification: ``auto`` (where the agent card offers it), ``on`` or
+        ``off`` (stream); default the connection's extra ``push``. A worker always streams.
 
     When ``overall_timeout`` passes, the remote task is canceled too (unless ``cancel_on_kill`` is off).
     """
@@ -126,9 +129,13 @@ class FollowingOperator(BaseOperator):
         deferrable: bool | None = None,
         resend_if_unsure: bool = False,
         ask_person: bool = False,
+        push: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if push is not None and push not in PUSH_MODES:
+            raise ValueError(f"push must be one of {', '.join(PUSH_MODES)} (or None: the connection's), got {push!r}")
+        self.push = push
         set_default_retry_policy(
             self, lambda: fail_fast_policy(starts_tasks=self.starts_tasks, resend_if_unsure=resend_if_unsure))
         self.ask_person = ask_person
@@ -178,7 +185,7 @@ class FollowingOperator(BaseOperator):
 
         self.defer(
             trigger=AgentVaultStreamTrigger(conn_id=self.agentvault_conn_id, agent_task_id=agent_task_id,
-                                            cancel_on_kill=self.cancel_on_kill,
+                                            cancel_on_kill=self.cancel_on_kill, push=self.push,
                                             **StageTiming.begin(timing).trigger_arguments()),
             method_name="execute_complete",
         )

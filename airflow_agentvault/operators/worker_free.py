@@ -47,7 +47,8 @@ def start_args(op: Any) -> tuple[Any, str | None]:
                       "which the triggerer does not")
     kwargs = {"conn_id": op.agentvault_conn_id, **fields, "cancel_on_kill": op.cancel_on_kill,
               "resend_if_unsure": op.resend_if_unsure, "max_result_bytes": op.max_result_bytes,
-              "truncate_result": op.truncate_result, "result_storage": op.result_storage, "ask_person": op.ask_person}
+              "truncate_result": op.truncate_result, "result_storage": op.result_storage, "ask_person": op.ask_person,
+              "push": op.push}
     return StartTriggerArgs(trigger_cls=TRIGGER, next_method=RESUME, trigger_kwargs=kwargs), None
 
 

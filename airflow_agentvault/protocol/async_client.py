@@ -31,6 +31,7 @@ from airflow_agentvault.protocol.exchange import (
     DEFAULT_MAX_EVENT_BYTES,
     AuthHeaders,
     BodyLimit,
+    AwaitNotice,
     Close,
     Fetch,
     Lookup,
@@ -47,6 +48,7 @@ from airflow_agentvault.protocol.exchange import (
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.models import AgentCard, CancelResult, Message, Task, TaskEvent
 from airflow_agentvault.protocol.operations import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, Agent, StreamWatch
+from airflow_agentvault.protocol.push import PushSettings
 from airflow_agentvault.protocol.sse import EventFramer
 from airflow_agentvault.protocol.timing import Timing
 
@@ -189,6 +191,8 @@ class AsyncRunner:
         if kind is Sleep:
             await sleep(effect.seconds)
             return None
+        if kind is AwaitNotice:
+            return await effect.doorbell.wait(effect.seconds)
         if kind is AuthHeaders:
             async with effect.auth.async_lock:
                 return await self.run(effect.auth.header_program())
@@ -239,18 +243,24 @@ class AsyncAgentClient:
     Talks to one agent endpoint in its dialect without blocking the event loop: the triggers' client.
 
     Takes :class:`~airflow_agentvault.protocol.client.AgentClient`'s arguments, and ``http``: an
-    ``httpx.AsyncClient`` to use (then the caller closes it); by default one of its own.
+    ``httpx.AsyncClient`` to use (then the caller closes it); by default one of its own, keeping idle
+    connections open unless ``keep_alive`` is False (a wait by push, which reads the task rarely).
     """
 
     def __init__(self, rpc_url: str, *, codec: Codec | None = None, auth: Auth = NO_AUTH, verify: bool | str = True,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT,
                  max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-                 http: httpx.AsyncClient | None = None, sleep: Sleeper = asyncio.sleep) -> None:
+                 http: httpx.AsyncClient | None = None, sleep: Sleeper = asyncio.sleep, keep_alive: bool = True) -> None:
         self.agent = Agent(codec or AgentVaultCodec(), rpc_url, auth, connect_timeout, read_timeout,
                            max_answer_bytes=max_answer_bytes, max_event_bytes=max_event_bytes)
         self._owns_http = http is None
-        self.http = http or httpx.AsyncClient(verify=ssl_context(verify))
+        # Without keep-alive no idle connection stays open between reads: a wait by push then holds no socket.
+        # Not one pool shared by many waits: httpcore walks a pool's connections and queued requests on
+        # every request, so a thousand waits waking at once would each pay for all the others.
+        limits = httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0)
+        self.http = http or httpx.AsyncClient(verify=ssl_context(verify), limits=limits)
         self.runner = AsyncRunner(self.http, connect_timeout=connect_timeout, sleep=sleep)
+        self.push = PushSettings()  # the connection's push settings (the hook sets them)
 
     async def __aenter__(self) -> AsyncAgentClient:
         return self

@@ -29,6 +29,7 @@ from airflow_agentvault.protocol.exchange import (
     DEFAULT_MAX_EVENT_BYTES,
     AuthHeaders,
     BodyLimit,
+    AwaitNotice,
     Close,
     Fetch,
     Lookup,
@@ -185,9 +186,9 @@ class BlockingRunner:
         if kind is Close:
             stream.close()
             return None
-        if kind is Sleep:
+        if kind is Sleep or kind is AwaitNotice:  # no receiver here: a notice wait is a plain poll interval
             sleep(effect.seconds)
-            return None
+            return False if kind is AwaitNotice else None
         if kind is AuthHeaders:
             with effect.auth.lock:
                 return self.run(effect.auth.header_program())

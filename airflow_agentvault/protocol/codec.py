@@ -64,6 +64,15 @@ class Codec:
     def subscribe_request(self, endpoint: str, task_id: str) -> Request:
         raise NotImplementedError
 
+    def push_register_request(self, endpoint: str, task_id: str, config_id: str, url: str,
+                              token: str) -> Request | None:
+        """The request asking the agent to POST to ``url`` (with ``token``) when the task changes; None: no push."""
+        return None
+
+    def push_delete_request(self, endpoint: str, task_id: str, config_id: str) -> Request | None:
+        """The request removing that push config again (None where the dialect has no push)."""
+        return None
+
     def card_request(self, card_url: str) -> Request:
         return Request(CARD, "GET", card_url, card_url, headers=dict(self.headers))
 

@@ -145,6 +145,16 @@ class Lookup:
     """Resolve a host name; answer: its IP addresses as text (empty when it cannot be resolved)."""
 
     host: str
+class AwaitNotice:
+    """
+    Wait until ``doorbell`` rings or ``seconds`` pass, then reset it; answer: whether it rang.
+
+    ``doorbell`` has ``async wait(seconds) -> bool`` (a push receiver's per-task bell). A runner without
+    a receiver (the blocking one) just sleeps ``seconds``: the wait is then a plain poll interval.
+    """
+
+    doorbell: Any
+    seconds: float
 
 
 @dataclass(frozen=True)

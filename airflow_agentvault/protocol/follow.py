@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_agentvault.protocol import errors, operations, tracing
+from airflow_agentvault.protocol import errors, operations, push, tracing
 from airflow_agentvault.protocol.describe import LogLines, clip
-from airflow_agentvault.protocol.exchange import Program, Sleep
+from airflow_agentvault.protocol.exchange import AwaitNotice, Program, Sleep
 from airflow_agentvault.protocol.models import Task, TaskEvent, TaskStatusEvent, ends_wait
 from airflow_agentvault.protocol.operations import Agent, StreamWatch
 from airflow_agentvault.protocol.timing import Timing
@@ -40,6 +40,7 @@ PATH_ALREADY_FINISHED = "already-finished"
 PATH_STREAM = "stream"
 PATH_RESUBSCRIBE = "resubscribe"
 PATH_POLLING = "polling"
+PATH_PUSH = "push"
 
 LIKELY_CAUSES = (
     "the agent is slower to register tasks than the bound allows (raise verify_attempts or initial_delay), "
@@ -216,11 +217,12 @@ class Follower:
 
     # -- following -----------------------------------------------------------------------------------
 
-    def follow(self, task_id: str, *, deadline: float | None = None, seen: Task | None = None
-               ) -> Program[FollowOutcome]:
+    def follow(self, task_id: str, *, deadline: float | None = None, seen: Task | None = None,
+               by_push: push.PushPlan | None = None) -> Program[FollowOutcome]:
         """Stream the task to its end (falling back to polling) and return the final task.
 
         ``seen``: the task as the caller has just read it, which replaces the first look.
+        ``by_push``: wait by push notification instead of a stream, if the agent takes the push config.
         """
         started = self.clock()
         deadline = deadline if deadline is not None else self.timing.deadline_after(started)
@@ -234,6 +236,9 @@ class Follower:
             said = current.answer_text()
             if said:  # so the log never starts mid-sentence
                 self.logger.info("[%s] %s so far; the agent has said: %s", task_id, current.state.value, clip(said))
+        if by_push is not None and (yield from push.register(self.agent, task_id, by_push, self.logger)):
+            task = yield from self._wait_by_push(task_id, deadline, state, by_push)
+            return self._finished(task_id, task, PATH_PUSH, started, state)
         path = yield from self._stream(task_id, deadline, state)
         if path is None:
             task = yield from self._poll(task_id, deadline, state)
@@ -340,8 +345,24 @@ class Follower:
             state.attempts, exc.detail, self.timing.poll_interval,
         )
 
-    def _poll(self, task_id: str, deadline: float, state: _Progress) -> Program[Task]:
-        """Poll tasks/get until the task ends the wait, the deadline passes, or the agent has lost the task."""
+    def _wait_by_push(self, task_id: str, deadline: float, state: _Progress, plan: push.PushPlan) -> Program[Task]:
+        """Read the task (registered first, so no change is missed), then again on each notification; unregister."""
+        try:
+            task = yield from self._poll(task_id, deadline, state, plan)
+        except errors.AgentVaultError:
+            yield from push.unregister(self.agent, task_id, plan, self.logger)
+            raise
+        yield from push.unregister(self.agent, task_id, plan, self.logger)
+        return task
+
+    def _poll(self, task_id: str, deadline: float, state: _Progress, plan: push.PushPlan | None = None
+              ) -> Program[Task]:
+        """
+        Poll tasks/get until the task ends the wait, the deadline passes, or the agent has lost the task.
+
+        With a push ``plan``, the next read comes when a notification rings the doorbell, or after the
+        safety interval (the poll interval after a failed read).
+        """
         polls = 0
         while True:
             polls += 1
@@ -358,8 +379,14 @@ class Follower:
                 if task.state.ends_wait:
                     return task
             if self.clock() >= deadline:
-                raise self._timed_out(task_id, state, f"{polls} polls every {self.timing.poll_interval:g} s")
-            yield Sleep(self._delay(self.timing.poll_interval, failure, deadline))
+                every = self.timing.poll_interval if plan is None else plan.safety_poll
+                raise self._timed_out(task_id, state, f"{polls} reads{' by push' if plan else ''}, at least every "
+                                                      f"{every:g} s")
+            if plan is None:
+                yield Sleep(self._delay(self.timing.poll_interval, failure, deadline))
+            else:
+                interval = plan.safety_poll if failure is None else self.timing.poll_interval
+                yield AwaitNotice(plan.doorbell, self._delay(interval, failure, deadline))
 
     def _poll_failed(self, task_id: str, exc: errors.AgentVaultError, state: _Progress) -> None:
         """A failed ``get`` while polling: raise what waiting cannot mend, count what it may."""

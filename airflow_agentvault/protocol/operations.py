@@ -86,6 +86,7 @@ class Agent:
     agent_id: str | None = None
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    push_offered: bool = False  # its card says it sends push notifications (capabilities.pushNotifications)
 
     @property
     def dialect(self) -> str:

@@ -32,7 +32,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_agentvault.hooks.agentvault import AgentVaultHook, ConnectionConfigError
 from airflow_agentvault.operators.stage_timing import StageTiming
-from airflow_agentvault.protocol import errors, models, tracing
+from airflow_agentvault.protocol import errors, models, receiver, tracing
 from airflow_agentvault.protocol.async_client import AsyncAgentClient, ssl_context
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome
 from airflow_agentvault.protocol.timing import Timing
@@ -223,24 +223,28 @@ class AgentVaultStreamTrigger(_AgentTaskTrigger):
     :param agent_task_id: the agent's task id.
     :param timing, started_at, deadline: the operator's :class:`StageTiming`.
     :param cancel_on_kill: cancel the remote task when a user kills the deferred task (default True).
+    :param push: ``auto`` / ``on`` / ``off``: wait by push notification instead of a stream (None: the
+        connection's extra ``push``). A push wait registers with this triggerer's receiver; a trigger that
+        moves registers again with its new triggerer's receiver and reads the task first.
     """
 
     def __init__(self, conn_id: str, agent_task_id: str, timing: Timing | dict[str, Any] | None,
-                 started_at: float, deadline: float, cancel_on_kill: bool = True) -> None:
+                 started_at: float, deadline: float, cancel_on_kill: bool = True, push: str | None = None) -> None:
         super().__init__(conn_id, agent_task_id, timing, started_at, deadline)
         self.cancel_on_kill = bool(cancel_on_kill)
+        self.push = push
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Serialize identifiers, numbers and the absolute deadline, without credentials."""
-        return self._classpath(), {**self._kwargs(), "cancel_on_kill": self.cancel_on_kill}
+        """Serialize identifiers, numbers and the absolute deadline, without credentials (nor a push token)."""
+        return self._classpath(), {**self._kwargs(), "cancel_on_kill": self.cancel_on_kill, "push": self.push}
 
     @traced_trigger("stream.trigger")
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             async with await self._client() as client:
                 follower = self._follower(client)
-                outcome = await client.run(follower.follow(self.agent_task_id, deadline=self.deadline),
-                                           sleep=self._sleep)
+                outcome = await receiver.follow(client, follower, self.agent_task_id, deadline=self.deadline,
+                                                push_mode=self.push, sleep=self._sleep)
             event = done_event(self.agent_task_id, outcome)
         except TRANSPORTED as exc:
             event = self._error(exc)

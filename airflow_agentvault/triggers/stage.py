@@ -34,7 +34,7 @@ from airflow_agentvault.operators.common import build_message
 from airflow_agentvault.operators.remote_task import KEYS, SEEN_KEY, Record, conversation_id, starting
 from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.operators.worker_free import XCOM_INPUT
-from airflow_agentvault.protocol import errors, tracing
+from airflow_agentvault.protocol import errors, receiver, tracing
 from airflow_agentvault.protocol.follow import Follower
 from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES
 from airflow_agentvault.protocol.timing import Timing
@@ -111,7 +111,7 @@ class AgentVaultStageTrigger(BaseTrigger):
     def __init__(self, conn_id: str, text: str | None = None, data: Any = None, message_metadata: Any = None,
                  timing: Any = None, cancel_on_kill: bool = True, resend_if_unsure: bool = False,
                  max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES, truncate_result: bool = False,
-                 result_storage: str = "", ask_person: bool = False) -> None:
+                 result_storage: str = "", ask_person: bool = False, push: str | None = None) -> None:
         super().__init__()
         self.conn_id = conn_id
         self.text, self.data, self.message_metadata, self.timing = text, data, message_metadata, timing
@@ -121,6 +121,7 @@ class AgentVaultStageTrigger(BaseTrigger):
         self.truncate_result = bool(truncate_result)
         self.result_storage = result_storage or ""
         self.ask_person = bool(ask_person)
+        self.push = push
         self.agent_task_id: str | None = None  # for on_kill, once known
         # Not serialized: tests replace them.
         self._clock = time.time
@@ -133,7 +134,7 @@ class AgentVaultStageTrigger(BaseTrigger):
             "conn_id": self.conn_id, "text": self.text, "data": self.data, "message_metadata": self.message_metadata,
             "timing": self.timing, "cancel_on_kill": self.cancel_on_kill, "resend_if_unsure": self.resend_if_unsure,
             "max_result_bytes": self.max_result_bytes, "truncate_result": self.truncate_result,
-            "result_storage": self.result_storage, "ask_person": self.ask_person}
+            "result_storage": self.result_storage, "ask_person": self.ask_person, "push": self.push}
 
     @traced_trigger("stage.trigger")
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -172,8 +173,8 @@ class AgentVaultStageTrigger(BaseTrigger):
             if "follow_at" not in began:
                 await record.put((STARTED_KEY, {**began, "follow_at": follow_at}))
             run_timing = StageTiming.begin(timing, started_at=follow_at)
-            outcome = await client.run(follower.follow(self.agent_task_id, deadline=run_timing.deadline, seen=visible),
-                                       sleep=self._sleep)
+            outcome = await receiver.follow(client, follower, self.agent_task_id, deadline=run_timing.deadline,
+                                            seen=visible, push_mode=self.push, sleep=self._sleep)
             agent_url = errors.redact_url(client.rpc_url)
         try:
             result, too_big = result_storage.fitted(

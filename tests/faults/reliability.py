@@ -281,6 +281,37 @@ LIMIT_FAULTS = (
      "test_an_answer_that_never_ends_is_answer_too_large[{sync,async}]"),
 )
 LIMIT_SUITE = "tests/faults/test_limits.py"
+#: A wait by push notification (connection extra or stage argument ``push``), against a2a-sdk 1.3.0 calling
+#: back over loopback (fault, what the provider does, outcome, test).
+PUSH_INTRO = (
+    "With `push` set to `on` (or `auto` and an agent card offering `pushNotifications`), a deferred stage "
+    "registers a push config for its task with a per-task path and a random token, naming its triggerer's "
+    "receiver, and then holds no connection to the agent: it reads the task with `tasks/get` right after the "
+    "registration, on each verified notification, and every `push_safety_poll` seconds (default 60) in case "
+    "one is lost. A notification is only a wake-up call: its body is never trusted, and the result always "
+    "comes from `tasks/get`. The receiver answers anything but a POST to a waiting task's path with its token "
+    "(compared in constant time) without acting on it, keeps one flag per waiting task (not a queue) and "
+    "reads at most 1 MiB of a body. A trigger that moves to another triggerer registers again with that "
+    "triggerer's receiver and reads the task first. An agent that refuses the registration is streamed instead."
+)
+PUSH_FAULTS = (
+    ("The agent's notifications arrive normally", "Wakes on the first notification after the registration; "
+     "reads the task", "The exact result, long before the safety poll", "test_a_stage_resumes_on_the_agents_notification"),
+    ("Every notification arrives twice", "The second ring of a flag already rung changes nothing",
+     "The exact result, delivered once", "test_duplicate_notifications_deliver_once"),
+    ("The final notification is lost, or the agent never calls back", "The safety poll reads the task",
+     "The exact result, at most one safety interval late", "test_a_lost_notification_costs_one_safety_poll"),
+    ("The agent never calls back and the task runs past the overall timeout", "Stops at the deadline",
+     "`WaitTimeoutError` naming agent, task and the reads made",
+     "test_an_agent_that_never_calls_back_ends_in_a_timeout_within_the_bound"),
+    ("A notification with a wrong or missing token, one for an unknown task, a GET", "Answers 401 / 404 "
+     "without acting", "The exact result; the wait is not woken", "test_forged_and_unknown_notifications_change_nothing"),
+    ("The task ends before the registration is acknowledged", "Reads the task first, before waiting",
+     "The exact result at once", "test_a_task_that_ended_before_the_registration_is_read_at_once"),
+    ("The receiver is stopped mid-wait (the agent's calls find nobody)", "The safety poll reads the task",
+     "The exact result, at most one safety interval late", "test_a_receiver_restarted_mid_wait_costs_one_safety_poll"),
+)
+PUSH_SUITE = "tests/interop/test_push_waits.py"
 
 
 def _cell(text: str) -> str:
@@ -328,6 +359,11 @@ def render() -> str:
         lines += ["", f"## {title}", "", intro, "", "| Fault | What the user sees | Test that proves it |",
                   "| --- | --- | --- |"]
         lines += [f"| {_cell(fault)} | {_cell(outcome)} | `{suite}::{test}` |" for fault, outcome, test in rows]
+    lines += ["", "## Waiting by push notification", "", PUSH_INTRO, "",
+              "| Fault | What the provider does | What the user sees | Test that proves it |",
+              "| --- | --- | --- | --- |"]
+    for fault, provider, outcome, test in PUSH_FAULTS:
+        lines.append(f"| {_cell(fault)} | {_cell(provider)} | {_cell(outcome)} | `{PUSH_SUITE}::{test}` |")
     return "\n".join(lines) + "\n"
 
 

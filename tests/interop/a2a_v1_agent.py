@@ -34,6 +34,14 @@ test agent:
                        any other follow-up fails it (CREDENTIAL_REJECTED; the value is never echoed)
 =====================  ========================================================================
 
+``push=none``           push notifications are never sent for the task (an agent that never calls back)
+``push=twice``          every push notification is sent twice (duplicates)
+``push=lose_final``     the notification of the final state is never sent (a lost notification)
+=====================  ========================================================================
+
+The card offers push notifications (``capabilities.pushNotifications``): push configs are kept in
+memory and notifications POSTed with the SDK's sender and the config's token.
+
 ``tasks/cancel`` of a running task cancels its job and the task becomes CANCELED.
 
 ``--sign-key <file>`` (a private JWK, EC P-256, with its ``kid``) signs the card with the SDK's own
@@ -50,6 +58,7 @@ import logging
 import re
 from pathlib import Path
 
+import httpx
 import uvicorn
 from a2a.helpers.proto_helpers import (
     get_data_parts,
@@ -62,8 +71,13 @@ from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
-from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
-from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, Message, Part, Task
+from a2a.server.tasks import (
+    BasePushNotificationSender,
+    InMemoryPushNotificationConfigStore,
+    InMemoryTaskStore,
+    TaskUpdater,
+)
+from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, Message, Part, Task, TaskState
 from starlette.applications import Starlette
 
 logger = logging.getLogger("a2a_v1_test_agent")
@@ -117,6 +131,26 @@ class Conversation:
     waiting_for: str = ""  # "credential", "answer", or "" when not waiting
 
 
+#: How each task's push notifications misbehave (``push=`` in its text), by task id.
+PUSH_FAULTS: dict[str, str] = {}
+FINAL_STATES = {"TASK_STATE_COMPLETED", "TASK_STATE_FAILED", "TASK_STATE_CANCELED", "TASK_STATE_REJECTED"}
+
+
+class SteeredPushSender(BasePushNotificationSender):
+    """The SDK's sender, but a task's text may make it stay silent, repeat itself or lose the final notification."""
+
+    async def send_notification(self, task_id, event) -> None:  # type: ignore[no-untyped-def]
+        fault = PUSH_FAULTS.get(task_id, "")
+        if fault == "none":
+            return
+        if fault == "lose_final":
+            status = getattr(event, "status", None)
+            if status is not None and TaskState.Name(status.state) in FINAL_STATES:
+                return
+        for _ in range(2 if fault == "twice" else 1):
+            await super().send_notification(task_id, event)
+
+
 def question(number: int, total: int) -> str:
     return f"question {number} of {total}: proceed?"
 
@@ -148,6 +182,8 @@ class SteeredExecutor(AgentExecutor):
         task = context.current_task
         if task is None:  # a new task: make it exist first, so a non-blocking send answers at once
             task = new_task_from_user_message(context.message)
+            if m := re.search(r"\bpush=(none|twice|lose_final)\b", context.get_user_input()):
+                PUSH_FAULTS[task.id] = m.group(1)
             await event_queue.enqueue_event(task)
             resumed = False
         else:
@@ -244,7 +280,7 @@ def build_card(base_url: str) -> AgentCard:
             AgentInterface(url=f"{base_url}/rest", protocol_binding="HTTP+JSON", protocol_version="1.0"),
             AgentInterface(url=f"{base_url}/", protocol_binding="JSONRPC", protocol_version="0.3"),
         ],
-        capabilities=AgentCapabilities(streaming=True),
+        capabilities=AgentCapabilities(streaming=True, push_notifications=True),
         default_input_modes=["text/plain"],
         default_output_modes=["text/plain"],
         skills=[AgentSkill(id="echo", name="echo", description="steered echo", tags=["test"])],
@@ -266,7 +302,10 @@ def create_app(port: int, sign_key: str | None = None) -> Starlette:
     card = build_card(f"http://127.0.0.1:{port}")
     if sign_key:
         card = signed_by(card, sign_key)
-    handler = DefaultRequestHandler(agent_executor=SteeredExecutor(), task_store=InMemoryTaskStore(), agent_card=card)
+    configs = InMemoryPushNotificationConfigStore()
+    handler = DefaultRequestHandler(agent_executor=SteeredExecutor(), task_store=InMemoryTaskStore(), agent_card=card,
+                                    push_config_store=configs,
+                                    push_sender=SteeredPushSender(httpx.AsyncClient(timeout=10), configs))
     routes = [
         *create_agent_card_routes(card),
         *create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True),

@@ -27,13 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_agentvault.protocol import errors, operations
+from airflow_agentvault.protocol import errors, operations, receiver
 from airflow_agentvault.protocol.async_client import AsyncAgentClient, AsyncTaskFollower
 from airflow_agentvault.protocol.client import AgentClient, TaskFollower
 from airflow_agentvault.protocol.dialects import codec_for
 from airflow_agentvault.protocol.dialects.cards import choose
 from airflow_agentvault.protocol.errors import StreamUnavailableError
-from airflow_agentvault.protocol.follow import PATH_ALREADY_FINISHED, PATH_STREAM, FollowOutcome
+from airflow_agentvault.protocol.follow import PATH_ALREADY_FINISHED, PATH_PUSH, PATH_STREAM, Follower, FollowOutcome
 from airflow_agentvault.protocol.models import (
     Message,
     Task,
@@ -44,6 +44,7 @@ from airflow_agentvault.protocol.models import (
     TaskStatusEvent,
     TextPart,
 )
+from airflow_agentvault.protocol.push import PushPlan
 from airflow_agentvault.protocol.result import outcome_of
 from airflow_agentvault.protocol.timing import Timing
 
@@ -451,6 +452,39 @@ async def card_and_auto(api: Api, server: Server) -> dict[str, Any]:
 
 
 #: (key, column title, function), in table order.
+async def push(api: Api, server: Server) -> dict[str, Any]:
+    """The agent takes a push config naming our receiver and calls back; the wait holds no connection.
+
+    Both paths wait through the asyncio runner, the only one with a receiver (a worker always streams).
+    """
+    text = "push sleep=1.5"
+    task_id = await api.send(text)
+    rec = await receiver.shared_receiver()
+    channel = rec.open("matrix-token")
+    plan = PushPlan(channel.url, channel.doorbell, safety_poll=60.0, token=channel.token)
+    try:
+        async with AsyncAgentClient(server.rpc_url, codec=codec_for(server.dialect), connect_timeout=2,
+                                    read_timeout=10) as client:
+            request = client.agent.codec.push_register_request(client.rpc_url, task_id, plan.config_id, plan.url,
+                                                               plan.token)
+            if request is None:
+                raise Unsupported("the dialect has no push notifications", {"push": None})
+            try:
+                await client.run(operations.call(client.agent, request))
+            except errors.AgentVaultError as exc:
+                raise Unsupported(exc.detail, {"push": type(exc).__name__}) from None
+            outcome = await client.run(Follower(client.agent, TIMING).follow(task_id, by_push=plan))
+        rung = rec.counts["rung"]
+    finally:
+        rec.close(channel)
+        await receiver.stop_shared()
+    assert outcome.path == PATH_PUSH, f"delivered by {outcome.path}, not by push"
+    assert outcome.task.state is TaskState.COMPLETED
+    assert rung > 0, "the agent never called back"
+    return anonymise({"path": outcome.path, "state": outcome.task.state.value,
+                      "text": outcome_of(outcome.task, agent_url=server.rpc_url)["text"]}, task_id)
+
+
 SCENARIOS: list[tuple[str, str, Callable]] = [
     ("card", "card / auto", card_and_auto),
     ("send_get", "send + get", send_get),
@@ -462,4 +496,5 @@ SCENARIOS: list[tuple[str, str, Callable]] = [
     ("failed", "failed task", failed_task),
     ("input_required", "stops in input-required", input_required),
     ("chunked", "chunked artifact", chunked_artifact),
+    ("push", "wait by push notification", push),
 ]

@@ -23,7 +23,7 @@ from airflow_agentvault.protocol.timing import Timing
 #: A value unlike the default for every follow-only keyword; a new one fails the test until it is listed.
 FOLLOW_ONLY_VALUES = {"cancel_on_kill": False, "max_result_bytes": 1234, "truncate_result": True,
                       "result_storage": "memory://stage-results", "ask_person": True, "multiple_outputs": True,
-                      "do_xcom_push": False}
+                      "do_xcom_push": False, "push": "on"}
 MISSING = object()
 
 

@@ -100,7 +100,7 @@ def test_deadlines_are_absolute_and_carried_as_the_operator_fixed_them(clock):
     stream = AgentVaultStreamTrigger(CONN, "t-1", TIMING, started_at=1000.0, deadline=1234.5, cancel_on_kill=False)
     assert stream.serialize()[1] == {"conn_id": CONN, "agent_task_id": "t-1", "started_at": 1000.0,
                                      "timing": Timing.parse(TIMING).model_dump(), "deadline": 1234.5,
-                                     "cancel_on_kill": False}
+                                     "cancel_on_kill": False, "push": None}
 
 
 def test_a_restored_trigger_validates_the_timing_once_and_keeps_it(clock):

@@ -22,6 +22,7 @@ from airflow_agentvault.protocol.dialects.a2a_v10 import (
     HEADERS,
     SHAPE,
     V10StreamDecoder,
+    push_config,
     send_params,
     send_result,
     task_from_wire,
@@ -74,6 +75,17 @@ class RestCodec(A2ACodec):
     def subscribe_request(self, endpoint: str, task_id: str) -> Request:
         return self._request("GET /tasks/{id}:subscribe", "GET", endpoint, _task_path(task_id) + ":subscribe", None,
                           task_id)
+
+    def push_register_request(self, endpoint: str, task_id: str, config_id: str, url: str,
+                              token: str) -> Request | None:
+        return self._request("POST /tasks/{id}/pushNotificationConfigs", "POST", endpoint,
+                             _task_path(task_id) + "/pushNotificationConfigs",
+                             push_config(task_id, config_id, url, token), task_id)
+
+    def push_delete_request(self, endpoint: str, task_id: str, config_id: str) -> Request | None:
+        return self._request("DELETE /tasks/{id}/pushNotificationConfigs/{configId}", "DELETE", endpoint,
+                             f"{_task_path(task_id)}/pushNotificationConfigs/{quote(config_id, safe='')}", None,
+                             task_id)
 
     def answer(self, request: Request, status: int, content_type: str | None, body: bytes, *,
                subscribing: bool = False) -> Any:

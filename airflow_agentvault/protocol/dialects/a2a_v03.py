@@ -52,7 +52,8 @@ STATES: dict[str, TaskState] = {
     "unknown": TaskState.UNKNOWN,
 }
 
-METHODS = {"send": "message/send", "get": "tasks/get", "cancel": "tasks/cancel", "subscribe": "tasks/resubscribe"}
+METHODS = {"send": "message/send", "get": "tasks/get", "cancel": "tasks/cancel", "subscribe": "tasks/resubscribe",
+           "push_set": "tasks/pushNotificationConfig/set", "push_delete": "tasks/pushNotificationConfig/delete"}
 
 
 # -- our models -> the wire ------------------------------------------------------------------------------
@@ -138,6 +139,12 @@ class V03Codec(JsonRpcCodec):
         if context_id:
             wire["contextId"] = context_id
         return {"message": wire, "configuration": {"blocking": False}}
+
+    def push_params(self, task_id: str, config_id: str, url: str, token: str) -> dict[str, Any]:
+        return {"taskId": task_id, "pushNotificationConfig": {"id": config_id, "url": url, "token": token}}
+
+    def push_delete_params(self, task_id: str, config_id: str) -> dict[str, Any]:
+        return {"id": task_id, "pushNotificationConfigId": config_id}
 
     def send_result(self, request: Request, payload: Any) -> str:
         result = require_dict(payload, "a message/send result", **request.where)

@@ -58,7 +58,8 @@ STATES: dict[str, TaskState] = {
 }
 
 METHODS = {"send": "SendMessage", "get": "GetTask", "cancel": "CancelTask", "subscribe": "SubscribeToTask",
-           "list": "ListTasks"}
+           "list": "ListTasks", "push_set": "CreateTaskPushNotificationConfig",
+           "push_delete": "DeleteTaskPushNotificationConfig"}
 
 
 # -- our models -> the wire ------------------------------------------------------------------------------
@@ -117,6 +118,11 @@ artifact_parts = SHAPE.artifact_parts
 task_from_wire = SHAPE.task
 
 
+def push_config(task_id: str, config_id: str, url: str, token: str) -> dict[str, Any]:
+    """A ``TaskPushNotificationConfig``: the agent POSTs to ``url`` with ``X-A2A-Notification-Token: token``."""
+    return {"taskId": task_id, "id": config_id, "url": url, "token": token}
+
+
 def send_result(payload: Any, **where: Any) -> str:
     """The task id from a ``SendMessageResponse`` (``{"task"}``, or ``{"message"}`` naming its task)."""
     result = require_dict(payload, "a SendMessage result", **where)
@@ -164,6 +170,12 @@ class V10Codec(JsonRpcCodec):
 
     def send_params(self, message: Message, task_id: str | None, context_id: str | None = None) -> dict[str, Any]:
         return send_params(message, task_id, context_id)
+
+    def push_params(self, task_id: str, config_id: str, url: str, token: str) -> dict[str, Any]:
+        return push_config(task_id, config_id, url, token)
+
+    def push_delete_params(self, task_id: str, config_id: str) -> dict[str, Any]:
+        return {"taskId": task_id, "id": config_id}
 
     def send_result(self, request: Request, payload: Any) -> str:
         return send_result(payload, **request.where)

@@ -338,6 +338,19 @@ class JsonRpcCodec(A2ACodec):
     def send_params(self, message: Message, task_id: str | None, context_id: str | None = None) -> dict[str, Any]:
         raise NotImplementedError
 
+    def push_params(self, task_id: str, config_id: str, url: str, token: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def push_delete_params(self, task_id: str, config_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def push_register_request(self, endpoint: str, task_id: str, config_id: str, url: str,
+                              token: str) -> Request | None:
+        return self._request("push_set", endpoint, self.push_params(task_id, config_id, url, token), task_id)
+
+    def push_delete_request(self, endpoint: str, task_id: str, config_id: str) -> Request | None:
+        return self._request("push_delete", endpoint, self.push_delete_params(task_id, config_id), task_id)
+
     def _request(self, op: str, endpoint: str, params: dict[str, Any], task_id: str | None) -> Request:
         method = self.methods[op]
         return Request(method, "POST", endpoint, endpoint, build_request(method, params), dict(self.headers), task_id,

@@ -23,6 +23,8 @@
 //   input_required    INPUT_REQUIRED half way, question in the status message (INPUT_PROMPT); a
 //                     follow-up message to the task completes it, echoing the follow-up text
 //
+// The card offers push notifications: configs are kept in memory and sent by the SDK's sender.
+//
 // CancelTask of a running task aborts its job and the task becomes CANCELED.
 
 import { randomUUID } from 'node:crypto';
@@ -30,7 +32,9 @@ import { parseArgs } from 'node:util';
 
 import express from 'express';
 import { Role, TaskState } from '@a2a-js/sdk';
-import { AgentEvent, DefaultRequestHandler, InMemoryTaskStore } from '@a2a-js/sdk/server';
+import {
+  AgentEvent, DefaultPushNotificationSender, DefaultRequestHandler, InMemoryPushNotificationStore, InMemoryTaskStore,
+} from '@a2a-js/sdk/server';
 import { agentCardHandler, jsonRpcHandler, restHandler, UserBuilder } from '@a2a-js/sdk/server/express';
 
 const DEFAULT_DELAY = 0.05;
@@ -154,7 +158,7 @@ export function buildCard(baseUrl) {
       { url: `${baseUrl}${REST_PATH}`, protocolBinding: 'HTTP+JSON', protocolVersion: '1.0', tenant: '' },
     ],
     provider: undefined,
-    capabilities: { streaming: true, pushNotifications: false, extensions: [] },
+    capabilities: { streaming: true, pushNotifications: true, extensions: [] },
     securitySchemes: {},
     securityRequirements: [],
     defaultInputModes: ['text/plain'],
@@ -169,7 +173,10 @@ export function buildCard(baseUrl) {
 
 export function createApp(port) {
   const card = buildCard(`http://127.0.0.1:${port}`);
-  const handler = new DefaultRequestHandler(card, new InMemoryTaskStore(), new SteeredExecutor());
+  // Push notifications: configs in memory, POSTed with the SDK's sender (token in X-A2A-Notification-Token).
+  const pushStore = new InMemoryPushNotificationStore();
+  const handler = new DefaultRequestHandler(card, new InMemoryTaskStore(), new SteeredExecutor(), undefined, pushStore,
+    new DefaultPushNotificationSender(pushStore));
   const app = express();
   app.use('/.well-known/agent-card.json', agentCardHandler({ agentCardProvider: handler, cache: { maxAge: 0 } }));
   app.use(JSONRPC_PATH, jsonRpcHandler({ requestHandler: handler, userBuilder: UserBuilder.noAuthentication }));

@@ -1,0 +1,223 @@
+"""
+The push receiver: one small HTTP listener per process and event loop, shared by every task waiting by push.
+
+Agents POST a notification to ``<public URL>/a2a-push/<channel>``; the channel is a random name given to
+one wait, and the ``X-A2A-Notification-Token`` header must carry that wait's random token (compared in
+constant time). A verified notification only rings the wait's doorbell: a flag, not a queue, so memory
+per waiting task is fixed, and the waiter reads the task with ``get`` (the body is drained, never
+trusted). Anything else is answered (404 unknown route or channel, 401 wrong token, 413 too large) without
+acting on it; nothing else is served. HTTP is parsed by h11 over asyncio streams. Started lazily inside
+the running loop (the triggerer's) by :func:`shared_receiver`; a wait that moves to another process opens
+a new channel on that process's receiver and registers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+import h11
+
+from airflow_agentvault.protocol.async_client import AsyncAgentClient, Sleeper
+from airflow_agentvault.protocol.follow import Follower, FollowOutcome
+from airflow_agentvault.protocol.models import Task
+from airflow_agentvault.protocol.push import PushPlan, wants_push
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/a2a-push/"
+TOKEN_HEADER = b"x-a2a-notification-token"
+#: Largest notification body read (an A2A StreamResponse with a task; the body is drained, not kept).
+MAX_BODY = 1024 * 1024
+#: Seconds a connection may take to send one request, and may idle between requests.
+REQUEST_TIMEOUT = 30.0
+#: Waits one receiver serves at most; one more is refused (its wait streams instead).
+MAX_CHANNELS = 200_000
+
+
+class Doorbell:
+    """One wait's wake-up flag: :meth:`ring` sets it, :meth:`wait` returns when set (or after ``seconds``) and resets it."""
+
+    __slots__ = ("_event", "waiting")
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.waiting = False  # a wait is parked on it (the task was registered and read)
+
+    def ring(self) -> None:
+        self._event.set()
+
+    async def wait(self, seconds: float) -> bool:
+        self.waiting = True
+        try:
+            if not self._event.is_set():
+                await asyncio.wait_for(self._event.wait(), max(seconds, 0.0))
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.waiting = False
+            self._event.clear()
+
+
+@dataclass
+class Channel:
+    """One wait's route on the receiver: its URL (for the push config), token and doorbell."""
+
+    name: str
+    url: str
+    token: str = field(repr=False)
+    doorbell: Doorbell = field(default_factory=Doorbell)
+
+
+class PushReceiver:
+    """The listener: ``await start()``, then :meth:`open` a channel per wait and :meth:`close` it after."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, public_url: str | None = None) -> None:
+        self.host, self.port, self.public_url = host, port, public_url
+        self.channels: dict[str, Channel] = {}
+        self.server: asyncio.Server | None = None
+        self.counts = {"rung": 0, "refused": 0}
+
+    async def start(self) -> PushReceiver:
+        self.server = await asyncio.start_server(self._serve, self.host, self.port, limit=64 * 1024)
+        bound = self.server.sockets[0].getsockname()
+        self.port = bound[1]
+        if not self.public_url:
+            host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+            self.public_url = f"http://{host}:{self.port}"
+        log.info("Push receiver listening on %s:%d for agents calling %s", self.host, self.port, self.public_url)
+        return self
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            with contextlib.suppress(Exception):
+                await self.server.wait_closed()
+            self.server = None
+
+    @property
+    def running(self) -> bool:
+        return self.server is not None and self.server.is_serving()
+
+    def open(self, token: str) -> Channel:
+        """A new channel for one wait; ``token`` is what the agent must send back."""
+        if len(self.channels) >= MAX_CHANNELS:
+            raise OverflowError(f"the push receiver already serves {MAX_CHANNELS} waits")
+        name = secrets.token_urlsafe(16)
+        channel = Channel(name, f"{(self.public_url or '').rstrip('/')}{PREFIX}{name}", token)
+        self.channels[name] = channel
+        return channel
+
+    def close(self, channel: Channel) -> None:
+        self.channels.pop(channel.name, None)
+
+    def verdict(self, method: bytes, target: bytes, token: bytes | None) -> int:
+        """The status for one request (and the ring, if it is a verified notification): 200, 401 or 404."""
+        path = target.decode("latin-1").split("?", 1)[0]
+        channel = self.channels.get(path[len(PREFIX):]) if method == b"POST" and path.startswith(PREFIX) else None
+        if channel is None:
+            self.counts["refused"] += 1
+            return 404
+        if token is None or not hmac.compare_digest(token, channel.token.encode()):
+            self.counts["refused"] += 1
+            return 401
+        self.counts["rung"] += 1
+        channel.doorbell.ring()
+        return 200
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
+        try:
+            while True:
+                status = await asyncio.wait_for(self._one_request(conn, reader), REQUEST_TIMEOUT)
+                if status is None:
+                    return
+                writer.write(conn.send(h11.Response(status_code=status, headers=[(b"content-length", b"0")])))
+                writer.write(conn.send(h11.EndOfMessage()))
+                await writer.drain()
+                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    return
+                conn.start_next_cycle()
+        except (TimeoutError, ConnectionError, h11.ProtocolError, OSError):
+            return
+        finally:
+            writer.close()
+
+    async def _one_request(self, conn: h11.Connection, reader: asyncio.StreamReader) -> int | None:
+        """Read one request; its status (the verdict, or 413), or None when the peer closed or broke HTTP."""
+        request: h11.Request | None = None
+        size = 0
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(64 * 1024)
+                conn.receive_data(data)
+                if not data and request is None:
+                    return None
+                continue
+            if isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > MAX_BODY:
+                    self.counts["refused"] += 1
+                    return 413
+            elif isinstance(event, h11.EndOfMessage) and request is not None:
+                token = next((v for k, v in request.headers if k == TOKEN_HEADER), None)
+                return self.verdict(request.method, request.target, token)
+            elif isinstance(event, h11.ConnectionClosed):
+                return None
+
+
+_SHARED: dict[tuple[int, str, int], PushReceiver] = {}
+_LOCKS: dict[int, asyncio.Lock] = {}
+
+
+async def shared_receiver(host: str = "127.0.0.1", port: int = 0, public_url: str | None = None) -> PushReceiver:
+    """This loop's receiver for ``host:port`` (started on first use); every wait of the process shares it."""
+    loop = id(asyncio.get_running_loop())
+    lock = _LOCKS.setdefault(loop, asyncio.Lock())
+    async with lock:
+        key = (loop, host, port)
+        receiver = _SHARED.get(key)
+        if receiver is None or not receiver.running:
+            receiver = _SHARED[key] = await PushReceiver(host, port, public_url).start()
+        return receiver
+
+
+async def stop_shared() -> None:
+    """Stop this loop's receivers (tests; a triggerer just exits)."""
+    loop = id(asyncio.get_running_loop())
+    for key in [k for k in _SHARED if k[0] == loop]:
+        await _SHARED.pop(key).stop()
+
+
+async def follow(client: AsyncAgentClient, follower: Follower, task_id: str, *, deadline: float,
+                 seen: Task | None = None, push_mode: str | None = None, sleep: Sleeper | None = None
+                 ) -> FollowOutcome:
+    """
+    Follow a task on an async client: by push where the mode and the agent say so, else by stream.
+
+    ``push_mode``: the stage's choice, else the connection's (``client.push``). The wait gets a channel on
+    this process's receiver and a fresh token; a receiver that cannot start (a taken port) means streaming.
+    """
+    settings = client.push
+    if not wants_push(push_mode or settings.mode, client.agent):
+        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen), sleep=sleep)
+    token = secrets.token_urlsafe(32)
+    try:
+        receiver = await shared_receiver(settings.bind_host, settings.bind_port, settings.public_url)
+        channel = receiver.open(token)
+    except (OSError, OverflowError) as exc:
+        follower.logger.warning("No push receiver for task %s (%s); streaming instead", task_id, exc)
+        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen), sleep=sleep)
+    plan = PushPlan(channel.url, channel.doorbell, settings.safety_poll, token)
+    try:
+        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen, by_push=plan), sleep=sleep)
+    finally:
+        receiver.close(channel)

@@ -1,0 +1,272 @@
+"""
+Stages waiting by push notification against stages waiting by stream, in one triggerer-like process each.
+
+A small A2A 1.0 JSON-RPC agent (its own process) keeps every task WORKING until a release time, then
+ends them all: it writes the final event on every open subscription and POSTs a notification to every
+registered push URL, stamping when it sent each. Each side runs N ``AgentVaultStreamTrigger``s on one
+asyncio loop in its own child process (connection extra ``push`` on or off), so memory, CPU and sockets
+are its own. Measured while all N wait (just before the release): resident memory above the process's
+baseline, per waiting stage; open sockets; CPU seconds of the whole run. After the release: the time
+from the agent sending a task's notification (or final event) to that trigger yielding its event.
+
+    .venv/bin/python benchmarks/push_waits.py                                  # 1,000 by push, 1,000 by stream
+    .venv/bin/python benchmarks/push_waits.py --push 10000 --streams 1000 10000   # the full sizes
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONN_ID = "bench_push_agent"
+
+
+# -- the agent ------------------------------------------------------------------------------------------
+
+
+def agent_app():  # noqa: ANN201 - a Starlette app (imported here: the children need none)
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    configs: dict[str, tuple[str, str]] = {}
+    sent: dict[str, float] = {}
+    released = asyncio.Event()
+    subscribed: set[str] = set()
+
+    def task(task_id: str) -> dict:
+        state = "TASK_STATE_COMPLETED" if released.is_set() else "TASK_STATE_WORKING"
+        return {"id": task_id, "contextId": "c", "status": {"state": state},
+                "artifacts": [{"artifactId": "a", "parts": [{"text": f"done {task_id}"}]}] if "COMP" in state else []}
+
+    async def release() -> None:
+        await released.wait()
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+            gate = asyncio.Semaphore(200)
+
+            async def notify(task_id: str, url: str, token: str) -> None:
+                async with gate:
+                    sent[task_id] = time.time()
+                    body = {"statusUpdate": {"taskId": task_id, "contextId": "c",
+                                             "status": {"state": "TASK_STATE_COMPLETED"}}}
+                    try:
+                        await http.post(url, json=body, headers={"X-A2A-Notification-Token": token})
+                    except httpx.HTTPError:
+                        pass
+
+            await asyncio.gather(*(notify(t, url, token) for t, (url, token) in list(configs.items())))
+
+    async def rpc(request: Request) -> JSONResponse | StreamingResponse:
+        body = await request.json()
+        method, params, rid = body["method"], body.get("params") or {}, body.get("id")
+        if method == "GetTask":
+            return JSONResponse({"jsonrpc": "2.0", "id": rid, "result": task(params["id"])})
+        if method == "CreateTaskPushNotificationConfig":
+            configs[params["taskId"]] = (params["url"], params["token"])
+            return JSONResponse({"jsonrpc": "2.0", "id": rid, "result": params})
+        if method == "DeleteTaskPushNotificationConfig":
+            return JSONResponse({"jsonrpc": "2.0", "id": rid, "result": {}})
+        if method == "SubscribeToTask":
+            task_id = params["id"]
+
+            async def events():
+                subscribed.add(task_id)
+                yield f"data: {json.dumps({'jsonrpc': '2.0', 'id': rid, 'result': {'task': task(task_id)}})}\n\n"
+                await released.wait()
+                sent[task_id] = time.time()
+                update = {"statusUpdate": {"taskId": task_id, "contextId": "c",
+                                           "status": {"state": "TASK_STATE_COMPLETED"}}}
+                yield f"data: {json.dumps({'jsonrpc': '2.0', 'id': rid, 'result': update})}\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return JSONResponse({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": method}})
+
+    async def sent_times(request: Request) -> JSONResponse:
+        return JSONResponse(sent)
+
+    async def waiting(request: Request) -> JSONResponse:
+        return JSONResponse({"waiting": len(configs) + len(subscribed)})
+
+    async def release_all(request: Request) -> JSONResponse:
+        released.set()
+        return JSONResponse({})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):  # noqa: ANN202
+        releasing = asyncio.get_running_loop().create_task(release())
+        yield
+        releasing.cancel()
+
+    return Starlette(routes=[Route("/rpc", rpc, methods=["POST"]), Route("/sent", sent_times), Route("/waiting", waiting),
+                             Route("/release", release_all, methods=["POST"])], lifespan=lifespan)
+
+
+def run_agent(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(agent_app(), host="127.0.0.1", port=port, log_level="error", backlog=4096,
+                timeout_keep_alive=300)
+
+
+# -- a side: N triggers in one process ---------------------------------------------------------------------
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def _sockets() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def run_side(url: str, n: int, push: bool, settle: float, out: str) -> None:
+    import logging
+
+    import httpx
+
+    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps({
+        "conn_type": "agentvault", "host": url,
+        "extra": {"dialect": "a2a-1.0", "push": "on" if push else "off", "push_safety_poll": 600}})
+    from airflow_agentvault.operators.stage_timing import StageTiming
+    from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger
+
+    logging.disable(logging.INFO)
+    timing = StageTiming.begin({"read_timeout": 900, "overall_timeout": 1200}).trigger_kwargs()
+    resumed: dict[str, float] = {}
+    waiting: dict[str, float] = {}
+
+    async def one(task_id: str) -> None:
+        async for event in AgentVaultStreamTrigger(CONN_ID, task_id, **timing).run():
+            resumed[task_id] = time.time()
+            assert event.payload["status"] == "done", event.payload
+            return
+
+    async def sample() -> None:
+        """Once the agent sees every stage waiting (registered or subscribed), and ``settle`` s more: measure,
+        then let the agent end the tasks."""
+        base = url.rsplit("/", 1)[0]
+        async with httpx.AsyncClient(timeout=60) as http:
+            until = time.time() + 600
+            while time.time() < until:
+                try:
+                    if (await http.get(base + "/waiting")).json()["waiting"] >= n:
+                        break
+                except httpx.HTTPError:  # a busy agent: ask again
+                    pass
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(settle)
+            waiting.update(rss_kib=_rss_kib(), sockets=_sockets(), at=time.time())
+            await http.post(base + "/release")
+
+    async def main() -> None:
+        await asyncio.gather(sample(), *(one(f"t-{i}") for i in range(n)))
+
+    baseline = _rss_kib()
+    cpu = os.times()
+    asyncio.run(main())
+    after = os.times()
+    Path(out).write_text(json.dumps({
+        "n": n, "push": push, "baseline_kib": baseline, "waiting": waiting, "resumed": resumed,
+        "cpu_s": after.user + after.system - cpu.user - cpu.system,
+        "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+
+
+# -- the parent -------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(n: int, push: bool, settle: float) -> dict:
+    """One side against its own agent; every task ends ``settle`` s after the side's triggers started."""
+    import httpx
+
+    port = _free_port()
+    agent = subprocess.Popen([sys.executable, __file__, "--agent", str(port)])
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/sent", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.time() > deadline or agent.poll() is not None:
+                    raise RuntimeError("the benchmark agent did not start") from None
+                time.sleep(0.1)
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            side = subprocess.run([sys.executable, __file__, "--side", f"http://127.0.0.1:{port}/rpc", str(n),
+                                   "push" if push else "stream", str(settle), out.name], timeout=settle + 900,
+                                  stdout=subprocess.DEVNULL)
+            if side.returncode != 0:
+                raise RuntimeError(f"the {'push' if push else 'stream'} side failed")
+            result = json.loads(Path(out.name).read_text())
+        sent = httpx.get(f"http://127.0.0.1:{port}/sent", timeout=30).json()
+    finally:
+        agent.terminate()
+        agent.wait(30)
+    delays = sorted(result["resumed"][t] - sent[t] for t in result["resumed"] if t in sent)
+    waiting = result["waiting"]
+    return {
+        "mode": "push" if push else "stream", "n": n, "resumed": len(result["resumed"]),
+        "kib_per_stage": (waiting.get("rss_kib", 0) - result["baseline_kib"]) / n,
+        "sockets": waiting.get("sockets"), "cpu_s": result["cpu_s"], "peak_mib": result["peak_kib"] / 1024,
+        "p50_ms": 1000 * delays[len(delays) // 2] if delays else None,
+        "p99_ms": 1000 * delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--push", type=int, nargs="+", default=[1000], help="stages waiting by push")
+    parser.add_argument("--streams", type=int, nargs="+", default=[1000], help="stages waiting by stream")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds the stages wait before the agent ends them (default: 3 s)")
+    parser.add_argument("--agent", nargs=1, help=argparse.SUPPRESS)
+    parser.add_argument("--side", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.agent:
+        run_agent(int(args.agent[0]))
+        return
+    if args.side:
+        url, n, mode, settle, out = args.side
+        run_side(url, int(n), mode == "push", float(settle), out)
+        return
+    rows = [measure(n, True, args.settle or 3.0) for n in args.push]
+    rows += [measure(n, False, args.settle or 3.0) for n in args.streams]
+    stream_kib = max((r["kib_per_stage"] for r in rows if r["mode"] == "stream"), default=None)
+    print("| waiting by | stages | resumed | memory per waiting stage (KiB) | vs stream | open sockets while waiting "
+          "| CPU (s) | peak RSS (MiB) | notification -> resumed p50 / p99 (ms) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        ratio = f"{r['kib_per_stage'] / stream_kib:.2f}x" if stream_kib else "-"
+        p = (f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}" if r["p99_ms"] is not None else "-")
+        print(f"| {r['mode']} | {r['n']:,} | {r['resumed']:,} | {r['kib_per_stage']:.1f} | {ratio} | {r['sockets']} "
+              f"| {r['cpu_s']:.1f} | {r['peak_mib']:.0f} | {p} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Waiting by push: the push-config requests of each dialect, the decision, the follower's push path (HTTP
+mocked with respx) and the receiver (a real listener on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from airflow_agentvault.connection_form import CONN_FIELDS
+from airflow_agentvault.hooks.agentvault import ConnectionConfigError, push_settings
+from airflow_agentvault.protocol import receiver
+from airflow_agentvault.protocol.async_client import AsyncAgentClient
+from airflow_agentvault.protocol.dialects import codec_for
+from airflow_agentvault.protocol.follow import PATH_PUSH, Follower
+from airflow_agentvault.protocol.operations import Agent
+from airflow_agentvault.protocol.push import PUSH_MODES, PushPlan, PushSettings, wants_push
+from airflow_agentvault.protocol.timing import Timing
+
+RPC = "http://agent.test/"
+REST = "http://agent.test/rest"
+
+
+def test_each_a2a_dialect_registers_and_deletes_a_push_config():
+    v10 = codec_for("a2a-1.0").push_register_request(RPC, "t1", "c1", "http://me/a2a-push/x", "tok")
+    assert (v10.op, v10.http_method, v10.url) == ("CreateTaskPushNotificationConfig", "POST", RPC)
+    assert v10.body["params"] == {"taskId": "t1", "id": "c1", "url": "http://me/a2a-push/x", "token": "tok"}
+    assert v10.headers["A2A-Version"] == "1.0" and not v10.starts_task
+    assert codec_for("a2a-1.0").push_delete_request(RPC, "t1", "c1").body["params"] == {"taskId": "t1", "id": "c1"}
+
+    v03 = codec_for("a2a-0.3").push_register_request(RPC, "t1", "c1", "http://me/x", "tok")
+    assert v03.body["method"] == "tasks/pushNotificationConfig/set"
+    assert v03.body["params"] == {"taskId": "t1", "pushNotificationConfig": {"id": "c1", "url": "http://me/x",
+                                                                             "token": "tok"}}
+    gone = codec_for("a2a-0.3").push_delete_request(RPC, "t1", "c1")
+    assert gone.body["method"] == "tasks/pushNotificationConfig/delete"
+    assert gone.body["params"] == {"id": "t1", "pushNotificationConfigId": "c1"}
+
+    rest = codec_for("a2a-rest").push_register_request(REST, "t/1", "c1", "http://me/x", "tok")
+    assert (rest.http_method, rest.url) == ("POST", REST + "/tasks/t%2F1/pushNotificationConfigs")
+    assert rest.body == {"taskId": "t/1", "id": "c1", "url": "http://me/x", "token": "tok"}
+    gone = codec_for("a2a-rest").push_delete_request(REST, "t/1", "c1")
+    assert (gone.http_method, gone.url) == ("DELETE", REST + "/tasks/t%2F1/pushNotificationConfigs/c1")
+
+    assert codec_for("agentvault").push_register_request(RPC, "t1", "c1", "http://me/x", "tok") is None
+
+
+@pytest.mark.parametrize(("dialect", "mode", "offered", "wanted"), [
+    ("a2a-1.0", "auto", True, True), ("a2a-1.0", "auto", False, False), ("a2a-1.0", "on", False, True),
+    ("a2a-1.0", "off", True, False), ("a2a-rest", "auto", True, True), ("agentvault", "on", True, False),
+])
+def test_push_is_chosen_in_one_place(dialect, mode, offered, wanted):
+    assert wants_push(mode, Agent(codec_for(dialect), RPC, push_offered=offered)) is wanted
+
+
+def test_the_connection_form_offers_the_push_modes_and_settings_are_checked():
+    assert tuple(CONN_FIELDS["push"]["schema"]["enum"]) == PUSH_MODES
+    settings = push_settings("c", {"push": "auto", "push_bind": "0.0.0.0:8799", "push_url": "https://hooks.test/p",
+                                   "push_safety_poll": "30"})
+    assert settings == PushSettings("auto", "0.0.0.0", 8799, "https://hooks.test/p", 30.0)
+    assert push_settings("c", {}) == PushSettings()
+    assert push_settings("c", {"push_bind": "[::1]:0"}).bind_host == "::1"
+    for extra in ({"push": "sometimes"}, {"push_url": "ftp://x"}, {"push_safety_poll": "0"}):
+        with pytest.raises(ConnectionConfigError):
+            push_settings("c", extra)
+
+
+def test_a_push_plan_never_shows_its_token():
+    plan = PushPlan("http://me/x", None, token="s3cret-token")
+    assert "s3cret-token" not in repr(plan) and plan.config_id
+
+
+def rpc_result(request: httpx.Request, states: list[str], calls: list[str]) -> httpx.Response:
+    body = json.loads(request.content)
+    calls.append(body["method"])
+    if body["method"] == "GetTask":
+        task = {"id": "t1", "contextId": "c", "status": {"state": states.pop(0) if len(states) > 1 else states[0]}}
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": task})
+    return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": {}})
+
+
+async def test_the_follower_reads_the_task_on_each_notification_then_removes_its_config(respx_mock):
+    states = ["TASK_STATE_WORKING", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
+    calls: list[str] = []
+    respx_mock.post(RPC).mock(side_effect=lambda request: rpc_result(request, states, calls))
+    bell = receiver.Doorbell()
+    rings = 0
+
+    class Bell:
+        async def wait(self, seconds: float) -> bool:
+            nonlocal rings
+            rings += 1
+            bell.ring()  # a notification arrived
+            return await bell.wait(seconds)
+
+    async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0")) as client:
+        follower = Follower(client.agent, Timing(overall_timeout=30))
+        outcome = await client.run(follower.follow("t1", by_push=PushPlan("http://me/x", Bell(), 3600.0)))
+    assert outcome.path == PATH_PUSH and outcome.task.state.value == "COMPLETED"
+    assert calls == ["GetTask", "CreateTaskPushNotificationConfig", "GetTask", "GetTask",
+                     "DeleteTaskPushNotificationConfig"]
+    assert rings == 1
+
+
+async def test_a_refused_registration_means_streaming(respx_mock):
+    calls: list[str] = []
+    states = ["TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if body["method"] == "CreateTaskPushNotificationConfig":
+            calls.append(body["method"])
+            return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "error": {
+                "code": -32003, "message": "Push notification is not supported"}})
+        return rpc_result(request, states, calls)
+
+    respx_mock.post(RPC).mock(side_effect=answer)
+    async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0")) as client:
+        follower = Follower(client.agent, Timing(overall_timeout=10, sse_attempts=1, poll_interval=0.01))
+        outcome = await client.run(follower.follow("t1", by_push=PushPlan("http://me/x", receiver.Doorbell())))
+    assert outcome.path != PATH_PUSH and outcome.task.state.value == "COMPLETED"
+    assert "CreateTaskPushNotificationConfig" in calls and "SubscribeToTask" in calls
+
+
+async def test_the_receiver_rings_only_for_a_verified_notification():
+    rec = await receiver.PushReceiver().start()
+    try:
+        channel = rec.open("the-token")
+        async with httpx.AsyncClient() as http:
+            good = {"X-A2A-Notification-Token": "the-token"}
+            assert (await http.post(channel.url, json={}, headers={"X-A2A-Notification-Token": "nope"})).status_code \
+                == 401
+            assert (await http.post(channel.url, json={})).status_code == 401
+            assert (await http.post(channel.url.replace(channel.name, "other"), headers=good)).status_code == 404
+            assert (await http.put(channel.url, headers=good)).status_code == 404
+            assert (await http.post(rec.public_url + "/", headers=good)).status_code == 404
+            assert not await channel.doorbell.wait(0)
+            too_big = b"x" * (receiver.MAX_BODY + 1)
+            assert (await http.post(channel.url, content=too_big, headers=good)).status_code == 413
+            assert not await channel.doorbell.wait(0)
+            for _ in range(2):  # kept alive, and a duplicate is one more ring of the same flag
+                assert (await http.post(channel.url, json={"task": {}}, headers=good)).status_code == 200
+            assert await channel.doorbell.wait(0) and not await channel.doorbell.wait(0)
+        rec.close(channel)
+        assert not rec.channels
+    finally:
+        await rec.stop()
+
+
+async def test_one_receiver_per_loop_and_bind_address():
+    try:
+        first = await receiver.shared_receiver()
+        assert await receiver.shared_receiver() is first
+        await first.stop()
+        assert await receiver.shared_receiver() is not first  # a stopped one is started afresh
+    finally:
+        await receiver.stop_shared()
+
+
+async def test_a_doorbell_wait_is_bounded():
+    bell = receiver.Doorbell()
+    assert await asyncio.wait_for(bell.wait(0.01), 5) is False
