@@ -98,6 +98,7 @@ CONN_FIELDS: dict[str, Any] = {
         "label": "Largest stream event (bytes)",
         "description": "A stream event above this drops the stream; the task is read with get (default 8 MiB)",
         "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
     "push": {
         "label": "Wait by push notification",
         "description": "off (stream), on (push where the dialect has it) or auto (push where the agent card offers "

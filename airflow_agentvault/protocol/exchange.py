@@ -145,6 +145,9 @@ class Lookup:
     """Resolve a host name; answer: its IP addresses as text (empty when it cannot be resolved)."""
 
     host: str
+
+
+@dataclass(frozen=True)
 class AwaitNotice:
     """
     Wait until ``doorbell`` rings or ``seconds`` pass, then reset it; answer: whether it rang.

@@ -291,9 +291,9 @@ async def test_the_async_hook_checks_the_same(monkeypatch, respx_mock):
 def test_test_connection_says_what_it_checked(monkeypatch, requests_mock):
     requests_mock.get(CARD_URL, json=signed(CARD))
     ok, message = hook(monkeypatch, card_keys=[PUBLIC]).test_connection()
-    assert ok and message.endswith(
+    assert ok and (
         "; checked: card signature verified with the connection's key key-1 (ES256), endpoint http://agent.test:8000/ "
-        "is on the connection's origin")
+        "is on the connection's origin; the agent does not offer push notifications (push: off)") in message
     requests_mock.get(CARD_URL, json=ELSEWHERE_CARD)
     ok, message = hook(monkeypatch).test_connection()
     assert not ok and "on another origin" in message and "allow_other_origins" in message

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from airflow_agentvault.connection_form import CONN_FIELDS
-from airflow_agentvault.hooks.agentvault import ConnectionConfigError, push_settings
+from airflow_agentvault.hooks.connection_settings import ConnectionConfigError, push_settings
 from airflow_agentvault.protocol import receiver
 from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.dialects import codec_for
