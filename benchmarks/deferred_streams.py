@@ -12,10 +12,13 @@ two agents, so that a busy agent's own delay is not counted as the follower's. A
 process start at once (a triggerer taking over a full queue of tasks sent before); ``--ramp R`` sends
 task i and starts its follower at i/N * R s instead, as tasks that defer one after the other would.
 The latency-over-time rows show the start-up and the end of the tasks apart from the steady state.
+``--tracing absent,off,on`` runs each mode once per tracing mode (``benchmarks/_tracing.py``): the
+provider's tracing calls replaced by no-ops, no tracer provider (the default), and an SDK provider.
 
     .venv/bin/python benchmarks/deferred_streams.py                  # 100 and 1,000 streams, 60 s of work
     .venv/bin/python benchmarks/deferred_streams.py --streams 2000 --modes split   # 2 triggerers, 2 agents
     .venv/bin/python benchmarks/deferred_streams.py --streams 50 --work-seconds 10
+    .venv/bin/python benchmarks/deferred_streams.py --streams 1000 --modes deferred --tracing absent,off
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _agent import reference_agent  # noqa: E402
+from _tracing import MODES as TRACING_MODES  # noqa: E402
+from _tracing import set_tracing  # noqa: E402
 
 CONN_ID = "bench_agent"
 WINDOW_S = 15.0  # width of a row of the latency-over-time table
@@ -243,7 +248,8 @@ def _measure(body, samples: Samples) -> dict:
     }
 
 
-def child(mode: str, urls: str, n: int, work: float, out: str, ramp: float, gc_threshold: str) -> None:
+def child(mode: str, urls: str, n: int, work: float, out: str, ramp: float, gc_threshold: str, tracing: str) -> None:
+    set_tracing(tracing)
     if gc_threshold:  # what a deployment may set in airflow_local_settings.py; off unless asked for
         gc.set_threshold(*(int(value) for value in gc_threshold.split(",")))
     samples = Samples()
@@ -252,11 +258,12 @@ def child(mode: str, urls: str, n: int, work: float, out: str, ramp: float, gc_t
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def _spawn(mode: str, urls: str, n: int, work: float, out: str, ramp: float, gc_threshold: str) -> subprocess.Popen:
+def _spawn(mode: str, urls: str, n: int, work: float, out: str, ramp: float, gc_threshold: str,
+           tracing: str) -> subprocess.Popen:
     """A child writing its output (the triggers' log lines among it) to files: a pipe nobody reads yet blocks it."""
     with open(out + ".out", "w") as stdout, open(out + ".err", "w") as stderr:
         return subprocess.Popen(
-            [sys.executable, __file__, "--child", mode, urls, str(n), str(work), out, str(ramp), gc_threshold],
+            [sys.executable, __file__, "--child", mode, urls, str(n), str(work), out, str(ramp), gc_threshold, tracing],
             stdout=stdout, stderr=stderr,
         )
 
@@ -271,19 +278,20 @@ def _collect(proc: subprocess.Popen, out: str, label: str, timeout: float) -> di
 
 
 def run_mode(mode: str, n: int, work: float, ramp: float, triggerers: int, agents: int, gc_threshold: str,
-             tmp: str) -> list[dict]:
+             tmp: str, tracing: str = "off", label: str = "") -> list[dict]:
     """One row per process, then (for ``split``) one combined row; each with its samples' file."""
+    name = label or mode
     parts = triggerers if mode == "split" else 1
     rows = []
     with contextlib.ExitStack() as stack:
         urls = [stack.enter_context(reference_agent()) for _ in range(parts * agents)]
         procs = []
         for index in range(parts):
-            out = os.path.join(tmp, f"{mode}-{n}-{index}.bin")
+            out = os.path.join(tmp, f"{mode}-{tracing}-{n}-{index}.bin")
             mine = ",".join(urls[index * agents:(index + 1) * agents])
-            procs.append((_spawn(mode, mine, n // parts, work, out, ramp, gc_threshold), out))
+            procs.append((_spawn(mode, mine, n // parts, work, out, ramp, gc_threshold, tracing), out))
         for index, (proc, out) in enumerate(procs):
-            label = f"{mode}#{index + 1}" if parts > 1 else mode
+            label = f"{name}#{index + 1}" if parts > 1 else name
             rows.append({"mode": label, "streams": n // parts, "agents": agents, "samples": out,
                          **_collect(proc, out, f"{label} x {n}", work + 900)})
     if parts > 1:
@@ -292,7 +300,7 @@ def run_mode(mode: str, n: int, work: float, ramp: float, triggerers: int, agent
             a, lat = load_samples(row["samples"])
             arrived.extend(a)
             latency.extend(lat)
-        combined = {"mode": f"{mode} (all)", "streams": n, "agents": agents * parts, "samples": None,
+        combined = {"mode": f"{name} (all)", "streams": n, "agents": agents * parts, "samples": None,
                     "completed": sum(r["completed"] for r in rows), "started_at": min(r["started_at"] for r in rows),
                     "wall_s": max(r["wall_s"] for r in rows), "cpu_s": sum(r["cpu_s"] for r in rows),
                     "peak_rss_mib": sum(r["peak_rss_mib"] for r in rows), "gc_cpu_s": sum(r["gc_cpu_s"] for r in rows),
@@ -305,11 +313,11 @@ def print_tables(rows: list[dict], work: float, ramp: float, gc_threshold: str) 
     start = f"started over {ramp:g} s" if ramp else "all started at once"
     tuned = f"; gc.set_threshold({gc_threshold})" if gc_threshold else ""
     print(f"\n{work:g} s of simulated LLM work per task, one token event per second; triggers {start}{tuned}\n")
-    print(f"{'mode':<12}{'streams':>8}{'agents':>7}{'done':>6}{'wall s':>8}{'CPU s':>8}{'CPU/wall':>9}{'RSS MiB':>9}"
+    print(f"{'mode':<16}{'streams':>8}{'agents':>7}{'done':>6}{'wall s':>8}{'CPU s':>8}{'CPU/wall':>9}{'RSS MiB':>9}"
           f"{'events':>8}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'max ms':>8}{'gc s':>6}{'gc2':>5}{'gc2 ms':>8}{'lag99':>7}")
     nan = float("nan")
     for r in rows:
-        print(f"{r['mode']:<12}{r['streams']:>8}{r['agents']:>7}{r['completed']:>6}{r['wall_s']:>8.1f}{r['cpu_s']:>8.1f}"
+        print(f"{r['mode']:<16}{r['streams']:>8}{r['agents']:>7}{r['completed']:>6}{r['wall_s']:>8.1f}{r['cpu_s']:>8.1f}"
               f"{r['cpu_s'] / r['wall_s']:>9.2f}{r['peak_rss_mib']:>9.0f}{r['events']:>8}{r['p50_ms']:>8.1f}"
               f"{r['p95_ms']:>8.1f}{r['p99_ms']:>8.1f}{r['max_ms']:>8.0f}{r.get('gc_cpu_s', nan):>6.1f}"
               f"{r.get('gc2_count', ''):>5}{r.get('gc2_max_ms', nan):>8.1f}{r.get('loop_lag_p99_ms', nan):>7.1f}")
@@ -333,23 +341,34 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=0.0, help="send the tasks and start their followers over this many seconds")
     parser.add_argument("--gc-threshold", default="",
                         help="gc.set_threshold in the followers' processes, e.g. 50000,20,100 (default: Python's)")
-    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
+    parser.add_argument("--tracing", nargs="+", default=["off"], choices=TRACING_MODES,
+                        help="tracing modes, each mode run once per tracing mode (default: off)")
+    parser.add_argument("--child", nargs=8, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        mode, urls, n, work, out, ramp, gc_threshold = args.child
-        child(mode, urls, int(n), float(work), out, float(ramp), gc_threshold)
+        mode, urls, n, work, out, ramp, gc_threshold, tracing = args.child
+        child(mode, urls, int(n), float(work), out, float(ramp), gc_threshold, tracing)
         return
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.streams:
             for mode in args.modes:
-                rows += run_mode(mode, n, args.work_seconds, args.ramp, args.triggerers, args.agents, args.gc_threshold,
-                                 tmp)
-                print(f"  done: {mode} x {n} at {datetime.now():%H:%M:%S}", file=sys.stderr, flush=True)
+                for tracing in args.tracing:
+                    label = f"{mode}/{tracing}" if len(args.tracing) > 1 else mode
+                    rows += run_mode(mode, n, args.work_seconds, args.ramp, args.triggerers, args.agents,
+                                     args.gc_threshold, tmp, tracing, label)
+                    print(f"  done: {label} x {n} at {datetime.now():%H:%M:%S}", file=sys.stderr, flush=True)
         print_tables(rows, args.work_seconds, args.ramp, args.gc_threshold)
     by = {(r["mode"], r["streams"]): r for r in rows}
     for n in args.streams:
+        for mode in args.modes:
+            base = by.get((f"{mode}/absent", n))
+            for tracing in (t for t in args.tracing if base and t != "absent"):
+                r = by[(f"{mode}/{tracing}", n)]
+                print(f"{n} streams, {mode}: tracing {tracing} against absent: CPU {r['cpu_s'] / base['cpu_s']:.2f}x, "
+                      f"memory {r['peak_rss_mib'] / base['peak_rss_mib']:.2f}x, p50 {r['p50_ms']:.1f} / "
+                      f"{base['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} / {base['p99_ms']:.1f} ms")
         if ("deferred", n) in by and ("sync", n) in by:
             d, s = by[("deferred", n)], by[("sync", n)]
             print(f"{n} streams: deferred uses {d['cpu_s'] / max(s['cpu_s'], 1e-9):.2f}x the CPU and "

@@ -1,14 +1,15 @@
 """
 The 7-stage research pipeline's wall time under a real Airflow, against Airflow's own floor and fixed sleeps.
 
-From one run on the same seven reference agents: the pipeline in split form (22 tasks) and compact
-form (8 tasks) under a real scheduler on SQLite, chains of as many trivial tasks (the floor Airflow's
+From one run on the same seven reference agents: the pipeline in split form (22 tasks), compact
+form (8 tasks) and its seven stages worker-free (started and ended in the triggerer) or deferring from
+a worker, under a real scheduler on SQLite, chains of as many trivial tasks (the floor Airflow's
 scheduling sets), and a hand-written orchestrator's fixed-sleep strategy driving the same agents outside
 Airflow. Each scheduling mode (Airflow's stock scheduler timing, the harness's tuned one) gets its own
 Airflow; both measure the same DAG files against the same agents.
 
     .venv/bin/python benchmarks/pipeline_overhead.py [--topic "coral reef bleaching"] [--repeat 2]
-        [--modes stock,tuned] [--agent-work 0] [--skip-fixed-sleeps]
+        [--modes stock,tuned] [--forms split,compact,worker-free] [--agent-work 0] [--skip-fixed-sleeps]
 """
 
 from __future__ import annotations
@@ -60,11 +61,16 @@ def fixed_sleep_pipeline(urls: dict[str, str], topic: str) -> float:
     return time.monotonic() - started
 
 
-DAG_IDS = ["research_pipeline", "trivial_chain_22", "research_pipeline_compact", "trivial_chain_8"]
-ROWS = [("split form (initiate >> sensor >> stream)", "research_pipeline", 22, "trivial_chain_22"),
-        ("Airflow floor: 22 trivial chained tasks", "trivial_chain_22", 22, "trivial_chain_22"),
-        ("compact form (one task per stage)", "research_pipeline_compact", 8, "trivial_chain_8"),
-        ("Airflow floor: 8 trivial chained tasks", "trivial_chain_8", 8, "trivial_chain_8")]
+#: form -> its rows: (what, DAG id, tasks, the floor it is compared with)
+FORMS = {
+    "split": [("split form (initiate >> sensor >> stream)", "research_pipeline", 22, "trivial_chain_22"),
+              ("Airflow floor: 22 trivial chained tasks", "trivial_chain_22", 22, "trivial_chain_22")],
+    "compact": [("compact form (one task per stage)", "research_pipeline_compact", 8, "trivial_chain_8"),
+                ("Airflow floor: 8 trivial chained tasks", "trivial_chain_8", 8, "trivial_chain_8")],
+    "worker-free": [("7 stages worker-free (in the triggerer)", "research_at_scale_worker_free", 7, "trivial_chain_7"),
+                    ("7 stages deferring from a worker", "research_at_scale_deferrable_runs", 7, "trivial_chain_7"),
+                    ("Airflow floor: 7 trivial chained tasks", "trivial_chain_7", 7, "trivial_chain_7")],
+}
 #: mode -> (AirflowStack keyword arguments, what it is)
 MODES = {
     "stock": ({"fast_scheduling": False},
@@ -76,16 +82,16 @@ MODES = {
 
 
 def measure(mode: str, work: Path, dags: Path, env: dict[str, str], conf: dict, repeat: int,
-            warmup: int) -> dict[str, float]:
+            warmup: int, dag_ids: list[str]) -> dict[str, float]:
     """Median wall time of each DAG under a fresh Airflow in the given mode, after untimed warm-up rounds
     (a fresh Airflow's first runs pay one-time costs: worker start, first imports, cold caches)."""
     times: dict[str, list[float]] = {}
     with AirflowStack(home=work / f"home-{mode}", dags_folder=dags, extra_env=env, **MODES[mode][0]) as stack:
-        for dag_id in DAG_IDS:
+        for dag_id in dag_ids:
             stack.wait_for_dag(dag_id, timeout=120)
         for round_ in range(warmup + repeat):
             label = f"warm-up {round_ + 1}" if round_ < warmup else f"round {round_ - warmup + 1}"
-            for dag_id in DAG_IDS:
+            for dag_id in dag_ids:
                 seconds = run_seconds(stack, dag_id, conf)
                 if round_ >= warmup:
                     times.setdefault(dag_id, []).append(seconds)
@@ -93,10 +99,10 @@ def measure(mode: str, work: Path, dags: Path, env: dict[str, str], conf: dict, 
     return {dag_id: statistics.median(v) for dag_id, v in times.items()}
 
 
-def print_table(mode: str, med: dict[str, float], repeat: int) -> None:
+def print_table(mode: str, med: dict[str, float], repeat: int, forms: list[str]) -> None:
     print(f"\n{mode}: {MODES[mode][1]}; median of {repeat} runs after warm-up (wall time of the DAG run)\n")
     print(f"{'what':<44}{'tasks':>6}{'wall s':>9}{'vs floor':>10}")
-    for label, dag_id, tasks, floor in ROWS:
+    for label, dag_id, tasks, floor in (row for form in forms for row in FORMS[form]):
         print(f"{label:<44}{tasks:>6}{med[dag_id]:>9.1f}{med[dag_id] / med[floor]:>9.2f}x")
 
 
@@ -106,6 +112,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first, in each mode (default 1)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"modes to run, comma-separated: {', '.join(MODES)}")
+    parser.add_argument("--forms", default=",".join(FORMS), help=f"forms to run, comma-separated: {', '.join(FORMS)}")
     parser.add_argument("--skip-fixed-sleeps", action="store_true", help="skip the ~70 s fixed-sleep strategy run")
     parser.add_argument("--agent-work", type=float, default=0.0,
                         help="simulated work per agent task in seconds (default 0: only the agents' real "
@@ -114,6 +121,10 @@ def main() -> None:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - set(MODES):
         parser.error(f"--modes takes a comma-separated list of {', '.join(MODES)}")
+    forms = [f.strip() for f in args.forms.split(",") if f.strip()]
+    if not forms or set(forms) - set(FORMS):
+        parser.error(f"--forms takes a comma-separated list of {', '.join(FORMS)}")
+    dag_ids = list(dict.fromkeys(row[1] for form in forms for row in FORMS[form]))
 
     work = Path(tempfile.mkdtemp(prefix="pipeline-overhead-"))
     dags = work / "dags"
@@ -122,6 +133,7 @@ def main() -> None:
     dags.mkdir(parents=True)
     shutil.copy(REPO / "dags" / "research_pipeline.py", dags)
     shutil.copy(Path(__file__).parent / "dags" / "trivial_chains.py", dags)
+    shutil.copy(Path(__file__).parent / "dags" / "research_at_scale.py", dags)  # the 7-stage DAGs, one topic a run
     conf = {"topic": args.topic}
     results: dict[str, dict[str, float]] = {}
     try:
@@ -130,19 +142,20 @@ def main() -> None:
                    for s, u in agents.urls.items()}
             env["AGENTVAULT_REPORTS_DIR"] = str(work / "reports")
             for mode in modes:
-                results[mode] = measure(mode, work, dags, env, conf, args.repeat, args.warmup)
+                results[mode] = measure(mode, work, dags, env, conf, args.repeat, args.warmup, dag_ids)
             sleeps = None if args.skip_fixed_sleeps else fixed_sleep_pipeline(agents.urls, args.topic)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\nResearch pipeline for {args.topic!r}; agents' simulated work {args.agent_work:g} s per task")
     for mode, med in results.items():
-        print_table(mode, med, args.repeat)
+        print_table(mode, med, args.repeat, forms)
     if sleeps is not None:
         print(f"\nfixed-sleep strategy (10 s sleeps), outside Airflow, same agents: {sleeps:.1f} s")
         for mode, med in results.items():
-            print(f"{mode}: split form {sleeps / med['research_pipeline']:.1f}x faster than the fixed-sleep strategy, "
-                  f"compact form {sleeps / med['research_pipeline_compact']:.1f}x")
+            faster = ", ".join(f"{label.split(' (')[0]} {sleeps / med[dag_id]:.1f}x" for form in forms
+                               for label, dag_id, _, floor in FORMS[form] if dag_id != floor)
+            print(f"{mode}, faster than the fixed-sleep strategy: {faster}")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,26 @@
 """
-The mapped research pipeline over 100 topics with slow agents: deferrable against synchronous,
+The research pipeline over 100 topics with slow agents: worker-free, deferrable and synchronous,
 LocalExecutor against CeleryExecutor with two workers, under a real Airflow.
 
 The seven research agents think ``--think`` seconds per stage (a slow local LLM). Each executor gets
 one fresh Airflow with ``--slots`` task slots, on Postgres (LocalExecutor with preloaded workers and
 one triggerer; CeleryExecutor on Redis with two workers and two triggerers), measures its floor (a
-chain of seven trivial tasks), then runs the pipeline over the topics deferrable and synchronous, one
-after the other. While a run goes on, a sampler reads the task states and the
-triggerers' CPU and memory every second. Printed per run:
+chain of seven trivial tasks), then runs the pipeline over the topics in each mode, one after the
+other:
 
-- wall time against the ideal: the slowest topic's agent time (seven stages of ``--think``) plus
-  twice the seven-task floor;
+- ``deferrable``, ``sync``: one run of the mapped pipeline over all topics (a mapped stage cannot
+  start in the triggerer: Airflow reads only class-level start arguments for mapped tasks);
+- ``worker-free``: one run per topic of the unmapped compact pipeline, each stage starting and
+  ending in the triggerer; ``topic-defer``: the same runs with the stages deferring from a worker.
+
+While a mode runs, a sampler reads the task states and the triggerers' CPU and memory every second.
+Printed per mode:
+
+- wall time (first run's start to last run's end) against the ideal: the slowest topic's agent time
+  (seven stages of ``--think``) plus twice the seven-task floor;
 - worker slots busy: task-slot seconds held by running tasks over ``topics x wall`` (a synchronous
-  stage holds its slot while its agent thinks; a deferred one gives it back);
+  stage holds its slot while its agent thinks; a deferred one gives it back; a worker-free one never
+  takes one);
 - triggerer CPU seconds and peak memory (all triggerer processes together);
 - metadata-database rows added per topic (every table, counted before and after the run).
 
@@ -48,18 +56,44 @@ API_WORKERS = {"AIRFLOW__API__WORKERS": "2"}
 def run_wall(stack: AirflowStack, dag_id: str, run_id: str, timeout: float) -> float:
     """Wait for the run by reading the database: with a hundred task processes talking to it, the API
     server can be slower to answer than the stack's REST helpers wait."""
+    return runs_wall(stack, dag_id, [run_id], timeout)
+
+
+def runs_wall(stack: AirflowStack, dag_id: str, run_ids: list[str], timeout: float) -> float:
+    """Wait for all ``run_ids`` of ``dag_id``; seconds from the first one's start to the last one's end."""
     deadline = time.monotonic() + timeout
-    query = "SELECT state, start_date, end_date FROM dag_run WHERE dag_id = ? AND run_id = ?"
-    while (run := stack.query(query, [dag_id, run_id])[0])["state"] not in ("success", "failed"):
+    marks = ", ".join("?" * len(run_ids))
+    query = f"SELECT state, start_date, end_date FROM dag_run WHERE dag_id = ? AND run_id IN ({marks})"
+    while True:
+        runs = stack.query(query, [dag_id, *run_ids])
+        waiting = [r["state"] for r in runs if r["state"] not in ("success", "failed")]
+        if not waiting:
+            break
         if time.monotonic() > deadline:
-            raise SystemExit(f"{dag_id} still {run['state']} after {timeout:.0f} s")
+            raise SystemExit(f"{dag_id}: {len(waiting)} runs still {waiting[0]} after {timeout:.0f} s")
         stack.check_alive()
         time.sleep(2)
-    if run["state"] != "success":
-        failed = stack.query("SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ? "
-                             "AND state != 'success'", [dag_id, run_id])
-        raise SystemExit(f"{dag_id} ended {run['state']}; tasks not successful: {failed[:10]}")
-    return (run["end_date"] - run["start_date"]).total_seconds()
+    if any(r["state"] != "success" for r in runs):
+        failed = stack.query(f"SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? "
+                             f"AND run_id IN ({marks}) AND state != 'success'", [dag_id, *run_ids])
+        raise SystemExit(f"{dag_id}: a run failed; tasks not successful: {failed[:10]}")
+    return (max(r["end_date"] for r in runs) - min(r["start_date"] for r in runs)).total_seconds()
+
+
+#: mode -> (DAG id, one run per topic)
+MODES = {"deferrable": ("research_at_scale_deferrable", False), "sync": ("research_at_scale_sync", False),
+         "worker-free": ("research_at_scale_worker_free", True),
+         "topic-defer": ("research_at_scale_deferrable_runs", True)}
+
+
+def start_runs(stack: AirflowStack, mode: str, topics: list[str]) -> list[str]:
+    """The mapped modes' one run over all topics, or one run per topic, triggered back to back."""
+    dag_id, per_topic = MODES[mode]
+    if not per_topic:
+        return [stack.trigger(dag_id, {"topics": topics})]
+    stack.unpause(dag_id)
+    return [stack.api("POST", f"dags/{dag_id}/dagRuns", json_body={"logical_date": None, "conf": {"topic": t}})
+            ["dag_run_id"] for t in topics]
 
 
 def table_rows(stack: AirflowStack) -> dict[str, int]:
@@ -80,9 +114,9 @@ def triggerer_processes(stack: AirflowStack) -> list[psutil.Process]:
 class Sampler(threading.Thread):
     """Once a second: task instances by state, the triggerers' summed RSS and CPU seconds."""
 
-    def __init__(self, stack: AirflowStack, dag_id: str, run_id: str, period: float = 1.0) -> None:
+    def __init__(self, stack: AirflowStack, dag_id: str, period: float = 1.0) -> None:
         super().__init__(daemon=True)
-        self.stack, self.dag_id, self.run_id, self.period = stack, dag_id, run_id, period
+        self.stack, self.dag_id, self.period = stack, dag_id, period
         self.samples: list[dict] = []
         self.halt = threading.Event()
         self.cpu_start = self._triggerer_cpu()
@@ -110,8 +144,7 @@ class Sampler(threading.Thread):
         started = time.monotonic()
         while not self.halt.wait(self.period):
             rows = self.stack.query(
-                "SELECT state, count(*) AS n FROM task_instance WHERE dag_id = ? AND run_id = ? GROUP BY state",
-                [self.dag_id, self.run_id])
+                "SELECT state, count(*) AS n FROM task_instance WHERE dag_id = ? GROUP BY state", [self.dag_id])
             states = {r["state"]: r["n"] for r in rows}
             self.samples.append({"t": time.monotonic() - started, "running": states.get("running", 0),
                                  "deferred": states.get("deferred", 0), "rss": self._triggerer_rss()})
@@ -145,20 +178,19 @@ def measure_executor(executor: str, work: Path, dags: Path, env: dict[str, str],
                      think: float, slots: int, modes: list[str], results: list[dict]) -> None:
     """Append a row to ``results`` as each run ends, so a stopped benchmark keeps what it measured."""
     with make_stack(executor, work / f"home-{executor}", dags, env, slots) as stack:
-        for dag_id in (FLOOR_DAG, *(f"research_at_scale_{m}" for m in modes)):
+        for dag_id in (FLOOR_DAG, *(MODES[m][0] for m in modes)):
             stack.wait_for_dag(dag_id, timeout=300)
         run_wall(stack, FLOOR_DAG, stack.trigger(FLOOR_DAG), timeout=300)  # warm-up: first-run costs
         floor = run_wall(stack, FLOOR_DAG, stack.trigger(FLOOR_DAG), timeout=300)
         print(f"  {executor}: floor of {STAGE_COUNT} trivial tasks {floor:.1f} s", file=sys.stderr, flush=True)
         bound = STAGE_COUNT * think * (len(topics) / slots + 1) + 1800
         for mode in modes:
-            dag_id = f"research_at_scale_{mode}"
+            dag_id = MODES[mode][0]
             before = table_rows(stack)
-            run_id = stack.trigger(dag_id, {"topics": topics})
-            sampler = Sampler(stack, dag_id, run_id)
+            sampler = Sampler(stack, dag_id)  # each mode's DAG runs only in its own turn
             sampler.start()
             try:
-                wall = run_wall(stack, dag_id, run_id, timeout=bound)
+                wall = runs_wall(stack, dag_id, start_runs(stack, mode, topics), timeout=bound)
             finally:
                 sampled = sampler.finish()
             after = table_rows(stack)
@@ -171,12 +203,12 @@ def measure_executor(executor: str, work: Path, dags: Path, env: dict[str, str],
             print(f"  {row_line(results[-1])}", file=sys.stderr, flush=True)  # a long run's rows as they come
 
 
-HEADER = (f"{'executor':<9}{'mode':<11}{'slots':>6}{'wall s':>8}{'ideal s':>9}{'wall/ideal':>11}{'slots busy':>11}"
+HEADER = (f"{'executor':<9}{'mode':<12}{'slots':>6}{'wall s':>8}{'ideal s':>9}{'wall/ideal':>11}{'slots busy':>11}"
           f"{'peak run':>9}{'trig CPU s':>11}{'trig MiB':>9}{'rows/topic':>11}")
 
 
 def row_line(r: dict) -> str:
-    return (f"{r['executor']:<9}{r['mode']:<11}{r['slots']:>6}{r['wall_s']:>8.0f}{r['ideal_s']:>9.0f}"
+    return (f"{r['executor']:<9}{r['mode']:<12}{r['slots']:>6}{r['wall_s']:>8.0f}{r['ideal_s']:>9.0f}"
             f"{r['wall_s'] / r['ideal_s']:>11.2f}{r['busy']:>10.1%}{r['peak_running']:>9}"
             f"{r['triggerer_cpu_s']:>11.1f}{r['triggerer_peak_rss_mib']:>9.0f}{r['rows_per_topic']:>11.1f}")
 
@@ -190,15 +222,16 @@ def print_results(results: list[dict], think: float) -> None:
         print(row_line(r))
     by = {(r["executor"], r["mode"]): r for r in results}
     for executor in dict.fromkeys(r["executor"] for r in results):
-        d, s = by.get((executor, "deferrable")), by.get((executor, "sync"))
-        if d and s:
-            print(f"{executor}: synchronous holds {s['slot_seconds'] / max(d['slot_seconds'], 1e-9):.1f}x the "
-                  f"slot-seconds of deferrable; wall sync / deferrable {s['wall_s'] / d['wall_s']:.2f}")
+        d = by.get((executor, "deferrable"))
+        for mode in ("sync", "worker-free", "topic-defer"):
+            if d and (other := by.get((executor, mode))):
+                print(f"{executor}: {mode} holds {other['slot_seconds'] / max(d['slot_seconds'], 1e-9):.2f}x the "
+                      f"slot-seconds of deferrable; wall {mode} / deferrable {other['wall_s'] / d['wall_s']:.2f}")
     print("\nrows added per topic, by table:")
     tables = sorted({t for r in results for t in r["rows_added"]})
-    print(f"{'table':<32}" + "".join(f"{r['executor'][:5] + '/' + r['mode'][:5]:>13}" for r in results))
+    print(f"{'table':<32}" + "".join(f"{r['executor'][:5] + '/' + r['mode'][:6]:>14}" for r in results))
     for table in tables:
-        print(f"{table:<32}" + "".join(f"{r['rows_added'].get(table, 0) / topics:>13.1f}" for r in results))
+        print(f"{table:<32}" + "".join(f"{r['rows_added'].get(table, 0) / topics:>14.1f}" for r in results))
 
 
 def write_plot(results: list[dict], path: Path) -> None:
@@ -238,14 +271,15 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=30.0, help="seconds each agent thinks per stage")
     parser.add_argument("--slots", type=int, default=100, help="task slots per executor (Celery: split over 2 workers)")
     parser.add_argument("--executors", default="local,celery", help="comma-separated: local, celery")
-    parser.add_argument("--modes", default="deferrable,sync", help="comma-separated: deferrable, sync")
+    parser.add_argument("--modes", default="worker-free,deferrable,sync",
+                        help=f"comma-separated, run in this order: {', '.join(MODES)}")
     parser.add_argument("--plot", type=Path, help="write the running-tasks plot (SVG) here")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     args = parser.parse_args()
     executors = [e for e in args.executors.split(",") if e]
     modes = [m for m in args.modes.split(",") if m]
-    if set(executors) - {"local", "celery"} or set(modes) - {"deferrable", "sync"} or not executors or not modes:
-        parser.error("--executors takes local,celery and --modes deferrable,sync")
+    if set(executors) - {"local", "celery"} or set(modes) - set(MODES) or not executors or not modes:
+        parser.error(f"--executors takes local,celery and --modes {','.join(MODES)}")
     topics = TOPICS_FILE.read_text().split("\n")[: args.topics]
     topics = [t for t in topics if t]
     if len(topics) < args.topics:

@@ -8,6 +8,8 @@ socket has ready, as ours reads); our
 side follows the task as the stream step does: ``tasks/get``, the subscription, every event parsed into
 the typed model, checked, deduplicated and written to the log (a log handler that discards), then
 ``tasks/get`` for the final task. Each side runs in a fresh child process, so its peak RSS is its own.
+``--tracing absent,off,on`` runs our sides once per tracing mode (``benchmarks/_tracing.py``): the
+provider's tracing calls replaced by no-ops, no tracer provider (the default), and an SDK provider.
 
 On a loaded machine one run of a side varies by a fifth, so each side runs ``--repeat`` times, the
 sides interleaved (each side once, then again), and the table shows
@@ -16,6 +18,7 @@ each side's fastest run.
     .venv/bin/python benchmarks/sse_consume.py                       # 50,000 events; memory at 10k, 100k
                                                                      # and its growth between them
     .venv/bin/python benchmarks/sse_consume.py --events 20000 --memory 10000,50000 --repeat 1
+    .venv/bin/python benchmarks/sse_consume.py --tracing absent,off,on --memory 10000
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _tracing import MODES as TRACING_MODES  # noqa: E402
 
 TASK_ID = "bench-1"
 SIDES = ("bare-sync", "bare-sync-64k", "ours-sync", "bare-async", "ours-async")
@@ -155,9 +162,13 @@ async def ours_async(url: str) -> int:
     return int(outcome.metadata()["events_seen"])
 
 
-def run_side(side: str, url: str) -> None:
+def run_side(side: str, url: str, tracing: str) -> None:
     """One side in this (child) process: prints events, seconds and peak RSS as JSON."""
     import asyncio
+
+    from _tracing import set_tracing
+
+    set_tracing(tracing)
 
     runner = {"bare-sync": bare_sync, "bare-sync-64k": bare_sync_64k, "ours-sync": ours_sync,
               "bare-async": bare_async, "ours-async": ours_async}[side]
@@ -182,9 +193,9 @@ def warm_up(side: str) -> None:
     models.build_all()
 
 
-def measure(side: str, url: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--side", side, "--url", url], capture_output=True, text=True,
-                         timeout=900, check=True)
+def measure(side: str, url: str, tracing: str = "off") -> dict:
+    out = subprocess.run([sys.executable, __file__, "--side", side, "--url", url, "--trace", tracing],
+                         capture_output=True, text=True, timeout=900, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -206,44 +217,60 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000, help="events in the throughput stream")
     parser.add_argument("--memory", default="10000,100000", help="stream lengths for the peak-memory rows")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side (interleaved); the fastest counts")
+    parser.add_argument("--tracing", default="off",
+                        help=f"tracing modes of our sides, comma-separated: {', '.join(TRACING_MODES)}")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--trace", default="off", choices=TRACING_MODES, help=argparse.SUPPRESS)
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
         return serve(args.serve)
     if args.side:
-        return run_side(args.side, args.url)
+        return run_side(args.side, args.url, args.trace)
+    tracings = [t for t in args.tracing.split(",") if t]
+    if not tracings or set(tracings) - set(TRACING_MODES):
+        parser.error(f"--tracing takes a comma-separated list of {', '.join(TRACING_MODES)}")
+    # label -> (side, tracing mode); with one tracing mode the labels are the sides
+    sides = {(f"{side}/{t}" if len(tracings) > 1 and side.startswith("ours") else side): (side, t)
+             for side in SIDES for t in (tracings if side.startswith("ours") else tracings[:1])}
+    off = "/off" if len(tracings) > 1 and "off" in tracings else "" if len(tracings) == 1 else f"/{tracings[0]}"
 
     print(f"{args.events:,} one-word events; each side in its own process, fastest of {args.repeat} "
           "interleaved runs\n")
     best: dict[str, dict] = {}
     for _ in range(args.repeat):
-        for side in SIDES:
-            row = with_server(args.events, lambda url, side=side: measure(side, url))
+        for side, (runner, tracing) in sides.items():
+            row = with_server(args.events, lambda url, runner=runner, tracing=tracing: measure(runner, url, tracing))
             if side not in best or row["seconds"] < best[side]["seconds"]:
                 best[side] = {**row, "cpu": min(row["cpu"], best.get(side, row)["cpu"])}
             else:
                 best[side]["cpu"] = min(row["cpu"], best[side]["cpu"])
-    print(f"{'side':<13} {'events':>8} {'seconds':>8} {'events/s':>10} {'CPU s':>7} {'events/CPU s':>13} "
+    print(f"{'side':<17} {'events':>8} {'seconds':>8} {'events/s':>10} {'CPU s':>7} {'events/CPU s':>13} "
           f"{'peak RSS MB':>12}")
     rates, cpu_rates = {}, {}
-    for side in SIDES:
+    for side in sides:
         row = best[side]
         rates[side], cpu_rates[side] = row["events"] / row["seconds"], row["events"] / row["cpu"]
-        print(f"{side:<13} {row['events']:>8,} {row['seconds']:>8.2f} {rates[side]:>10,.0f} {row['cpu']:>7.2f} "
+        print(f"{side:<17} {row['events']:>8,} {row['seconds']:>8.2f} {rates[side]:>10,.0f} {row['cpu']:>7.2f} "
               f"{cpu_rates[side]:>13,.0f} {row['peak_rss_mb']:>12.1f}")
     for label, by in (("events per second", rates), ("events per CPU second (steady under load)", cpu_rates)):
-        print(f"\nours / bare, {label}: sync {by['ours-sync'] / by['bare-sync']:.2f}, "
-              f"async {by['ours-async'] / by['bare-async']:.2f} (target >= 0.8); "
-              f"sync against the bare loop fed 64 KiB reads {by['ours-sync'] / by['bare-sync-64k']:.2f} "
+        print(f"\nours / bare, {label}: sync {by['ours-sync' + off] / by['bare-sync']:.2f}, "
+              f"async {by['ours-async' + off] / by['bare-async']:.2f} (target >= 0.8); "
+              f"sync against the bare loop fed 64 KiB reads {by['ours-sync' + off] / by['bare-sync-64k']:.2f} "
               "(target >= 0.9)")
+    if len(tracings) > 1:
+        print("\nevents per CPU second, against tracing absent (1.00 = the same):")
+        for runner in ("ours-sync", "ours-async"):
+            base = cpu_rates.get(f"{runner}/absent")
+            cells = ", ".join(f"{t} {cpu_rates[f'{runner}/{t}'] / base:.2f}" for t in tracings if base)
+            print(f"  {runner}: {cells or 'no absent side to compare with'}")
 
     print(f"\npeak RSS of the follower by stream length (MiB)\n{'events':>8} {'ours-sync':>10} {'ours-async':>11}")
     peaks: list[tuple[int, float, float]] = []
     for count in (int(n) for n in args.memory.split(",")):
-        sync = with_server(count, lambda url: measure("ours-sync", url))
-        asyncio_ = with_server(count, lambda url: measure("ours-async", url))
+        sync = with_server(count, lambda url: measure("ours-sync", url, sides["ours-sync" + off][1]))
+        asyncio_ = with_server(count, lambda url: measure("ours-async", url, sides["ours-async" + off][1]))
         peaks.append((count, sync["peak_rss_mb"], asyncio_["peak_rss_mb"]))
         print(f"{count:>8,} {sync['peak_rss_mb']:>10.1f} {asyncio_['peak_rss_mb']:>11.1f}")
     if len(peaks) > 1:

@@ -35,6 +35,7 @@ from airflow_agentvault.operators.remote_task import KEYS, SEEN_KEY, Record, con
 from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.operators.worker_free import XCOM_INPUT
 from airflow_agentvault.protocol import errors, receiver, tracing
+from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.follow import Follower
 from airflow_agentvault.protocol.result import DEFAULT_MAX_RESULT_BYTES
 from airflow_agentvault.protocol.timing import Timing
@@ -81,7 +82,9 @@ class XComRecord:
         await self._xcom().aset(key, value, **self.where)
 
     async def load(self) -> Record:
-        return Record.of({key: await self.get(key) for key in KEYS})
+        """All keys at once: each read is a round trip through the triggerer to the API server."""
+        values = await asyncio.gather(*(self.get(key) for key in KEYS))
+        return Record.of(dict(zip(KEYS, values, strict=True)))
 
 
 async def resolve_inputs(value: Any, record: XComRecord) -> Any:
@@ -156,11 +159,11 @@ class AgentVaultStageTrigger(BaseTrigger):
             yield TriggerEvent(error_event(exc, task_id=self.agent_task_id))
 
     async def _stage(self, ti: Any, record: XComRecord, message: Any, timing: Timing) -> TriggerEvent:
-        began = await self._began(ti, record)
         hook = AgentVaultHook(self.conn_id)
-        async with await hook.aget_client() as client:
+        began, claimed, client = await self._prepare(ti, record, timing, hook)
+        async with client:
             tracing.identify(client.agent)
-            program = starting(client.agent, message, await self._claim(ti, record, timing), record.put, self.log,
+            program = starting(client.agent, message, claimed, record.put, self.log,
                                context_id=conversation_id({"ti": ti}, ti.task_id), attempt=ti.try_number,
                                resend_if_unsure=self.resend_if_unsure)
             self.agent_task_id = await client.run(program, sleep=self._sleep)
@@ -168,10 +171,9 @@ class AgentVaultStageTrigger(BaseTrigger):
             wait = follower.visibility_wait(self.agent_task_id, started=began["at"],
                                             deadline=timing.deadline_after(began["at"]))
             visible = await client.run(follower.wait_until_visible(wait), sleep=self._sleep)
-            await record.put((SEEN_KEY, self.agent_task_id))
             follow_at = began.get("follow_at") or self._clock()
-            if "follow_at" not in began:
-                await record.put((STARTED_KEY, {**began, "follow_at": follow_at}))
+            await asyncio.gather(record.put((SEEN_KEY, self.agent_task_id)),
+                                 *([] if "follow_at" in began else [record.put((STARTED_KEY, {**began, "follow_at": follow_at}))]))
             run_timing = StageTiming.begin(timing, started_at=follow_at)
             outcome = await receiver.follow(client, follower, self.agent_task_id, deadline=run_timing.deadline,
                                             seen=visible, push_mode=self.push, sleep=self._sleep)
@@ -192,9 +194,22 @@ class AgentVaultStageTrigger(BaseTrigger):
                       outcome.task.state.value)
         # Written through the XCom backend here, not as the event's ``xcoms``: Airflow 3.3.2 stores those as
         # a JSON string (a task reading it gets a str) and bypasses a custom backend.
-        await record.put((AgentCardLink().xcom_key, hook.agent_card_url))
-        await record.put((RETURN_KEY, result))
+        await asyncio.gather(record.put((AgentCardLink().xcom_key, hook.agent_card_url)), record.put((RETURN_KEY, result)))
         return TaskSuccessEvent()
+
+    async def _prepare(self, ti: Any, record: XComRecord, timing: Timing,
+                       hook: AgentVaultHook) -> tuple[dict[str, Any], Record, AsyncAgentClient]:
+        """When the stage began, the record to start from, and the client: independent round trips, so at once
+        (the claim's settle hides the connection and agent card reads); the client is closed if another fails."""
+        began, claimed, client = await asyncio.gather(
+            self._began(ti, record), self._claim(ti, record, timing), hook.aget_client(), return_exceptions=True)
+        failed = [r for r in (began, claimed, client) if isinstance(r, BaseException)]
+        if failed:
+            if isinstance(client, AsyncAgentClient):
+                await client.aclose()
+            raise failed[0]
+        assert isinstance(began, dict) and isinstance(claimed, Record) and isinstance(client, AsyncAgentClient)
+        return began, claimed, client
 
     async def _claim(self, ti: Any, record: XComRecord, timing: Timing) -> Record:
         """
@@ -213,11 +228,10 @@ class AgentVaultStageTrigger(BaseTrigger):
             token = uuid.uuid4().hex
             await record.put((CLAIM_KEY, {"try": ti.try_number, "by": token}))
             await self._sleep(CLAIM_SETTLE)
-            claim = await record.get(CLAIM_KEY)
+            claim, after = await asyncio.gather(record.get(CLAIM_KEY), record.load())
             if isinstance(claim, dict) and claim.get("by") == token:
-                now = await record.load()
-                if now.task_id or now.pending != ti.try_number:
-                    return now
+                if after.task_id or after.pending != ti.try_number:
+                    return after
         self.log.info("Another run of this try is sending the message (a trigger moved or ran twice): waiting "
                       "for the task it starts")
         give_up = self._clock() + timing.read_timeout + CLAIM_SETTLE
