@@ -23,7 +23,7 @@ from agentvault_stack.testing import PROVIDER_MODULES, AirflowStack
 from airflow_agentvault.pipelines.research import STAGE_IDS, connection_id
 from airflow_agentvault.protocol import tracing
 
-from faults.proxy import FaultProxy, Match, status
+from agentvault_stack.testing.fault_proxy import FaultProxy, Match, status
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
