@@ -102,7 +102,8 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({
             "seed": seed, "stages": report.stages, "faults": report.faults, "restarts": report.restarts,
-            "errors": report.errors, "problems": report.problems, "runs": report.runs, "wall_s": report.wall,
+            "errors": report.errors, "causes": report.causes, "sent": report.sent, "problems": report.problems,
+            "runs": report.runs, "wall_s": report.wall,
             "memory": [{"component": s.component, "pid": s.pid, "samples": s.samples} for s in report.memory],
         }, indent=1))
     return 0 if report.ok and not memory_grows else 1

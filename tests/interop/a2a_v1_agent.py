@@ -246,8 +246,9 @@ def build_card(base_url: str) -> AgentCard:
     )
 
 
-def create_app(port: int) -> Starlette:
-    card = build_card(f"http://127.0.0.1:{port}")
+def create_app(port: int, public_url: str | None = None) -> Starlette:
+    """``public_url``: the base URL the card names (a proxy in front of the agent), else the agent's own."""
+    card = build_card((public_url or f"http://127.0.0.1:{port}").rstrip("/"))
     handler = DefaultRequestHandler(agent_executor=SteeredExecutor(), task_store=InMemoryTaskStore(), agent_card=card)
     routes = [
         *create_agent_card_routes(card),
@@ -261,10 +262,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--public-url", help="base URL the agent card names (default: the agent's own)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Loopback only; a short graceful-shutdown bound so open streams cannot hold up SIGTERM.
-    uvicorn.run(create_app(args.port), host="127.0.0.1", port=args.port, log_level=args.log_level,
+    uvicorn.run(create_app(args.port, args.public_url), host="127.0.0.1", port=args.port, log_level=args.log_level,
                 timeout_graceful_shutdown=2)
 
 

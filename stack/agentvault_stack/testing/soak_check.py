@@ -72,7 +72,9 @@ def check_stages(stack: DistributedAirflowStack, agents: dict[str, AgentProcess]
         by_key: dict[str, list[str]] = defaultdict(list)
         for task_id, body in agent.proxy.created_by.items():
             found = KEY.search(body)
-            by_key[found.group(1).decode() if found else "?"].append(task_id)
+            key = found.group(1).decode() if found else "?"
+            by_key[key].append(task_id)
+            report.sent[task_id] = key
         created[name] = by_key
         for key, ids in by_key.items():
             if len(ids) > 1:
@@ -109,9 +111,9 @@ def _check_result(stack: DistributedAirflowStack, row: dict[str, Any], ids: list
     result = stack.xcom(row["dag_id"], row["run_id"], row["task_id"])
     task_id = result.get("task_id") if isinstance(result, dict) else None
     if task_id not in ids:
-        report.problems.append(f"{where}: result of remote task {task_id}, not the one sent for it {ids}")
-        return "wrong remote task"
-    final = finals.get(task_id)
+        report.problems.append(f"{where}: result of remote task {task_id} (sent for stage "
+                               f"{report.sent.get(str(task_id), 'none seen')}), not of the one sent for it {ids}")
+    final = finals.get(str(task_id))
     if final is None:
         return LOST_WITH_AGENT
     if result.get("state") != final.state.value or result.get("artifacts") != [a.to_wire() for a in final.artifacts]:

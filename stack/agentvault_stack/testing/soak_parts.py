@@ -32,7 +32,8 @@ MIB = 2**20
 
 @dataclass(frozen=True)
 class AgentSpec:
-    """An agent the stages talk to, started as ``argv`` (``{port}`` filled in) in ``cwd``."""
+    """An agent the stages talk to, started as ``argv`` in ``cwd`` (``{port}``: its port; ``{proxy}``: the URL of
+    the fault proxy in front of it, for a card that names its endpoint)."""
 
     name: str
     argv: list[str]
@@ -53,7 +54,7 @@ def reference_agent_spec(work_seconds: float, tokens: int = 5, flags: tuple[str,
 
 def a2a_sdk_agent_spec(script: Path, work_seconds: float) -> AgentSpec:
     """The a2a-sdk test agent ``script`` (tests/interop/a2a_v1_agent.py), over JSON-RPC 1.0."""
-    argv = [sys.executable, script.name, "--port", "{port}"]
+    argv = [sys.executable, script.name, "--port", "{port}", "--public-url", "{proxy}"]  # its card names the proxy
     return AgentSpec("a2a_sdk", argv, "/.well-known/agent-card.json", "/", "a2a-jsonrpc",
                      {"dialect": "a2a-1.0"}, f"sleep={work_seconds:g} chunks=3", script.parent)
 
@@ -83,7 +84,7 @@ class AgentProcess:
         return self.proxy.url + self.spec.rpc_path
 
     def start(self, timeout: float = 60.0) -> None:
-        argv = [a.replace("{port}", str(self.port)) for a in self.spec.argv]
+        argv = [a.replace("{port}", str(self.port)).replace("{proxy}", self.proxy.url) for a in self.spec.argv]
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(argv, cwd=self.spec.cwd, stdout=log, stderr=subprocess.STDOUT,
                                           start_new_session=True)
