@@ -1,5 +1,4 @@
-"""A loopback HTTP/1.1 proxy that injects faults on the wire, in front of a real agent server (long: one proxy
-and every fault it can apply, in the order an exchange meets them).
+"""A loopback HTTP/1.1 proxy that injects faults on the wire, in front of a real agent (long: one proxy, every fault).
 
 Why: a client's retries, stream resumption and idempotence can only be trusted once it has met the
 failures that networks, gateways and agents really produce: streams cut cleanly or with a TCP reset,

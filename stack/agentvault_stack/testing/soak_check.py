@@ -17,8 +17,7 @@ from airflow_agentvault.protocol.models import Task
 
 if TYPE_CHECKING:
     from agentvault_stack.testing.distributed_stack import DistributedAirflowStack
-    from agentvault_stack.testing.soak import SoakReport
-    from agentvault_stack.testing.soak_parts import AgentProcess
+    from agentvault_stack.testing.soak_parts import AgentProcess, SoakReport
 
 KEY = re.compile(rb"soak-key=([\w.-]+)")
 #: The exception a failed try ended with, as Airflow logs it (``error_detail`` of "Task failed with exception").

@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,43 @@ class AgentProcess:
     def __exit__(self, *exc: object) -> None:
         self.kill()
         self.proxy.stop()
+
+
+@dataclass
+class SoakConfig:
+    minutes: float = 30.0
+    stages: int = 210  # in flight at once, split over modes x agents
+    seed: int = 0
+    executor: str = "celery"  # or "local" (no Celery workers to kill)
+    kill_every: float = 180.0  # seconds between kills, on average
+    kinds: tuple[str, ...] = ("worker", "triggerer", "agent")
+    fault_every: float = 8.0  # seconds between new fault rules, on average
+    sample_every: float = 15.0  # seconds between memory samples
+    drain_timeout: float = 1200.0  # once the soak time is over, for the runs in flight to end
+    timing: dict[str, Any] = field(default_factory=lambda: {
+        # a task that died with its agent before anyone saw it is given up after ~25 s of checks
+        "verify_attempts": 12, "read_timeout": 30.0, "overall_timeout": 900.0, "poll_interval": 2.0,
+        "lost_grace": 10.0})
+
+
+@dataclass
+class SoakReport:
+    config: SoakConfig
+    stages: Counter[str] = field(default_factory=Counter)  # by outcome
+    faults: Counter[str] = field(default_factory=Counter)  # applied, by kind
+    restarts: Counter[str] = field(default_factory=Counter)  # by kind
+    errors: Counter[str] = field(default_factory=Counter)  # typed errors of failed stages, by name
+    causes: dict[str, str] = field(default_factory=dict)  # one message of each typed error
+    sent: dict[str, str] = field(default_factory=dict)  # each remote task created, and the stage it was sent for
+    problems: list[str] = field(default_factory=list)  # each broken end condition, one line each
+    memory: list[MemorySeries] = field(default_factory=list)
+    peak_in_flight: int = 0
+    runs: int = 0
+    wall: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 # -- random schedules ---------------------------------------------------------------------------------------
