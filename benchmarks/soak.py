@@ -49,6 +49,7 @@ def summary(report: SoakReport, flat_mib: float) -> str:
     ]
     lines += [f"| Stages: {outcome} | {n} |" for outcome, n in sorted(report.stages.items())]
     lines += [f"| Typed error: {name} | {n} |" for name, n in sorted(report.errors.items())]
+    lines.append(f"| Stages retried with a new remote task after the agent lost theirs | {report.resent_after_loss} |")
     lines.append(f"| Faults injected | {sum(report.faults.values())} "
                  f"({', '.join(f'{k} {n}' for k, n in sorted(report.faults.items()) if n)}) |")
     lines.append(f"| Kills and restarts | {', '.join(f'{k} {n}' for k, n in sorted(report.restarts.items()))} |")

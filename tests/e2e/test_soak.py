@@ -6,7 +6,8 @@ again. ``benchmarks/soak.py`` runs the same code for half an hour.
 
 Whatever the timing, at the end every stage holds exactly the agent's own result (or, for a stage whose task
 finished as its agent was killed, a result of the one task sent for it) or failed with a typed error, no
-remote task was started twice and no stage is left unfinished. Memory flatness needs a long run: the
+stage started a second remote task while its first could still finish (a retry after the agent lost the
+first may), and no stage is left unfinished. Memory flatness needs a long run: the
 benchmark reports it.
 """
 

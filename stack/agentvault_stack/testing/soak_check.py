@@ -76,8 +76,11 @@ def check_stages(stack: DistributedAirflowStack, agents: dict[str, AgentProcess]
             report.sent[task_id] = key
         created[name] = by_key
         for key, ids in by_key.items():
-            if len(ids) > 1:
+            finished = [task_id for task_id in ids[:-1] if task_id in ledger.finals[name]]
+            if finished:  # a task that ran to its end, and another one for the same stage
                 report.problems.append(f"{name}: stage {key} started {len(ids)} remote tasks {ids}")
+            elif len(ids) > 1:  # a retry after the agent lost the first (restarted without its tasks)
+                report.resent_after_loss += 1
     names = set(typed_error_names())
     rows = stack.query("SELECT dag_id, run_id, task_id, state, try_number FROM task_instance "
                        "WHERE dag_id LIKE 'soak%' ORDER BY dag_id, run_id, task_id")

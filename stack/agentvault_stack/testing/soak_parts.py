@@ -146,6 +146,8 @@ class SoakReport:
     restarts: Counter[str] = field(default_factory=Counter)  # by kind
     errors: Counter[str] = field(default_factory=Counter)  # typed errors of failed stages, by name
     causes: dict[str, str] = field(default_factory=dict)  # one message of each typed error
+    #: stages whose retry started a new remote task because the agent had lost the first (never finished)
+    resent_after_loss: int = 0
     sent: dict[str, str] = field(default_factory=dict)  # each remote task created, and the stage it was sent for
     problems: list[str] = field(default_factory=list)  # each broken end condition, one line each
     memory: list[MemorySeries] = field(default_factory=list)
