@@ -82,6 +82,7 @@ def main() -> int:
                         help="a command-line flag for the reference agent, e.g. a persistent task store "
                              "(repeat for several)")
     parser.add_argument("--json", type=Path, help="write the figures and memory series here")
+    parser.add_argument("--keep", action="store_true", help="keep the Airflow home and logs (the path is printed)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     print(f"random seed {seed} (repeat with --seed {seed})", flush=True)
@@ -95,7 +96,10 @@ def main() -> int:
     try:
         report = Soak(config, agents, work, say=lambda line: print(line, flush=True)).run()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"Airflow home and logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     for problem in report.problems:
         print("PROBLEM", problem)
     memory_grows = [s for s in report.memory if s.verdict(args.flat_mib) == "grows"]
