@@ -20,10 +20,9 @@ import pytest
 from agentvault_stack import tracing_viewer
 from agentvault_stack.agent.research import start_research_agents
 from agentvault_stack.testing import PROVIDER_MODULES, AirflowStack
+from agentvault_stack.testing.fault_proxy import FaultProxy, Match, status
 from airflow_agentvault.pipelines.research import STAGE_IDS, connection_id
 from airflow_agentvault.protocol import tracing
-
-from faults.proxy import FaultProxy, Match, status
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 

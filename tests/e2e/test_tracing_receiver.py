@@ -18,12 +18,12 @@ import pytest
 from opentelemetry import trace
 
 from agentvault_stack import tracing_viewer
+from agentvault_stack.testing.fault_proxy import FaultProxy, Match, cut_after_events, status
 from airflow_agentvault.hooks.agentvault import forget_discoveries
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
 from airflow_agentvault.protocol import tracing
 
 import sdk_venv  # noqa: I001  (tests/thirdparty, put on the path by tests/integration/conftest.py)
-from faults.proxy import FaultProxy, Match, cut_after_events, status
 from unit.fakes import FakeTaskStateStore, make_context, set_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

@@ -1,7 +1,7 @@
 """The reliability table: each fault the suite injects, what the provider does, what the user sees.
 
 One source for two readers: :mod:`faults.test_fault_suite` parametrizes its cases from :data:`CASES`
-(each row carries the function that installs its faults on a :class:`~faults.proxy.FaultProxy`), and
+(each row carries the function that installs its faults on a :class:`~agentvault_stack.testing.fault_proxy.FaultProxy`), and
 :func:`render` turns the same rows into ``docs/reliability.md``. Regenerate the page with::
 
     .venv/bin/python tests/faults/reliability.py
@@ -21,7 +21,7 @@ _TESTS = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):  # run as a script: make ``faults`` importable
     sys.path.insert(0, str(_TESTS))
 
-from faults.proxy import (  # noqa: E402
+from agentvault_stack.testing.fault_proxy import (  # noqa: E402
     FaultProxy,
     Match,
     cut_after_events,
@@ -223,7 +223,7 @@ CASES: tuple[Case, ...] = (
 CASES_BY_ID = {case.id: case for case in CASES}
 
 INTRO = (
-    "Each fault below is injected on the wire by a loopback proxy (`tests/faults/proxy.py`) between the "
+    "Each fault below is injected on the wire by a loopback proxy (`stack/agentvault_stack/testing/fault_proxy.py`) between the "
     "provider's client and a real agent (the reference agent, and an a2a-sdk 1.3.0 server over JSON-RPC 1.0), "
     "with the blocking and the asyncio client. In every case the result equals the agent's own final task "
     "(read directly), every wait ends within its bound, every failure is a typed error naming the agent URL, "
@@ -367,8 +367,19 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The page's hand-written part starts here (the soak run's figures, under the command that produced them).
+HAND_WRITTEN = "\n## Soak run\n"
+
+
+def generated_part(page: str) -> str:
+    """What :func:`render` writes of ``page``: everything before its hand-written part."""
+    return page.split(HAND_WRITTEN, 1)[0]
+
+
 def main() -> None:
-    DOC_PATH.write_text(render(), encoding="utf-8")
+    page = DOC_PATH.read_text(encoding="utf-8") if DOC_PATH.exists() else ""
+    kept = page[len(generated_part(page)):]
+    DOC_PATH.write_text(render() + kept, encoding="utf-8")
     print(f"wrote {DOC_PATH}")
 
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import pytest
 
+from agentvault_stack.testing.fault_proxy import FaultProxy, Match, status
 from airflow_agentvault.compat import WORKER_FREE_STAGES, TaskDeferred
 from airflow_agentvault.operators.agentvault import AgentVaultInitiateOperator, AgentVaultStreamOperator
 from airflow_agentvault.operators.remote_task import TASK_ID_KEY, UNSURE_KEY
@@ -50,7 +51,6 @@ from airflow_agentvault.sensors.agentvault import AgentVaultTaskExistsSensor
 from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger
 from airflow_agentvault.triggers.stage import AgentVaultStageTrigger
 
-from faults.proxy import FaultProxy, Match, status
 from faults.reliability import AMBIGUOUS_SEND, CASES_BY_ID, RESULT, TASK_LOST, Methods
 from faults.test_fault_suite import (  # noqa: F401  (reference, a2a: module-scoped server fixtures)
     MARGIN,

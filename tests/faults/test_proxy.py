@@ -22,7 +22,7 @@ import pytest
 import requests
 import sseclient
 
-from faults.proxy import (
+from agentvault_stack.testing.fault_proxy import (
     FaultProxy,
     Match,
     _sse_blocks,
@@ -40,6 +40,7 @@ from faults.proxy import (
     status_after_upstream,
     wrong_content_type,
 )
+
 from faults.servers import a2a_sdk_agent, free_port, reference_agent
 
 pytestmark = pytest.mark.integration

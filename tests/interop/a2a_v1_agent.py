@@ -298,8 +298,9 @@ def signed_by(card: AgentCard, key_file: str) -> AgentCard:
     return signer(card)
 
 
-def create_app(port: int, sign_key: str | None = None) -> Starlette:
-    card = build_card(f"http://127.0.0.1:{port}")
+def create_app(port: int, sign_key: str | None = None, public_url: str | None = None) -> Starlette:
+    """``public_url``: the base URL the card names (a proxy in front of the agent), else the agent's own."""
+    card = build_card((public_url or f"http://127.0.0.1:{port}").rstrip("/"))
     if sign_key:
         card = signed_by(card, sign_key)
     configs = InMemoryPushNotificationConfigStore()
@@ -319,10 +320,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--sign-key", help="a private JWK file: the card is signed with it (ES256)")
+    parser.add_argument("--public-url", help="base URL the agent card names (default: the agent's own)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Loopback only; a short graceful-shutdown bound so open streams cannot hold up SIGTERM.
-    uvicorn.run(create_app(args.port, args.sign_key), host="127.0.0.1", port=args.port, log_level=args.log_level,
+    uvicorn.run(create_app(args.port, args.sign_key, args.public_url), host="127.0.0.1", port=args.port,
+                log_level=args.log_level,
                 timeout_graceful_shutdown=2)
 
 

@@ -1,4 +1,4 @@
-"""A loopback HTTP/1.1 proxy that injects faults on the wire, in front of a real agent server.
+"""A loopback HTTP/1.1 proxy that injects faults on the wire, in front of a real agent (long: one proxy, every fault).
 
 Why: a client's retries, stream resumption and idempotence can only be trusted once it has met the
 failures that networks, gateways and agents really produce: streams cut cleanly or with a TCP reset,
@@ -571,6 +571,7 @@ class FaultProxy:
         self._faults: list[Fault] = []
         self._seen: list[Seen] = []
         self._created: list[str] = []
+        self._sends: dict[str, bytes] = {}  # created task id -> body of the send that created it
         self._known: set[str] = set()  # every task id seen in a request or an answer
         self._forgotten: set[str] = set()
         self._windows: dict[str, _Window] = {}
@@ -603,6 +604,13 @@ class FaultProxy:
         dropped), in order: what the agent holds because of the client."""
         with self._cond:
             return list(self._created)
+
+    @property
+    def created_by(self) -> dict[str, bytes]:
+        """Each created task's id and the body of the send request that created it (what the client
+        asked for): counts the remote tasks started per request content."""
+        with self._cond:
+            return dict(self._sends)
 
     @property
     def errors(self) -> list[str]:
@@ -703,12 +711,13 @@ class FaultProxy:
             seen.fault = kind if seen.fault is None else f"{seen.fault}+{kind}"
             self._cond.notify_all()
 
-    def _note_created(self, task_id: str | None) -> None:
+    def _note_created(self, task_id: str | None, request: Request) -> None:
         if task_id is None:
             return
         with self._cond:
             if task_id not in self._created:
                 self._created.append(task_id)
+                self._sends[task_id] = request.body
                 self._known.add(task_id)
                 for fault in self._faults:
                     if fault.kind == "delay_visibility" and fault._take():
@@ -854,11 +863,11 @@ class FaultProxy:
                         if _is_event(block):
                             task_id = _answer_task_id(_json(_event_data(block)))
                             if task_id is not None:
-                                self._note_created(task_id)
+                                self._note_created(task_id, request)
                                 return
                 else:
                     body = b"".join([data async for data in _read_body(reader, head)])
-                    self._note_created(_answer_task_id(_json(body)))
+                    self._note_created(_answer_task_id(_json(body)), request)
 
     async def _relay(
         self, request: Request, head: Head, reader: asyncio.StreamReader, conn: _Conn, fault: Fault | None
@@ -877,7 +886,7 @@ class FaultProxy:
         if not head.is_stream:  # agents' JSON answers are small: read whole, learn a created task's id
             data = b"".join([chunk async for chunk in body])
             if request.is_send:
-                self._note_created(_answer_task_id(_json(data)))
+                self._note_created(_answer_task_id(_json(data)), request)
             fixed = [*headers, ("Content-Length", str(len(data))), ("Connection", "close")]
             if kind == "stall":
                 await self._stall(conn, head, fixed, fault)  # type: ignore[arg-type]
@@ -910,7 +919,7 @@ class FaultProxy:
             count += 1
             if need_task_id:
                 task_id = _answer_task_id(_json(_event_data(block)))
-                self._note_created(task_id)
+                self._note_created(task_id, request)
                 need_task_id = task_id is None
             if kind == "inject_unknown_event" and count == params["n"]:
                 await conn.send(_chunk(_unknown_event(params["name"], params["data"])))
