@@ -33,7 +33,7 @@ DIALECT = "a2a-1.0"
 #: Seconds between safety reads: longer than every bound below, so only a notification can end a wait in time.
 SAFETY_POLL = 900
 #: The agent works this long: the stage is registered and parked on its doorbell well before it ends.
-TEXT = "tidal energy delay=0 sleep=10"
+TEXT = "tidal energy delay=0 sleep=20"
 DAGS = f'''
 import pendulum
 from airflow.sdk import DAG
