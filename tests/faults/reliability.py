@@ -292,7 +292,9 @@ PUSH_INTRO = (
     "comes from `tasks/get`. The receiver answers anything but a POST to a waiting task's path with its token "
     "(compared in constant time) without acting on it, keeps one flag per waiting task (not a queue) and "
     "reads at most 1 MiB of a body. A trigger that moves to another triggerer registers again with that "
-    "triggerer's receiver and reads the task first. An agent that refuses the registration is streamed instead."
+    "triggerer's receiver and reads the task first. An agent that refuses the registration is streamed instead. "
+    "Under a real scheduler and triggerer, `tests/e2e/test_push_stage.py` shows a deferred and a worker-free stage "
+    "woken by the agent's own call, ending with its exact result."
 )
 PUSH_FAULTS = (
     ("The agent's notifications arrive normally", "Wakes on the first notification after the registration; "
