@@ -176,8 +176,9 @@ class FollowingOperator(BaseOperator):
         if not self.deferrable:
             with self.cancel_on_timeout(agent_task_id):
                 return self.deliver(client.run(follower.follow(agent_task_id, seen=seen)), context)
-        finished = follower.outcome_if_finished(agent_task_id, seen) if seen is not None \
-            else client.run(follower.finished(agent_task_id))
+        if seen is None:
+            seen = client.run(follower.look(agent_task_id))
+        finished = follower.outcome_if_finished(agent_task_id, seen)
         if finished is not None:
             return self.deliver(finished, context)
         self.log.info("Deferring: task %s will be followed in the triggerer", agent_task_id)
@@ -186,6 +187,7 @@ class FollowingOperator(BaseOperator):
         self.defer(
             trigger=AgentVaultStreamTrigger(conn_id=self.agentvault_conn_id, agent_task_id=agent_task_id,
                                             cancel_on_kill=self.cancel_on_kill, push=self.push,
+                                            known_state=None if seen is None else seen.state.value,
                                             **StageTiming.begin(timing).trigger_arguments()),
             method_name="execute_complete",
         )

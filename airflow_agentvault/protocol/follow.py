@@ -218,19 +218,24 @@ class Follower:
     # -- following -----------------------------------------------------------------------------------
 
     def follow(self, task_id: str, *, deadline: float | None = None, seen: Task | None = None,
-               by_push: push.PushPlan | None = None) -> Program[FollowOutcome]:
+               known_state: str | None = None, by_push: push.PushPlan | None = None) -> Program[FollowOutcome]:
         """Stream the task to its end (falling back to polling) and return the final task.
 
         ``seen``: the task as the caller has just read it, which replaces the first look.
+        ``known_state``: the state an earlier step saw the task in (a worker, before it deferred): the agent
+        has shown the task, so its answering "not found" from then on is a loss after ``lost_grace``, even
+        when this follow's own first look fails.
         ``by_push``: wait by push notification instead of a stream, if the agent takes the push config.
         """
         started = self.clock()
         deadline = deadline if deadline is not None else self.timing.deadline_after(started)
         state = _Progress(started)
-        current = seen if seen is not None else (yield from self._peek(task_id))
+        current = seen if seen is not None else (yield from self.look(task_id))
         finished = self.outcome_if_finished(task_id, current, started)
         if finished is not None:
             return finished
+        if current is None and known_state is not None:
+            state.saw(known_state, self.clock())
         if current is not None:
             state.saw(current.state.value, self.clock())
             said = current.answer_text()
@@ -249,10 +254,11 @@ class Follower:
 
     def finished(self, task_id: str) -> Program[FollowOutcome | None]:
         """One look: the outcome if the task already ended the wait, else None (also if not visible yet)."""
-        current = yield from self._peek(task_id)
+        current = yield from self.look(task_id)
         return self.outcome_if_finished(task_id, current)
 
-    def _peek(self, task_id: str) -> Program[Task | None]:
+    def look(self, task_id: str) -> Program[Task | None]:
+        """The task as the agent shows it now, or None if it cannot be read yet (a retryable error)."""
         try:
             task = yield from operations.get(self.agent, task_id)
         except errors.AgentVaultError as exc:

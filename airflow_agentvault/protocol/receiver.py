@@ -198,8 +198,8 @@ async def stop_shared() -> None:
 
 
 async def follow(client: AsyncAgentClient, follower: Follower, task_id: str, *, deadline: float,
-                 seen: Task | None = None, push_mode: str | None = None, sleep: Sleeper | None = None
-                 ) -> FollowOutcome:
+                 seen: Task | None = None, known_state: str | None = None, push_mode: str | None = None,
+                 sleep: Sleeper | None = None) -> FollowOutcome:
     """
     Follow a task on an async client: by push where the mode and the agent say so, else by stream.
 
@@ -208,16 +208,17 @@ async def follow(client: AsyncAgentClient, follower: Follower, task_id: str, *, 
     """
     settings = client.push
     if not wants_push(push_mode or settings.mode, client.agent):
-        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen), sleep=sleep)
+        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen, known_state=known_state), sleep=sleep)
     token = secrets.token_urlsafe(32)
     try:
         receiver = await shared_receiver(settings.bind_host, settings.bind_port, settings.public_url)
         channel = receiver.open(token)
     except (OSError, OverflowError) as exc:
         follower.logger.warning("No push receiver for task %s (%s); streaming instead", task_id, exc)
-        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen), sleep=sleep)
+        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen, known_state=known_state), sleep=sleep)
     plan = PushPlan(channel.url, channel.doorbell, settings.safety_poll, token)
     try:
-        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen, by_push=plan), sleep=sleep)
+        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen, known_state=known_state,
+                                                      by_push=plan), sleep=sleep)
     finally:
         receiver.close(channel)

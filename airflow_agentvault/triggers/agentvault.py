@@ -226,17 +226,22 @@ class AgentVaultStreamTrigger(_AgentTaskTrigger):
     :param push: ``auto`` / ``on`` / ``off``: wait by push notification instead of a stream (None: the
         connection's extra ``push``). A push wait registers with this triggerer's receiver; a trigger that
         moves registers again with its new triggerer's receiver and reads the task first.
+    :param known_state: the state the worker saw the task in before deferring (None: not seen): an agent
+        that answers "not found" from then on lost the task (``TaskLostError`` after ``lost_grace``).
     """
 
     def __init__(self, conn_id: str, agent_task_id: str, timing: Timing | dict[str, Any] | None,
-                 started_at: float, deadline: float, cancel_on_kill: bool = True, push: str | None = None) -> None:
+                 started_at: float, deadline: float, cancel_on_kill: bool = True, push: str | None = None,
+                 known_state: str | None = None) -> None:
         super().__init__(conn_id, agent_task_id, timing, started_at, deadline)
         self.cancel_on_kill = bool(cancel_on_kill)
         self.push = push
+        self.known_state = known_state
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize identifiers, numbers and the absolute deadline, without credentials (nor a push token)."""
-        return self._classpath(), {**self._kwargs(), "cancel_on_kill": self.cancel_on_kill, "push": self.push}
+        return self._classpath(), {**self._kwargs(), "cancel_on_kill": self.cancel_on_kill, "push": self.push,
+                                   "known_state": self.known_state}
 
     @traced_trigger("stream.trigger")
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -244,7 +249,7 @@ class AgentVaultStreamTrigger(_AgentTaskTrigger):
             async with await self._client() as client:
                 follower = self._follower(client)
                 outcome = await receiver.follow(client, follower, self.agent_task_id, deadline=self.deadline,
-                                                push_mode=self.push, sleep=self._sleep)
+                                                known_state=self.known_state, push_mode=self.push, sleep=self._sleep)
             event = done_event(self.agent_task_id, outcome)
         except TRANSPORTED as exc:
             event = self._error(exc)

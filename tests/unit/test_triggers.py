@@ -19,7 +19,7 @@ from airflow_agentvault.triggers.agentvault import AgentVaultStreamTrigger, Agen
 from airflow_agentvault.triggers.events import ERROR_TYPES, error_event, event_to_outcome
 
 from fakes import rpc_error, rpc_result, set_connection, task_json
-from scenarios import COMPLETED, FULL_STREAM, NOT_FOUND, RPC, WORKING, FakeClock, RecordingLogger, Script
+from scenarios import BUSY, COMPLETED, FULL_STREAM, NOT_FOUND, RPC, WORKING, FakeClock, RecordingLogger, Script
 
 SECRET = "sk-trigger-secret-0123456789"
 CONN = "agentvault_trig"
@@ -100,7 +100,7 @@ def test_deadlines_are_absolute_and_carried_as_the_operator_fixed_them(clock):
     stream = AgentVaultStreamTrigger(CONN, "t-1", TIMING, started_at=1000.0, deadline=1234.5, cancel_on_kill=False)
     assert stream.serialize()[1] == {"conn_id": CONN, "agent_task_id": "t-1", "started_at": 1000.0,
                                      "timing": Timing.parse(TIMING).model_dump(), "deadline": 1234.5,
-                                     "cancel_on_kill": False, "push": None}
+                                     "cancel_on_kill": False, "push": None, "known_state": None}
 
 
 def test_a_restored_trigger_validates_the_timing_once_and_keeps_it(clock):
@@ -276,6 +276,26 @@ async def test_stream_after_a_triggerer_move_resumes_from_tasks_get(respx_mock, 
     assert moved.deadline == first.deadline
     assert event["metadata"]["delivered_by"] == "polling"
     assert len(event_to_outcome(event, agent_url=RPC)["artifacts"]) == 1
+
+
+async def test_a_task_the_worker_saw_is_lost_when_the_agent_forgets_it_even_if_the_first_look_fails(respx_mock,
+                                                                                                    clock):
+    """The worker saw the task before deferring; the agent restarted without it: lost after the grace, not polled."""
+    script(respx_mock, {"tasks/get": [BUSY, NOT_FOUND], "tasks/sendSubscribe": [NOT_FOUND]})
+    trigger = stream_trigger(clock, timing={**TIMING, "sse_attempts": 1, "lost_grace": 4.0}, known_state="SUBMITTED")
+    event = (await events_of(trigger))[0]
+    assert event["status"] == "error" and event["error_type"] == "TaskLostError", event
+    assert clock.now - trigger.run_timing.started_at < TIMING["overall_timeout"]
+    assert AgentVaultStreamTrigger(**trigger.serialize()[1]).known_state == "SUBMITTED"
+
+
+async def test_a_task_nobody_saw_is_not_declared_lost(respx_mock, clock):
+    """Without the worker's sighting, "not found" may still mean "not visible yet": the wait runs to its bound."""
+    script(respx_mock, {"tasks/get": [BUSY, NOT_FOUND], "tasks/sendSubscribe": [NOT_FOUND]})
+    trigger = stream_trigger(clock, timing={**TIMING, "sse_attempts": 1, "lost_grace": 4.0, "overall_timeout": 20.0},
+                             deadline=clock.now + 20)
+    event = (await events_of(trigger))[0]
+    assert event["status"] == "error" and event["error_type"] == "WaitTimeoutError", event
 
 
 # -- kill and cleanup ----------------------------------------------------------------------------------
