@@ -33,8 +33,11 @@ A2A_AGENT = Path(__file__).resolve().parents[1] / "interop" / "a2a_v1_agent.py"
 
 
 def test_a_short_soak_keeps_every_result_exact_or_typed(tmp_path):
+    # Every stage's own bound (3 tries of at most 90 s each) ends well inside the drain: a stage still
+    # unfinished when the drain ends has outlived its bound, which is the defect this test is for.
+    timing = {**SoakConfig().timing, "overall_timeout": 90.0}
     config = SoakConfig(minutes=1.0, stages=12, seed=27, kill_every=30, fault_every=10, sample_every=5,
-                        drain_timeout=300)
+                        drain_timeout=600, timing=timing)
     agents = [reference_agent_spec(work_seconds=8), a2a_sdk_agent_spec(A2A_AGENT, work_seconds=8)]
     lines: list[str] = []
     report = Soak(config, agents, tmp_path, say=lines.append).run()
