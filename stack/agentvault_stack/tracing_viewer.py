@@ -187,12 +187,15 @@ def exporting_spans(url: str) -> Iterator[None]:
 @contextlib.contextmanager
 def exporting_here(url: str) -> Iterator[dict[str, str]]:
     """This process (the agents it runs) exports to the viewer at ``url`` while the block runs."""
+    from agentvault_stack.agent import telemetry
+
     exported = otel_env(url)
     saved = {key: os.environ.get(key) for key in exported}
     os.environ.update(exported)
     try:
         yield exported
     finally:
+        telemetry.stop_exporting(url)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

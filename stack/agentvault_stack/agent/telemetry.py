@@ -25,8 +25,8 @@ TRACER_NAME = "agentvault_stack.agent"
 SERVICE_NAME = "agentvault-reference-agent"
 _PROPAGATOR = TraceContextTextMapPropagator()
 _configured = threading.Lock()
-#: The OTLP endpoints this process already exports to.
-_exporting: set[str] = set()
+#: The OTLP endpoints this process exports to, each with the processor that sends there.
+_exporting: dict[str, Any] = {}
 
 
 def configure() -> None:
@@ -40,7 +40,6 @@ def configure() -> None:
     with _configured:
         if not endpoint or endpoint in _exporting:
             return
-        _exporting.add(endpoint)
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -51,7 +50,22 @@ def configure() -> None:
             resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or SERVICE_NAME})
             provider = TracerProvider(resource=resource)
             trace.set_tracer_provider(provider)
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        processor = BatchSpanProcessor(OTLPSpanExporter())
+        provider.add_span_processor(processor)
+        _exporting[endpoint] = processor
+
+
+def stop_exporting(endpoint: str) -> None:
+    """
+    Send what is buffered for ``endpoint`` and stop exporting there.
+
+    A process that outlives its receiver (a test process) would otherwise keep posting to a closed port
+    from the exporter's thread for as long as it runs.
+    """
+    with _configured:
+        processor = _exporting.pop(endpoint, None)
+    if processor is not None:
+        processor.shutdown()  # flushes first; a shut-down processor drops later spans
 
 
 def flush(timeout_millis: int = 5000) -> None:
