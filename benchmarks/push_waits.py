@@ -1,16 +1,20 @@
 """
 Stages waiting by push notification against stages waiting by stream, in one triggerer-like process each.
 
-A small A2A 1.0 JSON-RPC agent (its own process) keeps every task WORKING until a release time, then
-ends them all: it writes the final event on every open subscription and POSTs a notification to every
-registered push URL, stamping when it sent each. Each side runs N ``AgentVaultStreamTrigger``s on one
+A small A2A 1.0 JSON-RPC agent (its own process) keeps every task WORKING until the release, then ends
+them: all at once, or (``--release-over S``) one after another spread evenly over S seconds, as tasks of
+real agents end. Ending a task writes its final event on its open subscription, or POSTs a notification
+to its registered push URL, stamping when it sent each. Each side runs N ``AgentVaultStreamTrigger``s on one
 asyncio loop in its own child process (connection extra ``push`` on or off), so memory, CPU and sockets
 are its own. Measured while all N wait (just before the release): resident memory above the process's
 baseline, per waiting stage; open sockets; CPU seconds of the whole run. After the release: the time
 from the agent sending a task's notification (or final event) to that trigger yielding its event.
+The floor row is N minimal triggers that only await an event set in-process: what any waiting trigger
+costs in one process, whatever it waits for.
 
     .venv/bin/python benchmarks/push_waits.py                                  # 1,000 by push, 1,000 by stream
     .venv/bin/python benchmarks/push_waits.py --push 10000 --streams 1000 10000   # the full sizes
+    .venv/bin/python benchmarks/push_waits.py --release-over 60                   # tasks ending over a minute
 """
 
 from __future__ import annotations
@@ -43,10 +47,19 @@ def agent_app():  # noqa: ANN201 - a Starlette app (imported here: the children 
     configs: dict[str, tuple[str, str]] = {}
     sent: dict[str, float] = {}
     released = asyncio.Event()
+    spread = {"start": 0.0, "step": 0.0}  # task t-i ends at start + i * step
     subscribed: set[str] = set()
 
+    def ends_at(task_id: str) -> float:
+        return spread["start"] + int(task_id.rsplit("-", 1)[1]) * spread["step"]
+
+    async def until_it_ends(task_id: str) -> None:
+        await released.wait()
+        await asyncio.sleep(max(0.0, ends_at(task_id) - time.time()))
+
     def task(task_id: str) -> dict:
-        state = "TASK_STATE_COMPLETED" if released.is_set() else "TASK_STATE_WORKING"
+        ended = released.is_set() and time.time() >= ends_at(task_id)
+        state = "TASK_STATE_COMPLETED" if ended else "TASK_STATE_WORKING"
         return {"id": task_id, "contextId": "c", "status": {"state": state},
                 "artifacts": [{"artifactId": "a", "parts": [{"text": f"done {task_id}"}]}] if "COMP" in state else []}
 
@@ -57,6 +70,7 @@ def agent_app():  # noqa: ANN201 - a Starlette app (imported here: the children 
             gate = asyncio.Semaphore(200)
 
             async def notify(task_id: str, url: str, token: str) -> None:
+                await until_it_ends(task_id)
                 async with gate:
                     sent[task_id] = time.time()
                     body = {"statusUpdate": {"taskId": task_id, "contextId": "c",
@@ -84,7 +98,7 @@ def agent_app():  # noqa: ANN201 - a Starlette app (imported here: the children 
             async def events():
                 subscribed.add(task_id)
                 yield f"data: {json.dumps({'jsonrpc': '2.0', 'id': rid, 'result': {'task': task(task_id)}})}\n\n"
-                await released.wait()
+                await until_it_ends(task_id)
                 sent[task_id] = time.time()
                 update = {"statusUpdate": {"taskId": task_id, "contextId": "c",
                                            "status": {"state": "TASK_STATE_COMPLETED"}}}
@@ -100,6 +114,8 @@ def agent_app():  # noqa: ANN201 - a Starlette app (imported here: the children 
         return JSONResponse({"waiting": len(configs) + len(subscribed)})
 
     async def release_all(request: Request) -> JSONResponse:
+        body = await request.json()
+        spread.update(start=time.time(), step=float(body.get("over", 0)) / max(1, int(body.get("n", 1))))
         released.set()
         return JSONResponse({})
 
@@ -138,7 +154,7 @@ def _sockets() -> int:
     return count
 
 
-def run_side(url: str, n: int, push: bool, settle: float, out: str) -> None:
+def run_side(url: str, n: int, push: bool, settle: float, over: float, out: str) -> None:
     import logging
 
     import httpx
@@ -175,7 +191,7 @@ def run_side(url: str, n: int, push: bool, settle: float, out: str) -> None:
                 await asyncio.sleep(0.5)
             await asyncio.sleep(settle)
             waiting.update(rss_kib=_rss_kib(), sockets=_sockets(), at=time.time())
-            await http.post(base + "/release")
+            await http.post(base + "/release", json={"over": over, "n": n})
 
     async def main() -> None:
         await asyncio.gather(sample(), *(one(f"t-{i}") for i in range(n)))
@@ -190,6 +206,52 @@ def run_side(url: str, n: int, push: bool, settle: float, out: str) -> None:
         "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
+def run_floor(n: int, out: str) -> None:
+    """N triggers that only await an event: the memory any waiting trigger costs in one process."""
+    import gc
+
+    from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+    class Waits(BaseTrigger):
+        def __init__(self, event: asyncio.Event) -> None:
+            super().__init__()
+            self.event = event
+
+        def serialize(self) -> tuple[str, dict]:
+            return "push_waits.Waits", {}
+
+        async def run(self):  # noqa: ANN202
+            await self.event.wait()
+            yield TriggerEvent({"status": "done"})
+
+    async def main() -> dict:
+        event = asyncio.Event()
+
+        async def one() -> None:
+            async for _ in Waits(event).run():
+                return
+
+        waiting = [asyncio.create_task(one()) for _ in range(20)]  # warm up
+        await asyncio.sleep(0.5)
+        gc.collect()
+        baseline = _rss_kib()
+        waiting += [asyncio.create_task(one()) for _ in range(n)]
+        await asyncio.sleep(1.0)
+        gc.collect()
+        result = {"n": n, "push": None, "baseline_kib": baseline, "waiting": {"rss_kib": _rss_kib(), "sockets": _sockets()},
+                  "resumed": {}}
+        event.set()
+        await asyncio.gather(*waiting)
+        return result
+
+    cpu = os.times()
+    result = asyncio.run(main())
+    after = os.times()
+    result.update(cpu_s=after.user + after.system - cpu.user - cpu.system,
+                  peak_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    Path(out).write_text(json.dumps(result))
+
+
 # -- the parent -------------------------------------------------------------------------------------------
 
 
@@ -201,8 +263,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def measure(n: int, push: bool, settle: float) -> dict:
-    """One side against its own agent; every task ends ``settle`` s after the side's triggers started."""
+def measure_floor(n: int) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run([sys.executable, __file__, "--floor", str(n), out.name], timeout=600, check=True,
+                       stdout=subprocess.DEVNULL)
+        result = json.loads(Path(out.name).read_text())
+    return {"mode": "floor: a trigger awaiting an event", "n": n, "resumed": n,
+            "kib_per_stage": (result["waiting"]["rss_kib"] - result["baseline_kib"]) / n,
+            "sockets": result["waiting"]["sockets"], "cpu_s": result["cpu_s"], "peak_mib": result["peak_kib"] / 1024,
+            "p50_ms": None, "p99_ms": None}
+
+
+def measure(n: int, push: bool, settle: float, over: float) -> dict:
+    """One side against its own agent; the tasks end ``settle`` s after all wait (spread over ``over`` s)."""
     import httpx
 
     port = _free_port()
@@ -219,7 +292,7 @@ def measure(n: int, push: bool, settle: float) -> dict:
                 time.sleep(0.1)
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             side = subprocess.run([sys.executable, __file__, "--side", f"http://127.0.0.1:{port}/rpc", str(n),
-                                   "push" if push else "stream", str(settle), out.name], timeout=settle + 900,
+                                   "push" if push else "stream", str(settle), str(over), out.name], timeout=settle + over + 900,
                                   stdout=subprocess.DEVNULL)
             if side.returncode != 0:
                 raise RuntimeError(f"the {'push' if push else 'stream'} side failed")
@@ -245,18 +318,27 @@ def main() -> None:
     parser.add_argument("--streams", type=int, nargs="+", default=[1000], help="stages waiting by stream")
     parser.add_argument("--settle", type=float, default=0.0,
                         help="seconds the stages wait before the agent ends them (default: 3 s)")
+    parser.add_argument("--release-over", type=float, default=0.0, metavar="S",
+                        help="end the tasks one after another over S seconds (default 0: all at once)")
+    parser.add_argument("--floor", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--agent", nargs=1, help=argparse.SUPPRESS)
-    parser.add_argument("--side", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--side", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.agent:
         run_agent(int(args.agent[0]))
         return
     if args.side:
-        url, n, mode, settle, out = args.side
-        run_side(url, int(n), mode == "push", float(settle), out)
+        url, n, mode, settle, over, out = args.side
+        run_side(url, int(n), mode == "push", float(settle), float(over), out)
         return
-    rows = [measure(n, True, args.settle or 3.0) for n in args.push]
-    rows += [measure(n, False, args.settle or 3.0) for n in args.streams]
+    if args.floor:
+        run_floor(int(args.floor[0]), args.floor[1])
+        return
+    settle = args.settle or 3.0
+    rows = [measure(n, True, settle, args.release_over) for n in args.push]
+    rows += [measure(n, False, settle, args.release_over) for n in args.streams]
+    rows.append(measure_floor(max(args.push + args.streams)))
+    print(f"Tasks ending {'all at once' if not args.release_over else f'over {args.release_over:g} s'}.")
     stream_kib = max((r["kib_per_stage"] for r in rows if r["mode"] == "stream"), default=None)
     print("| waiting by | stages | resumed | memory per waiting stage (KiB) | vs stream | open sockets while waiting "
           "| CPU (s) | peak RSS (MiB) | notification -> resumed p50 / p99 (ms) |")

@@ -57,7 +57,7 @@ class Doorbell:
             if not self._event.is_set():
                 await asyncio.wait_for(self._event.wait(), max(seconds, 0.0))
             return True
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin before Python 3.11
             return False
         finally:
             self.waiting = False
@@ -143,7 +143,7 @@ class PushReceiver:
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     return
                 conn.start_next_cycle()
-        except (TimeoutError, ConnectionError, h11.ProtocolError, OSError):
+        except (asyncio.TimeoutError, ConnectionError, h11.ProtocolError, OSError):
             return
         finally:
             writer.close()

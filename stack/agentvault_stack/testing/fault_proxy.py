@@ -793,7 +793,7 @@ class FaultProxy:
             request = await asyncio.wait_for(_read_request(reader, writer), REQUEST_TIMEOUT)
             if request is not None:
                 await self._exchange(request, conn)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
             conn.reset()  # a peer went away or broke off: pass the break on
         except asyncio.CancelledError:  # stop(): the task ends here, so the cancel is not passed on
             conn.reset()  # (re-raised, Python 3.11's stream callback logs it as an error)
@@ -835,7 +835,7 @@ class FaultProxy:
             first, headers = await asyncio.wait_for(_read_head(reader), UPSTREAM_TIMEOUT)
             _version, code, *reason = first.split(" ", 2)
             head = Head(int(code), reason[0] if reason else _reason(int(code)), headers)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             await conn.send(_response(504, b"upstream sent no answer in time\n", "text/plain"))
             return
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
@@ -856,7 +856,7 @@ class FaultProxy:
         """Read enough of an answer that is about to be dropped to learn the task it created."""
         if not request.is_send:
             return
-        with contextlib.suppress(TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
             async with asyncio.timeout(CAPTURE_TIMEOUT):
                 if head.is_stream:
                     async for block in _sse_blocks(_read_body(reader, head)):
