@@ -35,6 +35,8 @@ SEEN_KEY = "agentvault_task_seen"
 UNSURE_KEY = "agentvault_send_unsure"
 PENDING_KEY = "agentvault_send_pending"
 KEYS = (TASK_ID_KEY, SEEN_KEY, UNSURE_KEY, PENDING_KEY)
+#: The keys that say whether a send is under way or done (a task id, once recorded, wins over a pending send).
+SENDING_KEYS = (TASK_ID_KEY, PENDING_KEY)
 
 #: Ended states that a new try should replace with a new remote task.
 REPLACEABLE = {TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED}
@@ -117,8 +119,7 @@ def starting(agent: operations.Agent, message: Message, record: Record | None, p
     except errors.AgentVaultError:
         yield from _record(put, PENDING_KEY, False)  # the agent surely did not start it: nothing to look for
         raise
-    yield from _record(put, TASK_ID_KEY, task_id)
-    yield from _record(put, PENDING_KEY, False)
+    yield from _record(put, TASK_ID_KEY, task_id)  # supersedes the send under way: readers look at the id first
     log.info("Started task %s on agent %s", task_id, errors.redact_url(agent.endpoint))
     return task_id
 

@@ -352,13 +352,20 @@ class Follower:
         )
 
     def _wait_by_push(self, task_id: str, deadline: float, state: _Progress, plan: push.PushPlan) -> Program[Task]:
-        """Read the task (registered first, so no change is missed), then again on each notification; unregister."""
+        """
+        Read the task (registered first, so no change is missed), then again on each notification.
+
+        The push config is removed when the wait ends and the task goes on (a question, an error); a task
+        that ended has no updates left to announce, so its config is left with it: one request fewer
+        between the notification and the stage resuming.
+        """
         try:
             task = yield from self._poll(task_id, deadline, state, plan)
         except errors.AgentVaultError:
             yield from push.unregister(self.agent, task_id, plan, self.logger)
             raise
-        yield from push.unregister(self.agent, task_id, plan, self.logger)
+        if not task.state.is_terminal:
+            yield from push.unregister(self.agent, task_id, plan, self.logger)
         return task
 
     def _poll(self, task_id: str, deadline: float, state: _Progress, plan: push.PushPlan | None = None

@@ -6,7 +6,8 @@ of ours and a per-task secret token, then reads the task with ``get`` (the truth
 receiver's doorbell for the task rings, or when the slow safety poll comes round (a notification that
 never arrives costs at most that interval). A notification is only a wake-up: its body is never trusted.
 Registration that fails (the agent has no push, refuses the URL, or cannot be reached) is no failure: the
-follower streams instead. Removing the config at the end is best effort (the agent may forget it anyway).
+follower streams instead. The config is removed (best effort) when the wait ends while the task goes on;
+a task that ended sends no more notifications, so its config is left with it.
 """
 
 from __future__ import annotations

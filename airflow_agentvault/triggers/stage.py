@@ -20,6 +20,7 @@ kwargs: only the connection id.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -31,7 +32,14 @@ from airflow_agentvault import result_storage
 from airflow_agentvault.hooks.agentvault import AgentVaultHook
 from airflow_agentvault.links import AgentCardLink
 from airflow_agentvault.operators.common import build_message
-from airflow_agentvault.operators.remote_task import KEYS, SEEN_KEY, Record, conversation_id, starting
+from airflow_agentvault.operators.remote_task import (
+    KEYS,
+    SEEN_KEY,
+    SENDING_KEYS,
+    Record,
+    conversation_id,
+    starting,
+)
 from airflow_agentvault.operators.stage_timing import StageTiming
 from airflow_agentvault.operators.worker_free import XCOM_INPUT
 from airflow_agentvault.protocol import errors, receiver, tracing
@@ -81,10 +89,10 @@ class XComRecord:
         key, value = item
         await self._xcom().aset(key, value, **self.where)
 
-    async def load(self) -> Record:
-        """All keys at once: each read is a round trip through the triggerer to the API server."""
-        values = await asyncio.gather(*(self.get(key) for key in KEYS))
-        return Record.of(dict(zip(KEYS, values, strict=True)))
+    async def load(self, keys: tuple[str, ...] = KEYS) -> Record:
+        """The record's ``keys`` (missing ones read as unset): each read is a round trip through the triggerer."""
+        values = await asyncio.gather(*(self.get(key) for key in keys))
+        return Record.of(dict(zip(keys, values, strict=True)))
 
 
 async def resolve_inputs(value: Any, record: XComRecord) -> Any:
@@ -228,10 +236,10 @@ class AgentVaultStageTrigger(BaseTrigger):
             token = uuid.uuid4().hex
             await record.put((CLAIM_KEY, {"try": ti.try_number, "by": token}))
             await self._sleep(CLAIM_SETTLE)
-            claim, after = await asyncio.gather(record.get(CLAIM_KEY), record.load())
+            claim, sending = await asyncio.gather(record.get(CLAIM_KEY), record.load(SENDING_KEYS))
             if isinstance(claim, dict) and claim.get("by") == token:
-                if after.task_id or after.pending != ti.try_number:
-                    return after
+                if sending.task_id or sending.pending != ti.try_number:
+                    return dataclasses.replace(now, task_id=sending.task_id, pending=sending.pending)
         self.log.info("Another run of this try is sending the message (a trigger moved or ran twice): waiting "
                       "for the task it starts")
         give_up = self._clock() + timing.read_timeout + CLAIM_SETTLE

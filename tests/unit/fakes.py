@@ -45,10 +45,10 @@ class FakeTriggerRecord:
         self.writes.append(item)
         self.store.data[item[0]] = item[1]
 
-    async def load(self) -> Any:
+    async def load(self, keys: tuple[str, ...] | None = None) -> Any:
         from airflow_agentvault.operators.remote_task import KEYS, Record
 
-        return Record.of({key: self.store.data.get(key) for key in KEYS})
+        return Record.of({key: self.store.data.get(key) for key in keys or KEYS})
 
 
 def make_context(store: FakeTaskStateStore | None = None, try_number: int = 1) -> dict[str, Any]:

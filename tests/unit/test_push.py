@@ -81,7 +81,7 @@ def rpc_result(request: httpx.Request, states: list[str], calls: list[str]) -> h
     return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": {}})
 
 
-async def test_the_follower_reads_the_task_on_each_notification_then_removes_its_config(respx_mock):
+async def test_the_follower_reads_the_task_on_each_notification_and_leaves_an_ended_tasks_config(respx_mock):
     states = ["TASK_STATE_WORKING", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
     calls: list[str] = []
     respx_mock.post(RPC).mock(side_effect=lambda request: rpc_result(request, states, calls))
@@ -99,9 +99,20 @@ async def test_the_follower_reads_the_task_on_each_notification_then_removes_its
         follower = Follower(client.agent, Timing(overall_timeout=30))
         outcome = await client.run(follower.follow("t1", by_push=PushPlan("http://me/x", Bell(), 3600.0)))
     assert outcome.path == PATH_PUSH and outcome.task.state.value == "COMPLETED"
-    assert calls == ["GetTask", "CreateTaskPushNotificationConfig", "GetTask", "GetTask",
-                     "DeleteTaskPushNotificationConfig"]
+    assert calls == ["GetTask", "CreateTaskPushNotificationConfig", "GetTask", "GetTask"]  # no delete: it ended
     assert rings == 1
+
+
+@pytest.mark.parametrize("final", ["TASK_STATE_INPUT_REQUIRED", "TASK_STATE_AUTH_REQUIRED"])
+async def test_a_wait_that_ends_while_the_task_goes_on_removes_its_config(respx_mock, final):
+    calls: list[str] = []
+    states = ["TASK_STATE_WORKING", final]
+    respx_mock.post(RPC).mock(side_effect=lambda request: rpc_result(request, states, calls))
+    async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0")) as client:  # the read after registering finds it
+        follower = Follower(client.agent, Timing(overall_timeout=5))
+        outcome = await client.run(follower.follow("t1", by_push=PushPlan("http://me/x", receiver.Doorbell(), 3600.0)))
+    assert outcome.path == PATH_PUSH and outcome.task.state.value == final.removeprefix("TASK_STATE_")
+    assert calls[-1] == "DeleteTaskPushNotificationConfig"
 
 
 async def test_a_refused_registration_means_streaming(respx_mock):
