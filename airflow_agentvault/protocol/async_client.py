@@ -108,10 +108,13 @@ class AsyncRunner:
     """Carries out the core's effects with httpx without blocking the event loop."""
 
     def __init__(self, http: httpx.AsyncClient, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-                 sleep: Sleeper = asyncio.sleep) -> None:
-        self.http = http
+                 sleep: Sleeper = asyncio.sleep, make_http: Callable[[], httpx.AsyncClient] | None = None) -> None:
+        self.http: httpx.AsyncClient | None = http
         self.connect_timeout = connect_timeout
         self.sleep = sleep
+        # Given for a client of its own that keeps no idle connection: while a wait by push is parked the
+        # client is closed and dropped (a few KiB per waiting stage), and made again for the next request.
+        self._make_http = make_http
 
     async def run(self, program: Program[T], *, sleep: Sleeper | None = None) -> T:
         result: list[T] = []
@@ -192,6 +195,9 @@ class AsyncRunner:
             await sleep(effect.seconds)
             return None
         if kind is AwaitNotice:
+            if self._make_http is not None and self.http is not None:
+                http, self.http = self.http, None
+                await http.aclose()
             return await effect.doorbell.wait(effect.seconds)
         if kind is AuthHeaders:
             async with effect.auth.async_lock:
@@ -211,6 +217,9 @@ class AsyncRunner:
         timeout = httpx.Timeout(connect=self.connect_timeout, read=read, write=read, pool=self.connect_timeout)
         headers = {**effect.headers, **request.headers, **(STREAM_ACCEPT if stream else {})}
         body = {"data": request.form} if request.form is not None else {"json": request.body}
+        if self.http is None:
+            assert self._make_http is not None, "a runner without a client"
+            self.http = self._make_http()
         try:
             built = self.http.build_request(request.http_method, request.url, headers=headers, timeout=timeout, **body)
             return await self.http.send(built, stream=stream, follow_redirects=False)
@@ -244,7 +253,8 @@ class AsyncAgentClient:
 
     Takes :class:`~airflow_agentvault.protocol.client.AgentClient`'s arguments, and ``http``: an
     ``httpx.AsyncClient`` to use (then the caller closes it); by default one of its own, keeping idle
-    connections open unless ``keep_alive`` is False (a wait by push, which reads the task rarely).
+    connections open unless ``keep_alive`` is False (a wait by push, which reads the task rarely: its
+    client is then closed while the wait is parked, and made again for the next read).
     """
 
     def __init__(self, rpc_url: str, *, codec: Codec | None = None, auth: Auth = NO_AUTH, verify: bool | str = True,
@@ -258,8 +268,13 @@ class AsyncAgentClient:
         # Not one pool shared by many waits: httpcore walks a pool's connections and queued requests on
         # every request, so a thousand waits waking at once would each pay for all the others.
         limits = httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0)
-        self.http = http or httpx.AsyncClient(verify=ssl_context(verify), limits=limits)
-        self.runner = AsyncRunner(self.http, connect_timeout=connect_timeout, sleep=sleep)
+        context = ssl_context(verify)
+
+        def make_http() -> httpx.AsyncClient:
+            return httpx.AsyncClient(verify=context, limits=limits)
+
+        self.runner = AsyncRunner(http or make_http(), connect_timeout=connect_timeout, sleep=sleep,
+                                  make_http=make_http if http is None and not keep_alive else None)
         self.push = PushSettings()  # the connection's push settings (the hook sets them)
 
     async def __aenter__(self) -> AsyncAgentClient:
@@ -269,8 +284,8 @@ class AsyncAgentClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self.http.aclose()
+        if self._owns_http and self.runner.http is not None:
+            await self.runner.http.aclose()
 
     @property
     def rpc_url(self) -> str:

@@ -40,28 +40,49 @@ MAX_CHANNELS = 200_000
 
 
 class Doorbell:
-    """One wait's wake-up flag: :meth:`ring` sets it, :meth:`wait` returns when set (or after ``seconds``) and resets it."""
+    """
+    One wait's wake-up flag: :meth:`ring` sets it, :meth:`wait` returns when set (or after ``seconds``) and resets it.
 
-    __slots__ = ("_event", "waiting")
+    A future and a timer, not ``asyncio.wait_for`` on an event: that starts a task per wait, a kilobyte
+    more for every stage parked on its doorbell.
+    """
+
+    __slots__ = ("_rung", "_waiter")
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self.waiting = False  # a wait is parked on it (the task was registered and read)
+        self._rung = False
+        self._waiter: asyncio.Future[bool] | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """A wait is parked on it (the task was registered and read)."""
+        return self._waiter is not None
 
     def ring(self) -> None:
-        self._event.set()
+        self._rung = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(True)
 
     async def wait(self, seconds: float) -> bool:
-        self.waiting = True
         try:
-            if not self._event.is_set():
-                await asyncio.wait_for(self._event.wait(), max(seconds, 0.0))
-            return True
-        except asyncio.TimeoutError:  # not the builtin before Python 3.11
-            return False
+            if self._rung:
+                return True
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[bool] = loop.create_future()
+            self._waiter = waiter
+            timer = loop.call_later(max(seconds, 0.0), _expire, waiter)
+            try:
+                return await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
         finally:
-            self.waiting = False
-            self._event.clear()
+            self._rung = False
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 @dataclass

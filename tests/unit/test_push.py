@@ -173,3 +173,33 @@ async def test_one_receiver_per_loop_and_bind_address():
 async def test_a_doorbell_wait_is_bounded():
     bell = receiver.Doorbell()
     assert await asyncio.wait_for(bell.wait(0.01), 5) is False
+
+
+async def test_a_doorbell_rung_before_or_during_a_wait_wakes_it_once():
+    bell = receiver.Doorbell()
+    bell.ring()  # while the waiter was reading the task: the next wait returns at once
+    assert await asyncio.wait_for(bell.wait(3600), 5) is True
+    parked = asyncio.ensure_future(bell.wait(3600))
+    await asyncio.sleep(0)  # the wait's first step ran (it was scheduled first): it is parked now
+    assert bell.waiting
+    bell.ring()
+    assert await asyncio.wait_for(parked, 5) is True and not bell.waiting
+    assert await asyncio.wait_for(bell.wait(0.01), 5) is False  # each ring wakes one wait
+
+
+async def test_a_parked_push_wait_holds_no_http_client_and_makes_one_for_the_next_read(respx_mock):
+    calls: list[str] = []
+    states = ["TASK_STATE_WORKING", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
+    respx_mock.post(RPC).mock(side_effect=lambda request: rpc_result(request, states, calls))
+    held_while_parked: list[object] = []
+
+    async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0"), keep_alive=False) as client:
+        class Bell:
+            async def wait(self, seconds: float) -> bool:
+                held_while_parked.append(client.runner.http)
+                return True  # a notification
+
+        follower = Follower(client.agent, Timing(overall_timeout=30))
+        outcome = await client.run(follower.follow("t1", by_push=PushPlan("http://me/x", Bell(), 3600.0)))
+    assert outcome.task.state.value == "COMPLETED" and calls[-1] == "GetTask"
+    assert held_while_parked == [None]
