@@ -7,6 +7,7 @@ operators, the sensor and the triggers all use it.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,7 +52,13 @@ class StageTiming:
     @classmethod
     def carried(cls, timing: Timing | Mapping[str, Any] | None, started_at: float, deadline: float) -> StageTiming:
         """What a trigger was constructed with: the operator's Timing, or its serialized knobs."""
-        valid = timing if isinstance(timing, Timing) else Timing.parse(dict(timing) if timing is not None else None)
+        if isinstance(timing, Timing) or timing is None:
+            return cls(timing if timing is not None else Timing.parse(None), float(started_at), float(deadline))
+        knobs = tuple(sorted((name, type(value), value) for name, value in dict(timing).items()))
+        try:
+            valid = _restored(knobs)
+        except TypeError:  # an unhashable value: validation names it
+            valid = Timing.parse(dict(timing))
         return cls(valid, float(started_at), float(deadline))
 
     def trigger_arguments(self) -> dict[str, Any]:
@@ -61,3 +68,15 @@ class StageTiming:
     def trigger_kwargs(self) -> dict[str, Any]:
         """The same as plain JSON values, for ``serialize()``."""
         return {**self.trigger_arguments(), "timing": self.timing.model_dump()}
+
+
+@functools.lru_cache(maxsize=256)
+def _restored(knobs: tuple[tuple[str, type, Any], ...]) -> Timing:
+    """
+    A trigger's timing from its serialized knobs, one instance per distinct timing.
+
+    A triggerer holding thousands of waits of a few pipelines then keeps a few Timings, not one each
+    (about a kilobyte apiece); Timing is frozen, so sharing it is safe. Each value's type is part of the
+    key, so ``1`` and ``True`` are validated apart.
+    """
+    return Timing.parse({name: value for name, _, value in knobs})

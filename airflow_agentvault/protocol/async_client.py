@@ -52,6 +52,10 @@ from airflow_agentvault.protocol.push import PushSettings
 from airflow_agentvault.protocol.sse import EventFramer
 from airflow_agentvault.protocol.timing import Timing
 
+#: Connection limits of a client's pool: httpx's defaults, or no idle connection kept (a wait by push).
+KEEP_ALIVE = httpx.Limits()
+NO_KEEP_ALIVE = httpx.Limits(max_keepalive_connections=0)
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 Sleeper = Callable[[float], Awaitable[None]]
@@ -140,7 +144,7 @@ class AsyncRunner:
                     return
                 while out:
                     yield out.pop(0)
-                failure = None
+                value = failure = None  # the last answer is not kept through the next effect (a long wait)
                 try:  # a stream's next events, the most frequent effect, without the dispatch
                     value = await (self._next_events(stream) if type(effect) is NextEvents else
                                    self._perform(effect, stream, sleeper))
@@ -195,9 +199,7 @@ class AsyncRunner:
             await sleep(effect.seconds)
             return None
         if kind is AwaitNotice:
-            if self._make_http is not None and self.http is not None:
-                http, self.http = self.http, None
-                await http.aclose()
+            await self._park()
             return await effect.doorbell.wait(effect.seconds)
         if kind is AuthHeaders:
             async with effect.auth.async_lock:
@@ -210,6 +212,13 @@ class AsyncRunner:
         if kind is Lookup:
             return await asyncio.to_thread(addresses_of, effect.host)
         raise TypeError(f"unknown effect {effect!r}")
+
+    async def _park(self) -> None:
+        """Before a long wait: close and drop a client this runner can make again (its frame, not the
+        waiting one, is the last to hold it)."""
+        if self._make_http is not None and self.http is not None:
+            http, self.http = self.http, None
+            await http.aclose()
 
     async def _send(self, effect: Fetch | Open, *, stream: bool) -> httpx.Response:
         request = effect.request
@@ -267,7 +276,7 @@ class AsyncAgentClient:
         # Without keep-alive no idle connection stays open between reads: a wait by push then holds no socket.
         # Not one pool shared by many waits: httpcore walks a pool's connections and queued requests on
         # every request, so a thousand waits waking at once would each pay for all the others.
-        limits = httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0)
+        limits = KEEP_ALIVE if keep_alive else NO_KEEP_ALIVE
         context = ssl_context(verify)
 
         def make_http() -> httpx.AsyncClient:

@@ -230,17 +230,10 @@ class Follower:
         started = self.clock()
         deadline = deadline if deadline is not None else self.timing.deadline_after(started)
         state = _Progress(started)
-        current = seen if seen is not None else (yield from self.look(task_id))
-        finished = self.outcome_if_finished(task_id, current, started)
+        finished = yield from self._first_look(task_id, seen, known_state, state)
         if finished is not None:
             return finished
-        if current is None and known_state is not None:
-            state.saw(known_state, self.clock())
-        if current is not None:
-            state.saw(current.state.value, self.clock())
-            said = current.answer_text()
-            if said:  # so the log never starts mid-sentence
-                self.logger.info("[%s] %s so far; the agent has said: %s", task_id, current.state.value, clip(said))
+        seen = None  # a wait parked for hours keeps no copy of the task
         if by_push is not None and (yield from push.register(self.agent, task_id, by_push, self.logger)):
             task = yield from self._wait_by_push(task_id, deadline, state, by_push)
             return self._finished(task_id, task, PATH_PUSH, started, state)
@@ -251,6 +244,23 @@ class Follower:
         else:
             task = yield from self._final_task(task_id, deadline, state)
         return self._finished(task_id, task, path, started, state)
+
+    def _first_look(self, task_id: str, seen: Task | None, known_state: str | None, state: _Progress
+                    ) -> Program[FollowOutcome | None]:
+        """The outcome if the task already ended the wait; else what the look showed goes into ``state``."""
+        current = seen if seen is not None else (yield from self.look(task_id))
+        finished = self.outcome_if_finished(task_id, current, state.started)
+        if finished is not None:
+            return finished
+        if current is None:
+            if known_state is not None:
+                state.saw(known_state, self.clock())
+            return None
+        state.saw(current.state.value, self.clock())
+        said = current.answer_text()
+        if said:  # so the log never starts mid-sentence
+            self.logger.info("[%s] %s so far; the agent has said: %s", task_id, current.state.value, clip(said))
+        return None
 
     def finished(self, task_id: str) -> Program[FollowOutcome | None]:
         """One look: the outcome if the task already ended the wait, else None (also if not visible yet)."""
@@ -379,18 +389,9 @@ class Follower:
         polls = 0
         while True:
             polls += 1
-            failure: errors.AgentVaultError | None = None
-            try:
-                task = yield from operations.get(self.agent, task_id)
-            except errors.AgentVaultError as exc:
-                self._poll_failed(task_id, exc, state)
-                self.logger.info("Poll %d of task %s: %s", polls, task_id, exc.detail)
-                failure = exc
-            else:
-                state.saw(task.state.value, self.clock())
-                self.logger.info("Poll %d: task %s is %s", polls, task_id, task.state.value)
-                if task.state.ends_wait:
-                    return task
+            ended, failure = yield from self._read_once(task_id, polls, state)
+            if ended is not None:
+                return ended
             if self.clock() >= deadline:
                 every = self.timing.poll_interval if plan is None else plan.safety_poll
                 raise self._timed_out(task_id, state, f"{polls} reads{' by push' if plan else ''}, at least every "
@@ -400,6 +401,23 @@ class Follower:
             else:
                 interval = plan.safety_poll if failure is None else self.timing.poll_interval
                 yield AwaitNotice(plan.doorbell, self._delay(interval, failure, deadline))
+
+    def _read_once(self, task_id: str, polls: int, state: _Progress
+                   ) -> Program[tuple[Task | None, errors.AgentVaultError | None]]:
+        """
+        One poll: the task if it ended the wait, else the failure a later read may mend (or None).
+
+        A task that goes on is noted in ``state`` and not returned: the wait that follows keeps no copy.
+        """
+        try:
+            task = yield from operations.get(self.agent, task_id)
+        except errors.AgentVaultError as exc:
+            self._poll_failed(task_id, exc, state)
+            self.logger.info("Poll %d of task %s: %s", polls, task_id, exc.detail)
+            return None, exc
+        state.saw(task.state.value, self.clock())
+        self.logger.info("Poll %d: task %s is %s", polls, task_id, task.state.value)
+        return (task if task.state.ends_wait else None), None
 
     def _poll_failed(self, task_id: str, exc: errors.AgentVaultError, state: _Progress) -> None:
         """A failed ``get`` while polling: raise what waiting cannot mend, count what it may."""

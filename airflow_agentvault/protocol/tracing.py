@@ -155,11 +155,7 @@ def agent_span(*, step: str, conversation_id: str | None = None,
     pieces of its work (a trigger yielding its events), which makes it current around each piece
     (:func:`current`), so that what runs in between is not under it.
     """
-    tracer = trace.get_tracer(TRACER_NAME)
-    attributes = _clean({"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": PROVIDER_NAME,
-                         "agentvault.step": step, "gen_ai.conversation.id": conversation_id})
-    with tracer.start_span("invoke_agent", kind=SpanKind.CLIENT, attributes=attributes, record_exception=False,
-                           set_status_on_exception=False) as span:
+    with _start_agent_span(step, conversation_id) as span:
         try:
             yield span
         except benign as exc:
@@ -171,6 +167,15 @@ def agent_span(*, step: str, conversation_id: str | None = None,
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {detail}"[:500]))
             raise
+
+
+def _start_agent_span(step: str, conversation_id: str | None) -> Span:
+    """The span, started; the tracer and attributes stay out of :func:`agent_span`'s frame, which a trigger
+    waiting for hours keeps."""
+    attributes = _clean({"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": PROVIDER_NAME,
+                         "agentvault.step": step, "gen_ai.conversation.id": conversation_id})
+    return trace.get_tracer(TRACER_NAME).start_span("invoke_agent", kind=SpanKind.CLIENT, attributes=attributes,
+                                                    record_exception=False, set_status_on_exception=False)
 
 
 def current(span: Span) -> contextlib.AbstractContextManager[Span]:

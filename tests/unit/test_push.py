@@ -4,7 +4,9 @@ mocked with respx) and the receiver (a real listener on loopback)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ from airflow_agentvault.protocol import receiver
 from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.dialects import codec_for
 from airflow_agentvault.protocol.follow import PATH_PUSH, Follower
+from airflow_agentvault.protocol.models import Task
 from airflow_agentvault.protocol.operations import Agent
 from airflow_agentvault.protocol.push import PUSH_MODES, PushPlan, PushSettings, wants_push
 from airflow_agentvault.protocol.timing import Timing
@@ -76,7 +79,8 @@ def rpc_result(request: httpx.Request, states: list[str], calls: list[str]) -> h
     body = json.loads(request.content)
     calls.append(body["method"])
     if body["method"] == "GetTask":
-        task = {"id": "t1", "contextId": "c", "status": {"state": states.pop(0) if len(states) > 1 else states[0]}}
+        state = states.pop(0) if len(states) > 1 else states[0]
+        task = {"id": body["params"].get("id", "t1"), "contextId": "c", "status": {"state": state}}
         return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": task})
     return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": {}})
 
@@ -187,19 +191,24 @@ async def test_a_doorbell_rung_before_or_during_a_wait_wakes_it_once():
     assert await asyncio.wait_for(bell.wait(0.01), 5) is False  # each ring wakes one wait
 
 
-async def test_a_parked_push_wait_holds_no_http_client_and_makes_one_for_the_next_read(respx_mock):
+async def test_a_parked_push_wait_holds_no_http_client_nor_task_and_makes_a_client_for_the_next_read(respx_mock):
+    """While parked, nothing keeps the dropped client or a task read before (a frame's local would)."""
     calls: list[str] = []
     states = ["TASK_STATE_WORKING", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
     respx_mock.post(RPC).mock(side_effect=lambda request: rpc_result(request, states, calls))
-    held_while_parked: list[object] = []
+    held_while_parked: list[tuple[object, object, list[Task]]] = []
 
     async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0"), keep_alive=False) as client:
+        first_client = weakref.ref(client.runner.http)
+
         class Bell:
             async def wait(self, seconds: float) -> bool:
-                held_while_parked.append(client.runner.http)
+                gc.collect()
+                tasks = [o for o in gc.get_objects() if type(o) is Task and o.id == "t-parked"]
+                held_while_parked.append((client.runner.http, first_client(), tasks))
                 return True  # a notification
 
         follower = Follower(client.agent, Timing(overall_timeout=30))
-        outcome = await client.run(follower.follow("t1", by_push=PushPlan("http://me/x", Bell(), 3600.0)))
+        outcome = await client.run(follower.follow("t-parked", by_push=PushPlan("http://me/x", Bell(), 3600.0)))
     assert outcome.task.state.value == "COMPLETED" and calls[-1] == "GetTask"
-    assert held_while_parked == [None]
+    assert held_while_parked == [(None, None, [])]

@@ -114,6 +114,19 @@ def test_a_restored_trigger_validates_the_timing_once_and_keeps_it(clock):
         AgentVaultStreamTrigger(CONN, "t-1", {**TIMING, "poll_interval": -1}, started_at=1.0, deadline=2.0)
 
 
+def test_triggers_restored_with_the_same_timing_share_one_and_bad_values_still_fail(clock):
+    """A triggerer of thousands of waits keeps one Timing per distinct timing, not one per trigger."""
+    kwargs = AgentVaultStreamTrigger(CONN, "t-1", **StageTiming.begin(TIMING, started_at=clock.now)
+                                     .trigger_arguments()).serialize()[1]
+    first, second = (AgentVaultStreamTrigger(**{**kwargs, "agent_task_id": t}) for t in ("t-1", "t-2"))
+    assert first.run_timing.timing is second.run_timing.timing
+    other = AgentVaultStreamTrigger(**{**kwargs, "timing": {**kwargs["timing"], "poll_interval": 7.0}})
+    assert other.run_timing.timing.poll_interval == 7.0 and other.run_timing.timing is not first.run_timing.timing
+    for bad in ({**kwargs["timing"], "verify_attempts": 0}, {**kwargs["timing"], "poll_interval": [1]}):
+        with pytest.raises(ValueError, match="param '(verify_attempts|poll_interval)'"):
+            AgentVaultStreamTrigger(**{**kwargs, "timing": bad})
+
+
 def test_what_the_module_loaded_is_out_of_the_collectors_view():
     """A full collection in the triggerer walks what the triggers made, not what Airflow and the models loaded."""
     check = ("import gc; from airflow_agentvault.triggers import agentvault as m; "
