@@ -154,6 +154,30 @@ def _sockets() -> int:
     return count
 
 
+@contextlib.contextmanager
+def full_collections():  # noqa: ANN201 - yields the list of pauses
+    """The pause of each full (generation 2) garbage collection while the block runs, in seconds: one
+    stops the event loop while it walks every object, and every wake-up due meanwhile waits."""
+    import gc
+
+    pauses: list[float] = []
+    started = [0.0]
+
+    def note(phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - started[0])
+
+    gc.callbacks.append(note)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(note)
+
+
 def run_side(url: str, n: int, push: bool, settle: float, over: float, out: str) -> None:
     import logging
 
@@ -198,10 +222,12 @@ def run_side(url: str, n: int, push: bool, settle: float, over: float, out: str)
 
     baseline = _rss_kib()
     cpu = os.times()
-    asyncio.run(main())
+    with full_collections() as pauses:
+        asyncio.run(main())
     after = os.times()
     Path(out).write_text(json.dumps({
         "n": n, "push": push, "baseline_kib": baseline, "waiting": waiting, "resumed": resumed,
+        "gc2_max_ms": 1000 * max(pauses, default=0.0),
         "cpu_s": after.user + after.system - cpu.user - cpu.system,
         "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
@@ -271,7 +297,7 @@ def measure_floor(n: int) -> dict:
     return {"mode": "floor: a trigger awaiting an event", "n": n, "resumed": n,
             "kib_per_stage": (result["waiting"]["rss_kib"] - result["baseline_kib"]) / n,
             "sockets": result["waiting"]["sockets"], "cpu_s": result["cpu_s"], "peak_mib": result["peak_kib"] / 1024,
-            "p50_ms": None, "p99_ms": None}
+            "p50_ms": None, "p99_ms": None, "gc2_max_ms": None}
 
 
 def measure(n: int, push: bool, settle: float, over: float) -> dict:
@@ -309,6 +335,7 @@ def measure(n: int, push: bool, settle: float, over: float) -> dict:
         "sockets": waiting.get("sockets"), "cpu_s": result["cpu_s"], "peak_mib": result["peak_kib"] / 1024,
         "p50_ms": 1000 * delays[len(delays) // 2] if delays else None,
         "p99_ms": 1000 * delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else None,
+        "gc2_max_ms": result["gc2_max_ms"],
     }
 
 
@@ -341,13 +368,14 @@ def main() -> None:
     print(f"Tasks ending {'all at once' if not args.release_over else f'over {args.release_over:g} s'}.")
     stream_kib = max((r["kib_per_stage"] for r in rows if r["mode"] == "stream"), default=None)
     print("| waiting by | stages | resumed | memory per waiting stage (KiB) | vs stream | open sockets while waiting "
-          "| CPU (s) | peak RSS (MiB) | notification -> resumed p50 / p99 (ms) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| CPU (s) | peak RSS (MiB) | notification -> resumed p50 / p99 (ms) | longest full GC (ms) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ratio = f"{r['kib_per_stage'] / stream_kib:.2f}x" if stream_kib else "-"
         p = (f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}" if r["p99_ms"] is not None else "-")
+        gc2 = f"{r['gc2_max_ms']:.0f}" if r["gc2_max_ms"] is not None else "-"
         print(f"| {r['mode']} | {r['n']:,} | {r['resumed']:,} | {r['kib_per_stage']:.1f} | {ratio} | {r['sockets']} "
-              f"| {r['cpu_s']:.1f} | {r['peak_mib']:.0f} | {p} |")
+              f"| {r['cpu_s']:.1f} | {r['peak_mib']:.0f} | {p} | {gc2} |")
 
 
 if __name__ == "__main__":

@@ -856,18 +856,21 @@ class FaultProxy:
         """Read enough of an answer that is about to be dropped to learn the task it created."""
         if not request.is_send:
             return
+        # wait_for, not asyncio.timeout: the test stack runs on Python 3.10 too.
         with contextlib.suppress(asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
-            async with asyncio.timeout(CAPTURE_TIMEOUT):
-                if head.is_stream:
-                    async for block in _sse_blocks(_read_body(reader, head)):
-                        if _is_event(block):
-                            task_id = _answer_task_id(_json(_event_data(block)))
-                            if task_id is not None:
-                                self._note_created(task_id, request)
-                                return
-                else:
-                    body = b"".join([data async for data in _read_body(reader, head)])
-                    self._note_created(_answer_task_id(_json(body)), request)
+            await asyncio.wait_for(self._read_created_task_id(request, head, reader), CAPTURE_TIMEOUT)
+
+    async def _read_created_task_id(self, request: Request, head: Head, reader: asyncio.StreamReader) -> None:
+        if head.is_stream:
+            async for block in _sse_blocks(_read_body(reader, head)):
+                if _is_event(block):
+                    task_id = _answer_task_id(_json(_event_data(block)))
+                    if task_id is not None:
+                        self._note_created(task_id, request)
+                        return
+        else:
+            body = b"".join([data async for data in _read_body(reader, head)])
+            self._note_created(_answer_task_id(_json(body)), request)
 
     async def _relay(
         self, request: Request, head: Head, reader: asyncio.StreamReader, conn: _Conn, fault: Fault | None
