@@ -52,13 +52,7 @@ class StageTiming:
     @classmethod
     def carried(cls, timing: Timing | Mapping[str, Any] | None, started_at: float, deadline: float) -> StageTiming:
         """What a trigger was constructed with: the operator's Timing, or its serialized knobs."""
-        if isinstance(timing, Timing) or timing is None:
-            return cls(timing if timing is not None else Timing.parse(None), float(started_at), float(deadline))
-        knobs = tuple(sorted((name, type(value), value) for name, value in dict(timing).items()))
-        try:
-            valid = _restored(knobs)
-        except TypeError:  # an unhashable value: validation names it
-            valid = Timing.parse(dict(timing))
+        valid = timing if isinstance(timing, Timing) else shared_timing(timing)
         return cls(valid, float(started_at), float(deadline))
 
     def trigger_arguments(self) -> dict[str, Any]:
@@ -70,13 +64,23 @@ class StageTiming:
         return {**self.trigger_arguments(), "timing": self.timing.model_dump()}
 
 
-@functools.lru_cache(maxsize=256)
-def _restored(knobs: tuple[tuple[str, type, Any], ...]) -> Timing:
+def shared_timing(knobs: Mapping[str, Any] | None) -> Timing:
     """
     A trigger's timing from its serialized knobs, one instance per distinct timing.
 
     A triggerer holding thousands of waits of a few pipelines then keeps a few Timings, not one each
     (about a kilobyte apiece); Timing is frozen, so sharing it is safe. Each value's type is part of the
-    key, so ``1`` and ``True`` are validated apart.
+    key, so ``1`` and ``True`` are validated apart; knobs that cannot be a key are validated each time.
     """
-    return Timing.parse({name: value for name, _, value in knobs})
+    if knobs is None:
+        return _restored(())
+    try:
+        return _restored(tuple(sorted((name, type(value), value) for name, value in dict(knobs).items())))
+    except TypeError:  # an unhashable value or a key that does not sort: validation names it
+        return Timing.parse(dict(knobs))
+
+
+@functools.lru_cache(maxsize=256)
+def _restored(knobs: tuple[tuple[str, type, Any], ...]) -> Timing:
+    """The validated Timing of one key of :func:`shared_timing`."""
+    return Timing.parse({name: value for name, _, value in knobs} if knobs else None)

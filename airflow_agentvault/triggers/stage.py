@@ -40,7 +40,7 @@ from airflow_agentvault.operators.remote_task import (
     conversation_id,
     starting,
 )
-from airflow_agentvault.operators.stage_timing import StageTiming
+from airflow_agentvault.operators.stage_timing import StageTiming, shared_timing
 from airflow_agentvault.operators.worker_free import XCOM_INPUT
 from airflow_agentvault.protocol import errors, receiver, tracing
 from airflow_agentvault.protocol.async_client import AsyncAgentClient
@@ -156,7 +156,7 @@ class AgentVaultStageTrigger(BaseTrigger):
             data = await resolve_inputs(self.data, record)
             data = await asyncio.to_thread(result_storage.resolve_references, data)  # object storage blocks
             message = build_message(self.text, data, self.message_metadata)
-            timing = Timing.parse(dict(self.timing) if self.timing is not None else None)
+            timing = shared_timing(self.timing)
         except (ValueError, OSError) as exc:  # the worker fails it (or loads it) with the usual message
             yield self._fallback(f"its input needs the worker ({type(exc).__name__}: {exc})")
             return

@@ -16,6 +16,7 @@ from airflow_agentvault.hooks.connection_settings import ConnectionConfigError, 
 from airflow_agentvault.protocol import receiver
 from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.dialects import codec_for
+from airflow_agentvault.protocol.exchange import Response
 from airflow_agentvault.protocol.follow import PATH_PUSH, Follower
 from airflow_agentvault.protocol.models import Task
 from airflow_agentvault.protocol.operations import Agent
@@ -196,7 +197,7 @@ async def test_a_parked_push_wait_holds_no_http_client_nor_task_and_makes_a_clie
     calls: list[str] = []
     states = ["TASK_STATE_WORKING", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
     respx_mock.post(RPC).mock(side_effect=lambda request: rpc_result(request, states, calls))
-    held_while_parked: list[tuple[object, object, list[Task]]] = []
+    held_while_parked: list[tuple[object, object, list[object]]] = []
 
     async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0"), keep_alive=False) as client:
         first_client = weakref.ref(client.runner.http)
@@ -204,7 +205,8 @@ async def test_a_parked_push_wait_holds_no_http_client_nor_task_and_makes_a_clie
         class Bell:
             async def wait(self, seconds: float) -> bool:
                 gc.collect()
-                tasks = [o for o in gc.get_objects() if type(o) is Task and o.id == "t-parked"]
+                tasks = [o for o in gc.get_objects() if (type(o) is Task and o.id == "t-parked")
+                         or (type(o) is Response and b"t-parked" in o.body)]  # a task, or an answer with one
                 held_while_parked.append((client.runner.http, first_client(), tasks))
                 return True  # a notification
 
