@@ -72,15 +72,14 @@ def shared_timing(knobs: Mapping[str, Any] | None) -> Timing:
     (about a kilobyte apiece); Timing is frozen, so sharing it is safe. Each value's type is part of the
     key, so ``1`` and ``True`` are validated apart; knobs that cannot be a key are validated each time.
     """
-    if knobs is None:
-        return _restored(())
+    values = dict(knobs or {})
     try:
-        return _restored(tuple(sorted((name, type(value), value) for name, value in dict(knobs).items())))
+        return _restored(tuple(sorted((name, type(value), value) for name, value in values.items())))
     except TypeError:  # an unhashable value or a key that does not sort: validation names it
-        return Timing.parse(dict(knobs))
+        return Timing.parse(values)
 
 
 @functools.lru_cache(maxsize=256)
 def _restored(knobs: tuple[tuple[str, type, Any], ...]) -> Timing:
     """The validated Timing of one key of :func:`shared_timing`."""
-    return Timing.parse({name: value for name, _, value in knobs} if knobs else None)
+    return Timing.parse({name: value for name, _, value in knobs})
