@@ -65,9 +65,13 @@ def traced_trigger(step: str) -> Callable[[F], F]:
     def wrap(run: F) -> F:
         @functools.wraps(run)
         async def traced_run(self: Any) -> AsyncIterator[Any]:
-            with tracing.agent_span(step=step, benign=(GeneratorExit,)) as span:
-                events = run(self)
-                try:
+            events = run(self)
+            try:
+                if not tracing.spans_recorded():  # no span to keep through a wait of hours
+                    async for event in events:
+                        yield event
+                    return
+                with tracing.agent_span(step=step, benign=(GeneratorExit,)) as span:
                     while True:
                         with tracing.current(span):
                             try:
@@ -75,8 +79,8 @@ def traced_trigger(step: str) -> Callable[[F], F]:
                             except StopAsyncIteration:
                                 return
                         yield event
-                finally:
-                    await events.aclose()
+            finally:
+                await events.aclose()
 
         return traced_run  # type: ignore[return-value]
 

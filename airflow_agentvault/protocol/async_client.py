@@ -30,7 +30,6 @@ from airflow_agentvault.protocol.exchange import (
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_MAX_EVENT_BYTES,
     AuthHeaders,
-    AwaitNotice,
     BodyLimit,
     Close,
     Fetch,
@@ -110,6 +109,8 @@ class _OpenStream:
 
 class AsyncRunner:
     """Carries out the core's effects with httpx without blocking the event loop."""
+
+    __slots__ = ("_make_http", "connect_timeout", "http", "sleep")  # one per waiting stage: no __dict__
 
     def __init__(self, http: httpx.AsyncClient, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
                  sleep: Sleeper = asyncio.sleep, make_http: Callable[[], httpx.AsyncClient] | None = None) -> None:
@@ -198,9 +199,6 @@ class AsyncRunner:
         if kind is Sleep:
             await sleep(effect.seconds)
             return None
-        if kind is AwaitNotice:
-            await self._park()
-            return await effect.doorbell.wait(effect.seconds)
         if kind is AuthHeaders:
             async with effect.auth.async_lock:
                 return await self.run(effect.auth.header_program())
@@ -213,9 +211,8 @@ class AsyncRunner:
             return await asyncio.to_thread(addresses_of, effect.host)
         raise TypeError(f"unknown effect {effect!r}")
 
-    async def _park(self) -> None:
-        """Before a long wait: close and drop a client this runner can make again (its frame, not the
-        waiting one, is the last to hold it)."""
+    async def park(self) -> None:
+        """Before a long wait: close and drop a client this runner can make again (made anew for the next request)."""
         if self._make_http is not None and self.http is not None:
             http, self.http = self.http, None
             await http.aclose()
@@ -266,6 +263,8 @@ class AsyncAgentClient:
     client is then closed while the wait is parked, and made again for the next read).
     """
 
+    __slots__ = ("_owns_http", "agent", "push", "runner")  # one per waiting stage: no __dict__
+
     def __init__(self, rpc_url: str, *, codec: Codec | None = None, auth: Auth = NO_AUTH, verify: bool | str = True,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT,
                  max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -295,6 +294,10 @@ class AsyncAgentClient:
     async def aclose(self) -> None:
         if self._owns_http and self.runner.http is not None:
             await self.runner.http.aclose()
+
+    async def park(self) -> None:
+        """Before a long wait: drop the connections of a client made without keep-alive (see ``AsyncRunner.park``)."""
+        await self.runner.park()
 
     @property
     def rpc_url(self) -> str:

@@ -28,7 +28,6 @@ from airflow_agentvault.protocol.exchange import (
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_MAX_EVENT_BYTES,
     AuthHeaders,
-    AwaitNotice,
     BodyLimit,
     Close,
     Fetch,
@@ -186,9 +185,9 @@ class BlockingRunner:
         if kind is Close:
             stream.close()
             return None
-        if kind is Sleep or kind is AwaitNotice:  # no receiver here: a notice wait is a plain poll interval
+        if kind is Sleep:
             sleep(effect.seconds)
-            return False if kind is AwaitNotice else None
+            return None
         if kind is AuthHeaders:
             with effect.auth.lock:
                 return self.run(effect.auth.header_program())

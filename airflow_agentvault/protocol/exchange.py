@@ -148,19 +148,6 @@ class Lookup:
 
 
 @dataclass(frozen=True)
-class AwaitNotice:
-    """
-    Wait until ``doorbell`` rings or ``seconds`` pass, then reset it; answer: whether it rang.
-
-    ``doorbell`` has ``async wait(seconds) -> bool`` (a push receiver's per-task bell). A runner without
-    a receiver (the blocking one) just sleeps ``seconds``: the wait is then a plain poll interval.
-    """
-
-    doorbell: Any
-    seconds: float
-
-
-@dataclass(frozen=True)
 class Notify:
     """Call ``callback(value)`` (awaited if it returns an awaitable): e.g. registering a secret."""
 

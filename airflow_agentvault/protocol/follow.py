@@ -7,7 +7,10 @@ Stream, then poll; written once.
 the triggers, through the blocking or the asyncio runner): subscribe over SSE with bounded, backed-off
 retries on "Task not found" and connection errors; on a disconnect or when the attempts are spent,
 poll ``tasks/get``; and in every case take the final task from ``tasks/get``, so the result is assembled
-once and nothing is lost or duplicated across resubscribes and fallbacks. :class:`VisibilityWait` holds
+once and nothing is lost or duplicated across resubscribes and fallbacks. A wait by push
+(:meth:`Follower.follow_by_push`) returns a :class:`PushWait` between reads instead of staying suspended:
+the caller parks it until a notification (``receiver.wait_by_push``), and each read runs from it
+(:meth:`Follower.read_by_push`), so a stage waiting for hours keeps no routine. :class:`VisibilityWait` holds
 the existence wait's decisions (count, log, next interval, give up), shared by the sensor's pokes, its
 trigger and the compact stage. Every number comes from :class:`Timing`; ``Retry-After`` stretches a wait.
 
@@ -28,7 +31,7 @@ from typing import Any
 
 from airflow_agentvault.protocol import errors, operations, push, tracing
 from airflow_agentvault.protocol.describe import LogLines, clip
-from airflow_agentvault.protocol.exchange import AwaitNotice, Program, Sleep
+from airflow_agentvault.protocol.exchange import Program, Sleep
 from airflow_agentvault.protocol.models import Task, TaskEvent, TaskStatusEvent, ends_wait
 from airflow_agentvault.protocol.operations import Agent, StreamWatch
 from airflow_agentvault.protocol.timing import Timing
@@ -146,7 +149,7 @@ def _logs_info(logger: Any) -> bool:
 UNREADABLE_GETS = 3
 
 
-@dataclass
+@dataclass(slots=True)
 class _Progress:
     """What one follow has seen so far: counts for the metadata, and what timeouts and losses report."""
 
@@ -161,6 +164,21 @@ class _Progress:
 
     def saw(self, state: str, now: float) -> None:
         self.state, self.seen_at, self.missing_since, self.unreadable = state, now, None, 0
+
+
+@dataclass(slots=True)
+class PushWait:
+    """
+    A wait by push between two reads: all a parked stage keeps of its follow (the follower's routines have
+    returned). ``next_read``: seconds until the safety read, unless the plan's doorbell rings first.
+    """
+
+    task_id: str
+    deadline: float
+    plan: push.PushPlan
+    progress: _Progress
+    reads: int = 0
+    next_read: float = 0.0
 
 
 @dataclass
@@ -218,32 +236,52 @@ class Follower:
     # -- following -----------------------------------------------------------------------------------
 
     def follow(self, task_id: str, *, deadline: float | None = None, seen: Task | None = None,
-               known_state: str | None = None, by_push: push.PushPlan | None = None) -> Program[FollowOutcome]:
+               known_state: str | None = None) -> Program[FollowOutcome]:
         """Stream the task to its end (falling back to polling) and return the final task.
 
         ``seen``: the task as the caller has just read it, which replaces the first look.
         ``known_state``: the state an earlier step saw the task in (a worker, before it deferred): the agent
         has shown the task, so its answering "not found" from then on is a loss after ``lost_grace``, even
         when this follow's own first look fails.
-        ``by_push``: wait by push notification instead of a stream, if the agent takes the push config.
         """
-        started = self.clock()
-        deadline = deadline if deadline is not None else self.timing.deadline_after(started)
-        state = _Progress(started)
-        finished = yield from self._first_look(task_id, seen, known_state, state)
+        finished, state, deadline = yield from self._begin(task_id, deadline, seen, known_state)
         if finished is not None:
             return finished
-        seen = None  # a wait parked for hours keeps no copy of the task
-        if by_push is not None and (yield from push.register(self.agent, task_id, by_push, self.logger)):
-            task = yield from self._wait_by_push(task_id, deadline, state, by_push)
-            return self._finished(task_id, task, PATH_PUSH, started, state)
+        seen = None  # a wait that lasts hours keeps no copy of the task
+        return (yield from self._stream_or_poll(task_id, deadline, state))
+
+    def follow_by_push(self, task_id: str, plan: push.PushPlan, *, deadline: float | None = None,
+                       seen: Task | None = None, known_state: str | None = None) -> Program[FollowOutcome | PushWait]:
+        """
+        :meth:`follow`, waiting by push where the agent takes the push config: then, unless the first read
+        ends the wait, a :class:`PushWait` to park on until its doorbell rings or ``next_read`` seconds pass
+        (then :meth:`read_by_push`). Nothing of this routine stays suspended while the wait is parked.
+        """
+        finished, state, deadline = yield from self._begin(task_id, deadline, seen, known_state)
+        if finished is not None:
+            return finished
+        if not (yield from push.register(self.agent, task_id, plan, self.logger)):
+            return (yield from self._stream_or_poll(task_id, deadline, state))
+        wait = PushWait(task_id, deadline, plan, state)
+        outcome = yield from self.read_by_push(wait)
+        return wait if outcome is None else outcome
+
+    def _begin(self, task_id: str, deadline: float | None, seen: Task | None, known_state: str | None
+               ) -> Program[tuple[FollowOutcome | None, _Progress, float]]:
+        """The first look: the outcome if the task already ended the wait, the follow's progress and deadline."""
+        state = _Progress(self.clock())
+        deadline = deadline if deadline is not None else self.timing.deadline_after(state.started)
+        finished = yield from self._first_look(task_id, seen, known_state, state)
+        return finished, state, deadline
+
+    def _stream_or_poll(self, task_id: str, deadline: float, state: _Progress) -> Program[FollowOutcome]:
         path = yield from self._stream(task_id, deadline, state)
         if path is None:
             task = yield from self._poll(task_id, deadline, state)
             path = PATH_POLLING
         else:
             task = yield from self._final_task(task_id, deadline, state)
-        return self._finished(task_id, task, path, started, state)
+        return self._finished(task_id, task, path, state.started, state)
 
     def _first_look(self, task_id: str, seen: Task | None, known_state: str | None, state: _Progress
                     ) -> Program[FollowOutcome | None]:
@@ -361,31 +399,35 @@ class Follower:
             state.attempts, exc.detail, self.timing.poll_interval,
         )
 
-    def _wait_by_push(self, task_id: str, deadline: float, state: _Progress, plan: push.PushPlan) -> Program[Task]:
+    def read_by_push(self, wait: PushWait) -> Program[FollowOutcome | None]:
         """
-        Read the task (registered first, so no change is missed), then again on each notification.
+        One read of a task waited for by push: the outcome once the task ends the wait, else None with
+        ``wait.next_read`` set (the safety interval, or the poll interval after a failed read).
 
-        The push config is removed when the wait ends and the task goes on (a question, an error); a task
-        that ended has no updates left to announce, so its config is left with it: one request fewer
-        between the notification and the stage resuming.
+        The task was registered before the first read, so no change is missed. The push config is removed
+        when the wait ends while the task goes on (a question, an error, the deadline); a task that ended
+        has no updates left to announce, so its config is left with it: one request fewer between the
+        notification and the stage resuming.
         """
+        wait.reads += 1
         try:
-            task = yield from self._poll(task_id, deadline, state, plan)
+            ended, failure = yield from self._read_once(wait.task_id, wait.reads, wait.progress)
+            if ended is None and self.clock() >= wait.deadline:
+                raise self._timed_out(wait.task_id, wait.progress, f"{wait.reads} reads by push, at least every "
+                                                                   f"{wait.plan.safety_poll:g} s")
         except errors.AgentVaultError:
-            yield from push.unregister(self.agent, task_id, plan, self.logger)
+            yield from push.unregister(self.agent, wait.task_id, wait.plan, self.logger)
             raise
-        if not task.state.is_terminal:
-            yield from push.unregister(self.agent, task_id, plan, self.logger)
-        return task
+        if ended is None:
+            interval = wait.plan.safety_poll if failure is None else self.timing.poll_interval
+            wait.next_read = self._delay(interval, failure, wait.deadline)
+            return None
+        if not ended.state.is_terminal:
+            yield from push.unregister(self.agent, wait.task_id, wait.plan, self.logger)
+        return self._finished(wait.task_id, ended, PATH_PUSH, wait.progress.started, wait.progress)
 
-    def _poll(self, task_id: str, deadline: float, state: _Progress, plan: push.PushPlan | None = None
-              ) -> Program[Task]:
-        """
-        Poll tasks/get until the task ends the wait, the deadline passes, or the agent has lost the task.
-
-        With a push ``plan``, the next read comes when a notification rings the doorbell, or after the
-        safety interval (the poll interval after a failed read).
-        """
+    def _poll(self, task_id: str, deadline: float, state: _Progress) -> Program[Task]:
+        """Poll tasks/get until the task ends the wait, the deadline passes, or the agent has lost the task."""
         polls = 0
         while True:
             polls += 1
@@ -393,14 +435,8 @@ class Follower:
             if ended is not None:
                 return ended
             if self.clock() >= deadline:
-                every = self.timing.poll_interval if plan is None else plan.safety_poll
-                raise self._timed_out(task_id, state, f"{polls} reads{' by push' if plan else ''}, at least every "
-                                                      f"{every:g} s")
-            if plan is None:
-                yield Sleep(self._delay(self.timing.poll_interval, failure, deadline))
-            else:
-                interval = plan.safety_poll if failure is None else self.timing.poll_interval
-                yield AwaitNotice(plan.doorbell, self._delay(interval, failure, deadline))
+                raise self._timed_out(task_id, state, f"{polls} reads, at least every {self.timing.poll_interval:g} s")
+            yield Sleep(self._delay(self.timing.poll_interval, failure, deadline))
 
     def _read_once(self, task_id: str, polls: int, state: _Progress
                    ) -> Program[tuple[Task | None, errors.AgentVaultError | None]]:

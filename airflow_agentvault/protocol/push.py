@@ -44,7 +44,7 @@ class PushSettings:
             raise ValueError(f"push_safety_poll must be a positive number of seconds, got {self.safety_poll!r}")
 
 
-@dataclass
+@dataclass(slots=True)
 class PushPlan:
     """
     One task's wait by push: the URL and token the agent is given, the config id, and the receiver's doorbell.

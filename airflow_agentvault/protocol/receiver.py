@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import h11
 
 from airflow_agentvault.protocol.async_client import AsyncAgentClient, Sleeper
-from airflow_agentvault.protocol.follow import Follower, FollowOutcome
+from airflow_agentvault.protocol.follow import Follower, FollowOutcome, PushWait
 from airflow_agentvault.protocol.models import Task
 from airflow_agentvault.protocol.push import PushPlan, wants_push
 
@@ -85,7 +85,7 @@ def _expire(waiter: asyncio.Future[bool]) -> None:
         waiter.set_result(False)
 
 
-@dataclass
+@dataclass(slots=True)
 class Channel:
     """One wait's route on the receiver: its URL (for the push config), token and doorbell."""
 
@@ -228,18 +228,38 @@ async def follow(client: AsyncAgentClient, follower: Follower, task_id: str, *, 
     this process's receiver and a fresh token; a receiver that cannot start (a taken port) means streaming.
     """
     settings = client.push
-    if not wants_push(push_mode or settings.mode, client.agent):
-        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen, known_state=known_state), sleep=sleep)
-    token = secrets.token_urlsafe(32)
+    channel: Channel | None = None
+    if wants_push(push_mode or settings.mode, client.agent):
+        try:
+            receiver = await shared_receiver(settings.bind_host, settings.bind_port, settings.public_url)
+            channel = receiver.open(secrets.token_urlsafe(32))
+        except (OSError, OverflowError) as exc:
+            follower.logger.warning("No push receiver for task %s (%s); streaming instead", task_id, exc)
+    if channel is None:
+        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen, known_state=known_state),
+                                sleep=sleep)
     try:
-        receiver = await shared_receiver(settings.bind_host, settings.bind_port, settings.public_url)
-        channel = receiver.open(token)
-    except (OSError, OverflowError) as exc:
-        follower.logger.warning("No push receiver for task %s (%s); streaming instead", task_id, exc)
-        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen, known_state=known_state), sleep=sleep)
-    plan = PushPlan(channel.url, channel.doorbell, settings.safety_poll, token)
-    try:
-        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen, known_state=known_state,
-                                                      by_push=plan), sleep=sleep)
+        plan = PushPlan(channel.url, channel.doorbell, settings.safety_poll, channel.token)
+        began = await client.run(follower.follow_by_push(task_id, plan, deadline=deadline, seen=seen,
+                                                         known_state=known_state), sleep=sleep)
+        seen = None  # a wait parked for hours keeps no copy of the task
+        return await wait_by_push(client, follower, began, sleep=sleep)
     finally:
         receiver.close(channel)
+
+
+async def wait_by_push(client: AsyncAgentClient, follower: Follower, waiting: FollowOutcome | PushWait, *,
+                       sleep: Sleeper | None = None) -> FollowOutcome:
+    """
+    Park a wait by push until its doorbell rings or its safety read is due, read the task, and again.
+
+    Each read runs the follower afresh from the :class:`PushWait`, and the client is closed while parked:
+    a parked stage keeps its wait's few fields, no suspended routine, connection or task.
+    """
+    while isinstance(waiting, PushWait):
+        await client.park()
+        await waiting.plan.doorbell.wait(waiting.next_read)
+        outcome = await client.run(follower.read_by_push(waiting), sleep=sleep)
+        if outcome is not None:
+            return outcome
+    return waiting

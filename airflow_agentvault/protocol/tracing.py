@@ -74,6 +74,11 @@ def recording() -> bool:
     return trace.get_current_span().is_recording()
 
 
+def spans_recorded() -> bool:
+    """Whether spans started now can record (a tracer provider is configured): else a wait need keep none."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
 def event(name: str, **attributes: Any) -> None:
     """An event on the current span (nothing when it does not record)."""
     span = trace.get_current_span()

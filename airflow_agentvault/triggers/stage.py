@@ -70,6 +70,10 @@ RETURN_KEY = "return_value"
 WORKER_FREE_LINE = "Worker-free: this stage started in the triggerer (try %s); it holds no worker slot"
 
 
+class InputNeedsWorker(Exception):
+    """The stage's input is one only a worker can check or load: the stage falls back to the worker."""
+
+
 class XComRecord:
     """The trigger's record: XComs of its own task instance (``GetXCom``/``SetXCom``, which the triggerer serves)."""
 
@@ -153,38 +157,35 @@ class AgentVaultStageTrigger(BaseTrigger):
         self.log.info(WORKER_FREE_LINE, getattr(ti, "try_number", "?"))
         record = self._record = self._record or XComRecord(ti)
         try:
-            data = await resolve_inputs(self.data, record)
-            data = await asyncio.to_thread(result_storage.resolve_references, data)  # object storage blocks
-            message = build_message(self.text, data, self.message_metadata)
-            timing = shared_timing(self.timing)
-        except (ValueError, OSError) as exc:  # the worker fails it (or loads it) with the usual message
-            yield self._fallback(f"its input needs the worker ({type(exc).__name__}: {exc})")
-            return
-        try:
-            yield await self._stage(ti, record, message, timing)
+            yield await self._stage(ti, record, *await self._inputs(record))
+        except InputNeedsWorker as exc:
+            yield self._fallback(f"its input needs the worker ({exc})")
         except TRANSPORTED as exc:
             self.log.warning("Stopped the stage (task %s): %s", self.agent_task_id, exc)
             yield TriggerEvent(error_event(exc, task_id=self.agent_task_id))
+
+    async def _inputs(self, record: XComRecord) -> tuple[Any, Timing]:
+        """The message to send and the validated timing (passed on, not kept: an input may be large)."""
+        try:
+            data = await resolve_inputs(self.data, record)
+            data = await asyncio.to_thread(result_storage.resolve_references, data)  # object storage blocks
+            return build_message(self.text, data, self.message_metadata), shared_timing(self.timing)
+        except (ValueError, OSError) as exc:  # the worker fails it (or loads it) with the usual message
+            raise InputNeedsWorker(f"{type(exc).__name__}: {exc}") from None
 
     async def _stage(self, ti: Any, record: XComRecord, message: Any, timing: Timing) -> TriggerEvent:
         hook = AgentVaultHook(self.conn_id)
         began, claimed, client = await self._prepare(ti, record, timing, hook)
         async with client:
             tracing.identify(client.agent)
-            program = starting(client.agent, message, claimed, record.put, self.log,
-                               context_id=conversation_id({"ti": ti}, ti.task_id), attempt=ti.try_number,
-                               resend_if_unsure=self.resend_if_unsure)
-            self.agent_task_id = await client.run(program, sleep=self._sleep)
+            self.agent_task_id = await client.run(
+                starting(client.agent, message, claimed, record.put, self.log, context_id=conversation_id({"ti": ti}, ti.task_id),
+                         attempt=ti.try_number, resend_if_unsure=self.resend_if_unsure), sleep=self._sleep)
+            del message, claimed  # a stage that waits for hours keeps no copy of its input
             follower = Follower(client.agent, timing, logger=self.log, clock=self._clock)
-            wait = follower.visibility_wait(self.agent_task_id, started=began["at"],
-                                            deadline=timing.deadline_after(began["at"]))
-            visible = await client.run(follower.wait_until_visible(wait), sleep=self._sleep)
-            follow_at = began.get("follow_at") or self._clock()
-            await asyncio.gather(record.put((SEEN_KEY, self.agent_task_id)),
-                                 *([] if "follow_at" in began else [record.put((STARTED_KEY, {**began, "follow_at": follow_at}))]))
-            run_timing = StageTiming.begin(timing, started_at=follow_at)
-            outcome = await receiver.follow(client, follower, self.agent_task_id, deadline=run_timing.deadline,
-                                            seen=visible, push_mode=self.push, sleep=self._sleep)
+            # Unpacked into the call, so no frame here keeps the task it saw while the follow waits.
+            outcome = await receiver.follow(client, follower, self.agent_task_id, push_mode=self.push, sleep=self._sleep,
+                                            **await self._until_visible(client, follower, timing, began, record))
             agent_url = errors.redact_url(client.rpc_url)
         try:
             result, too_big = result_storage.fitted(
@@ -204,6 +205,17 @@ class AgentVaultStageTrigger(BaseTrigger):
         # a JSON string (a task reading it gets a str) and bypasses a custom backend.
         await asyncio.gather(record.put((AgentCardLink().xcom_key, hook.agent_card_url)), record.put((RETURN_KEY, result)))
         return TaskSuccessEvent()
+
+    async def _until_visible(self, client: AsyncAgentClient, follower: Follower, timing: Timing, began: dict[str, Any],
+                             record: XComRecord) -> dict[str, Any]:
+        """Wait until the task is visible and record it: what the follow starts from (the task as seen, the deadline)."""
+        assert self.agent_task_id is not None
+        wait = follower.visibility_wait(self.agent_task_id, started=began["at"], deadline=timing.deadline_after(began["at"]))
+        visible = await client.run(follower.wait_until_visible(wait), sleep=self._sleep)
+        follow_at = began.get("follow_at") or self._clock()
+        await asyncio.gather(record.put((SEEN_KEY, self.agent_task_id)),
+                             *([] if "follow_at" in began else [record.put((STARTED_KEY, {**began, "follow_at": follow_at}))]))
+        return {"seen": visible, "deadline": StageTiming.begin(timing, started_at=follow_at).deadline}
 
     async def _prepare(self, ti: Any, record: XComRecord, timing: Timing,
                        hook: AgentVaultHook) -> tuple[dict[str, Any], Record, AsyncAgentClient]:

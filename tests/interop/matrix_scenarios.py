@@ -473,7 +473,9 @@ async def push(api: Api, server: Server) -> dict[str, Any]:
                 await client.run(operations.call(client.agent, request))
             except errors.AgentVaultError as exc:
                 raise Unsupported(exc.detail, {"push": type(exc).__name__}) from None
-            outcome = await client.run(Follower(client.agent, TIMING).follow(task_id, by_push=plan))
+            follower = Follower(client.agent, TIMING)
+            outcome = await receiver.wait_by_push(client, follower,
+                                                  await client.run(follower.follow_by_push(task_id, plan)))
         rung = rec.counts["rung"]
     finally:
         rec.close(channel)

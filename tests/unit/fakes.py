@@ -94,3 +94,28 @@ def sse_body(*events: tuple[str, dict[str, Any]]) -> bytes:
 
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8"}
+
+
+def kept_while_parked(task_id: str, sent: str = "") -> list[str]:
+    """What a wait parked on its doorbell still holds that it should not: after a full collection, a task
+    model or an answer naming ``task_id``, the message it sent (one with the text ``sent``), or a suspended
+    routine of the follower."""
+    import gc
+    import inspect
+    import types
+
+    from airflow_agentvault.protocol.exchange import Response
+    from airflow_agentvault.protocol.follow import Follower
+    from airflow_agentvault.protocol.models import Message, Task
+
+    routines = {f.__code__: name for name, f in vars(Follower).items() if inspect.isfunction(f)}
+    gc.collect()
+    kept = []
+    for o in gc.get_objects():
+        if type(o) is Task and o.id == task_id or type(o) is Response and task_id.encode() in o.body:
+            kept.append(f"{type(o).__name__} of {task_id}")
+        elif sent and type(o) is Message and sent in repr(o):
+            kept.append("the message sent")
+        elif type(o) is types.GeneratorType and o.gi_frame is not None and o.gi_code in routines:
+            kept.append(f"Follower.{routines[o.gi_code]}")
+    return kept

@@ -4,7 +4,6 @@ mocked with respx) and the receiver (a real listener on loopback)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import weakref
 
@@ -16,12 +15,12 @@ from airflow_agentvault.hooks.connection_settings import ConnectionConfigError, 
 from airflow_agentvault.protocol import receiver
 from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.dialects import codec_for
-from airflow_agentvault.protocol.exchange import Response
-from airflow_agentvault.protocol.follow import PATH_PUSH, Follower
-from airflow_agentvault.protocol.models import Task
+from airflow_agentvault.protocol.follow import PATH_PUSH, Follower, FollowOutcome
 from airflow_agentvault.protocol.operations import Agent
 from airflow_agentvault.protocol.push import PUSH_MODES, PushPlan, PushSettings, wants_push
 from airflow_agentvault.protocol.timing import Timing
+
+from fakes import kept_while_parked
 
 RPC = "http://agent.test/"
 REST = "http://agent.test/rest"
@@ -76,6 +75,11 @@ def test_a_push_plan_never_shows_its_token():
     assert "s3cret-token" not in repr(plan) and plan.config_id
 
 
+async def by_push(client: AsyncAgentClient, follower: Follower, task_id: str, plan: PushPlan) -> FollowOutcome:
+    """A follow by push through the asyncio runner, parked between reads as a trigger's is."""
+    return await receiver.wait_by_push(client, follower, await client.run(follower.follow_by_push(task_id, plan)))
+
+
 def rpc_result(request: httpx.Request, states: list[str], calls: list[str]) -> httpx.Response:
     body = json.loads(request.content)
     calls.append(body["method"])
@@ -102,7 +106,7 @@ async def test_the_follower_reads_the_task_on_each_notification_and_leaves_an_en
 
     async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0")) as client:
         follower = Follower(client.agent, Timing(overall_timeout=30))
-        outcome = await client.run(follower.follow("t1", by_push=PushPlan("http://me/x", Bell(), 3600.0)))
+        outcome = await by_push(client, follower, "t1", PushPlan("http://me/x", Bell(), 3600.0))
     assert outcome.path == PATH_PUSH and outcome.task.state.value == "COMPLETED"
     assert calls == ["GetTask", "CreateTaskPushNotificationConfig", "GetTask", "GetTask"]  # no delete: it ended
     assert rings == 1
@@ -115,7 +119,7 @@ async def test_a_wait_that_ends_while_the_task_goes_on_removes_its_config(respx_
     respx_mock.post(RPC).mock(side_effect=lambda request: rpc_result(request, states, calls))
     async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0")) as client:  # the read after registering finds it
         follower = Follower(client.agent, Timing(overall_timeout=5))
-        outcome = await client.run(follower.follow("t1", by_push=PushPlan("http://me/x", receiver.Doorbell(), 3600.0)))
+        outcome = await by_push(client, follower, "t1", PushPlan("http://me/x", receiver.Doorbell(), 3600.0))
     assert outcome.path == PATH_PUSH and outcome.task.state.value == final.removeprefix("TASK_STATE_")
     assert calls[-1] == "DeleteTaskPushNotificationConfig"
 
@@ -135,7 +139,7 @@ async def test_a_refused_registration_means_streaming(respx_mock):
     respx_mock.post(RPC).mock(side_effect=answer)
     async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0")) as client:
         follower = Follower(client.agent, Timing(overall_timeout=10, sse_attempts=1, poll_interval=0.01))
-        outcome = await client.run(follower.follow("t1", by_push=PushPlan("http://me/x", receiver.Doorbell())))
+        outcome = await by_push(client, follower, "t1", PushPlan("http://me/x", receiver.Doorbell()))
     assert outcome.path != PATH_PUSH and outcome.task.state.value == "COMPLETED"
     assert "CreateTaskPushNotificationConfig" in calls and "SubscribeToTask" in calls
 
@@ -193,24 +197,22 @@ async def test_a_doorbell_rung_before_or_during_a_wait_wakes_it_once():
 
 
 async def test_a_parked_push_wait_holds_no_http_client_nor_task_and_makes_a_client_for_the_next_read(respx_mock):
-    """While parked, nothing keeps the dropped client or a task read before (a frame's local would)."""
+    """While parked, nothing keeps the dropped client, a task read before (a frame's local would) or a
+    routine of the follower (whose frames would keep what they read)."""
     calls: list[str] = []
     states = ["TASK_STATE_WORKING", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
     respx_mock.post(RPC).mock(side_effect=lambda request: rpc_result(request, states, calls))
-    held_while_parked: list[tuple[object, object, list[object]]] = []
+    held_while_parked: list[tuple[object, object, list[str]]] = []
 
     async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0"), keep_alive=False) as client:
         first_client = weakref.ref(client.runner.http)
 
         class Bell:
             async def wait(self, seconds: float) -> bool:
-                gc.collect()
-                tasks = [o for o in gc.get_objects() if (type(o) is Task and o.id == "t-parked")
-                         or (type(o) is Response and b"t-parked" in o.body)]  # a task, or an answer with one
-                held_while_parked.append((client.runner.http, first_client(), tasks))
+                held_while_parked.append((client.runner.http, first_client(), kept_while_parked("t-parked")))
                 return True  # a notification
 
         follower = Follower(client.agent, Timing(overall_timeout=30))
-        outcome = await client.run(follower.follow("t-parked", by_push=PushPlan("http://me/x", Bell(), 3600.0)))
+        outcome = await by_push(client, follower, "t-parked", PushPlan("http://me/x", Bell(), 3600.0))
     assert outcome.task.state.value == "COMPLETED" and calls[-1] == "GetTask"
     assert held_while_parked == [(None, None, [])]

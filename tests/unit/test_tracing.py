@@ -306,3 +306,22 @@ def test_a_retry_that_reconnects_says_so_instead_of_sending(spans, requests_mock
         make_context(store, try_number=2))
     events = event_names(step_span(spans))
     assert tracing.RECONNECT in events and tracing.SEND not in events
+
+
+def test_spans_record_only_under_a_configured_tracer_provider(monkeypatch):
+    for provider, records in ((trace.NoOpTracerProvider(), False), (trace.ProxyTracerProvider(), False),
+                              (TracerProvider(), True)):
+        monkeypatch.setattr(trace, "get_tracer_provider", lambda provider=provider: provider)
+        assert tracing.spans_recorded() is records
+
+
+async def test_with_nothing_recording_a_trigger_keeps_no_span_and_still_hands_over_and_closes(spans, monkeypatch):
+    monkeypatch.setattr(tracing, "spans_recorded", lambda: False)
+    trigger = TwoEvents()
+    events = trigger.run()
+    assert await anext(events) == "first" and not trigger.went_on
+    await events.aclose()
+    assert trigger.closed and not trigger.went_on
+    trigger = TwoEvents()
+    assert [event async for event in trigger.run()] == ["first", "second"] and trigger.closed
+    assert trigger.current == [trace.INVALID_SPAN.get_span_context().span_id] * 2 and spans.get_finished_spans() == ()

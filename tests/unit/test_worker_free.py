@@ -8,6 +8,7 @@ import warnings
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pendulum
 import pytest
 from airflow.sdk import DAG, task
@@ -16,9 +17,10 @@ from airflow_agentvault.compat import WORKER_FREE_STAGES
 from airflow_agentvault.operators.remote_task import PENDING_KEY, SEEN_KEY, TASK_ID_KEY
 from airflow_agentvault.operators.stage import AgentVaultStageOperator
 from airflow_agentvault.operators.worker_free import RESUME, TRIGGER, XCOM_INPUT, NotPortable, portable
+from airflow_agentvault.protocol import receiver
 from airflow_agentvault.triggers.stage import CLAIM_KEY, STARTED_KEY, STATUS_FALLBACK, AgentVaultStageTrigger
 
-from fakes import FakeTriggerRecord, rpc_result, set_connection, task_json
+from fakes import FakeTriggerRecord, kept_while_parked, rpc_result, set_connection, task_json
 from scenarios import COMPLETED, FULL_STREAM, RPC, WORKING, FakeClock, RecordingLogger, Script
 
 SECRET = "sk-worker-free-secret-0123456789"
@@ -335,3 +337,41 @@ async def test_on_kill_leaves_the_task_to_the_triggerer_that_took_the_trigger_ov
     await asyncio.wait_for(trigger(FakeTriggerRecord(**{TASK_ID_KEY: "t-1"}), FakeClock(), logger).on_kill(), 10)
     assert played.methods == (["tasks/cancel"] if cancels else [])
     assert cancels or "still deferred" in logger.text()
+
+
+async def test_a_stage_parked_by_push_keeps_neither_its_input_nor_a_task_nor_a_follower_routine(respx_mock, monkeypatch):
+    """A worker-free stage waiting for hours by push holds its wait's few fields, not what it sent or read."""
+    set_connection(monkeypatch, CONN, RPC, dialect="a2a-1.0", push="on")
+    states = ["TASK_STATE_WORKING", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
+    methods: list[str] = []
+
+    def answer(request):
+        body = json.loads(request.content)
+        methods.append(body["method"])
+        if body["method"] == "GetTask":
+            result = {"id": "t-parked", "contextId": "c", "status": {"state": states.pop(0)},
+                      "artifacts": [{"artifactId": "a", "parts": [{"text": "done"}]}]}
+        elif body["method"] == "SendMessage":
+            result = {"task": {"id": "t-parked", "contextId": "c", "status": {"state": "TASK_STATE_SUBMITTED"}}}
+        else:
+            result = {}
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": result})
+
+    respx_mock.post(RPC).mock(side_effect=answer)
+    kept: list[list[str]] = []
+    ring_and_wait = receiver.Doorbell.wait
+
+    async def parked(bell: receiver.Doorbell, seconds: float) -> bool:
+        kept.append(kept_while_parked("t-parked", sent="summarise parked-input-7f3a"))
+        bell.ring()  # the agent's notification
+        return await ring_and_wait(bell, seconds)
+
+    monkeypatch.setattr(receiver.Doorbell, "wait", parked)
+    try:
+        [event] = await events(trigger(FakeTriggerRecord(), FakeClock(), RecordingLogger(), push="on",
+                                       text="summarise parked-input-7f3a"))
+    finally:
+        await receiver.stop_shared()
+    assert type(event).__name__ == "TaskSuccessEvent"
+    assert "CreateTaskPushNotificationConfig" in methods and "SubscribeToTask" not in methods
+    assert kept == [[]]
