@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 # nothing the demo does not need (the test suite's extras are scripts/setup-tests.sh).
 bash scripts/setup.sh >&2
 export PATH="$PWD/.venv/bin:$PATH"
+source scripts/find-uv.sh  # --trace installs the trace viewer's own venv with it
 exec .venv/bin/python -m agentvault_stack.demo "$@"

@@ -54,9 +54,9 @@ def venv(cache: Path | None = None) -> Path:
     marker = folder / ".complete"
     if marker.exists():
         return folder
-    uv = shutil.which("uv")
+    uv = os.environ.get("UV") or shutil.which("uv")  # the scripts export the uv they found or installed
     if uv is None:
-        raise ViewerError("uv is not on PATH: it installs the trace viewer's own venv")
+        raise ViewerError("uv is not on PATH (set UV=/path/to/uv): it installs the trace viewer's own venv")
     shutil.rmtree(folder, ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     for step in ([uv, "venv", "--python", "3.11", str(folder)],
