@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 
 CONN_ID = "bench_push_agent"
+#: Notifications the agent has in flight at once (each on its own keep-alive connection).
+NOTIFY_CONNECTIONS = 16
 
 
 # -- the agent ------------------------------------------------------------------------------------------
@@ -65,9 +67,11 @@ def agent_app():  # noqa: ANN201 - a Starlette app (imported here: the children 
 
     async def release() -> None:
         await released.wait()
-        limits = httpx.Limits(max_connections=200)
+        # A small pool: httpcore walks every connection of a pool on each request and response, so a pool
+        # of hundreds made this agent, not the stages, the bottleneck (its CPU went to that walk).
+        limits = httpx.Limits(max_connections=NOTIFY_CONNECTIONS)
         async with httpx.AsyncClient(limits=limits, timeout=30) as http:
-            gate = asyncio.Semaphore(200)
+            gate = asyncio.Semaphore(NOTIFY_CONNECTIONS)
 
             async def notify(task_id: str, url: str, token: str) -> None:
                 await until_it_ends(task_id)
