@@ -66,12 +66,15 @@ def traced_trigger(step: str) -> Callable[[F], F]:
         @functools.wraps(run)
         async def traced_run(self: Any) -> AsyncIterator[Any]:
             events = run(self)
-            try:
-                if not tracing.spans_recorded():  # no span to keep through a wait of hours
+            if not tracing.spans_recorded():  # no span to keep through a wait of hours
+                try:
                     async for event in events:
                         yield event
-                    return
-                with tracing.agent_span(step=step, benign=(GeneratorExit,)) as span:
+                finally:
+                    await events.aclose()
+                return
+            with tracing.agent_span(step=step, benign=(GeneratorExit,)) as span:
+                try:
                     while True:
                         with tracing.current(span):
                             try:
@@ -79,8 +82,8 @@ def traced_trigger(step: str) -> Callable[[F], F]:
                             except StopAsyncIteration:
                                 return
                         yield event
-            finally:
-                await events.aclose()
+                finally:
+                    await events.aclose()
 
         return traced_run  # type: ignore[return-value]
 

@@ -75,8 +75,8 @@ def agent_app():  # noqa: ANN201 - a Starlette app (imported here: the children 
 
             async def notify(task_id: str, url: str, token: str) -> None:
                 await until_it_ends(task_id)
+                sent[task_id] = time.time()  # when the task ends, as on the stream side: the agent's queue counts
                 async with gate:
-                    sent[task_id] = time.time()
                     body = {"statusUpdate": {"taskId": task_id, "contextId": "c",
                                              "status": {"state": "TASK_STATE_COMPLETED"}}}
                     try:

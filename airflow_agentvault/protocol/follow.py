@@ -260,6 +260,7 @@ class Follower:
         finished, state, deadline = yield from self._begin(task_id, deadline, seen, known_state)
         if finished is not None:
             return finished
+        seen = None  # nor does a stream this falls back to
         if not (yield from push.register(self.agent, task_id, plan, self.logger)):
             return (yield from self._stream_or_poll(task_id, deadline, state))
         wait = PushWait(task_id, deadline, plan, state)

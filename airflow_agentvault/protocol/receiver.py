@@ -25,7 +25,7 @@ import h11
 from airflow_agentvault.protocol.async_client import AsyncAgentClient, Sleeper
 from airflow_agentvault.protocol.follow import Follower, FollowOutcome, PushWait
 from airflow_agentvault.protocol.models import Task
-from airflow_agentvault.protocol.push import PushPlan, wants_push
+from airflow_agentvault.protocol.push import PushPlan, PushSettings, wants_push
 
 log = logging.getLogger(__name__)
 
@@ -228,16 +228,11 @@ async def follow(client: AsyncAgentClient, follower: Follower, task_id: str, *, 
     this process's receiver and a fresh token; a receiver that cannot start (a taken port) means streaming.
     """
     settings = client.push
-    channel: Channel | None = None
-    if wants_push(push_mode or settings.mode, client.agent):
-        try:
-            receiver = await shared_receiver(settings.bind_host, settings.bind_port, settings.public_url)
-            channel = receiver.open(secrets.token_urlsafe(32))
-        except (OSError, OverflowError) as exc:
-            follower.logger.warning("No push receiver for task %s (%s); streaming instead", task_id, exc)
-    if channel is None:
+    opened = await _channel(settings, follower, task_id) if wants_push(push_mode or settings.mode, client.agent) else None
+    if opened is None:
         return await client.run(follower.follow(task_id, deadline=deadline, seen=seen, known_state=known_state),
                                 sleep=sleep)
+    receiver, channel = opened
     try:
         plan = PushPlan(channel.url, channel.doorbell, settings.safety_poll, channel.token)
         began = await client.run(follower.follow_by_push(task_id, plan, deadline=deadline, seen=seen,
@@ -246,6 +241,17 @@ async def follow(client: AsyncAgentClient, follower: Follower, task_id: str, *, 
         return await wait_by_push(client, follower, began, sleep=sleep)
     finally:
         receiver.close(channel)
+
+
+async def _channel(settings: PushSettings, follower: Follower, task_id: str) -> tuple[PushReceiver, Channel] | None:
+    """A channel for one wait on this process's receiver, with a fresh token; None (stream instead) when the
+    receiver cannot start (a taken port) or serves as many waits as it may."""
+    try:
+        receiver = await shared_receiver(settings.bind_host, settings.bind_port, settings.public_url)
+        return receiver, receiver.open(secrets.token_urlsafe(32))
+    except (OSError, OverflowError) as exc:
+        follower.logger.warning("No push receiver for task %s (%s); streaming instead", task_id, exc)
+        return None
 
 
 async def wait_by_push(client: AsyncAgentClient, follower: Follower, waiting: FollowOutcome | PushWait, *,

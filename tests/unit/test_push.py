@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import weakref
 
 import httpx
@@ -12,7 +13,7 @@ import pytest
 
 from airflow_agentvault.connection_form import CONN_FIELDS
 from airflow_agentvault.hooks.connection_settings import ConnectionConfigError, push_settings
-from airflow_agentvault.protocol import receiver
+from airflow_agentvault.protocol import errors, receiver
 from airflow_agentvault.protocol.async_client import AsyncAgentClient
 from airflow_agentvault.protocol.dialects import codec_for
 from airflow_agentvault.protocol.follow import PATH_PUSH, Follower, FollowOutcome
@@ -142,6 +143,60 @@ async def test_a_refused_registration_means_streaming(respx_mock):
         outcome = await by_push(client, follower, "t1", PushPlan("http://me/x", receiver.Doorbell()))
     assert outcome.path != PATH_PUSH and outcome.task.state.value == "COMPLETED"
     assert "CreateTaskPushNotificationConfig" in calls and "SubscribeToTask" in calls
+
+
+class Rung:
+    """A doorbell whose every wait is a notification, at once."""
+
+    async def wait(self, seconds: float) -> bool:
+        return True
+
+
+async def test_a_later_read_that_fails_for_good_removes_the_config_and_raises(respx_mock):
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if calls.count("GetTask") == 2:  # the read after the notification: the agent now refuses us
+            calls.append(json.loads(request.content)["method"])
+            if calls[-1] == "GetTask":
+                return httpx.Response(401, json={"error": "bad token"})
+        return rpc_result(request, ["TASK_STATE_WORKING"], calls)
+
+    respx_mock.post(RPC).mock(side_effect=answer)
+    async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0")) as client:
+        follower = Follower(client.agent, Timing(overall_timeout=30))
+        with pytest.raises(errors.NotAuthorizedError):
+            await by_push(client, follower, "t1", PushPlan("http://me/x", Rung(), 3600.0))
+    assert calls == ["GetTask", "CreateTaskPushNotificationConfig", "GetTask", "GetTask",
+                     "DeleteTaskPushNotificationConfig"]
+
+
+async def test_a_wait_by_push_past_its_deadline_removes_the_config_and_says_how_it_waited(respx_mock):
+    calls: list[str] = []
+    respx_mock.post(RPC).mock(side_effect=lambda request: rpc_result(request, ["TASK_STATE_WORKING"], calls))
+    async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0")) as client:
+        follower = Follower(client.agent, Timing(overall_timeout=30))
+        waited = follower.follow_by_push("t1", PushPlan("http://me/x", Rung(), 3600.0), deadline=time.monotonic())
+        with pytest.raises(errors.WaitTimeoutError, match="1 reads by push, at least every 3600 s") as raised:
+            await receiver.wait_by_push(client, follower, await client.run(waited))
+    assert raised.value.task_id == "t1" and calls[-1] == "DeleteTaskPushNotificationConfig"
+
+
+async def test_a_receiver_that_cannot_start_means_streaming(respx_mock, monkeypatch):
+    calls: list[str] = []
+    states = ["TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
+    respx_mock.post(RPC).mock(side_effect=lambda request: rpc_result(request, states, calls))
+
+    async def taken_port(*args: object) -> receiver.PushReceiver:
+        raise OSError("address already in use")
+
+    monkeypatch.setattr(receiver, "shared_receiver", taken_port)
+    async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0")) as client:
+        client.push = PushSettings(mode="on")
+        follower = Follower(client.agent, Timing(overall_timeout=10, sse_attempts=1, poll_interval=0.01))
+        outcome = await receiver.follow(client, follower, "t1", deadline=time.monotonic() + 10)
+    assert outcome.path != PATH_PUSH and outcome.task.state.value == "COMPLETED"
+    assert "CreateTaskPushNotificationConfig" not in calls and "SubscribeToTask" in calls
 
 
 async def test_the_receiver_rings_only_for_a_verified_notification():
