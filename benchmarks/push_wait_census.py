@@ -21,26 +21,15 @@ import gc
 import json
 import logging
 import os
-import subprocess
-import sys
 import time
 import tracemalloc
 from pathlib import Path
 
-import httpx
+from push_waits import running_agent  # this folder: the same agent
 
-AGENT = Path(__file__).with_name("push_waits.py")
 CONN_ID = "census_agent"
 #: Waits started together.
 BATCH = 100
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _until_parked(n: int) -> None:
@@ -97,29 +86,13 @@ def main() -> None:
     parser.add_argument("--waits", type=int, default=1000, help="stages waiting by push (default 1,000)")
     parser.add_argument("--sites", type=int, default=25, help="allocation sites and types listed (default 25)")
     args = parser.parse_args()
-    port = _free_port()
-    agent = subprocess.Popen([sys.executable, str(AGENT), "--agent", str(port)])
-    base = f"http://127.0.0.1:{port}"
-    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps({
-        "conn_type": "agentvault", "host": f"{base}/rpc",
-        "extra": {"dialect": "a2a-1.0", "push": "on", "push_safety_poll": 600}})
-    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # the triggers' logs are not the report
-    logging.disable(logging.INFO)
-    try:
-        give_up = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/sent", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > give_up or agent.poll() is not None:
-                    raise RuntimeError("the benchmark agent did not start") from None
-                time.sleep(0.1)
+    with running_agent() as base:
+        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps({
+            "conn_type": "agentvault", "host": f"{base}/rpc",
+            "extra": {"dialect": "a2a-1.0", "push": "on", "push_safety_poll": 600}})
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # the triggers' logs are not the report
+        logging.disable(logging.INFO)
         asyncio.run(census(args.waits, args.sites))
-    finally:
-        agent.terminate()
-        agent.wait(30)
-
 
 if __name__ == "__main__":
     main()

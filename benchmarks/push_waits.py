@@ -304,8 +304,9 @@ def measure_floor(n: int) -> dict:
             "p50_ms": None, "p99_ms": None, "gc2_max_ms": None}
 
 
-def measure(n: int, push: bool, settle: float, over: float) -> dict:
-    """One side against its own agent; the tasks end ``settle`` s after all wait (spread over ``over`` s)."""
+@contextlib.contextmanager
+def running_agent():  # noqa: ANN201 - yields the agent's base URL
+    """The benchmark agent in its own process on a free port, once it answers (bounded); stopped after."""
     import httpx
 
     port = _free_port()
@@ -320,17 +321,25 @@ def measure(n: int, push: bool, settle: float, over: float) -> dict:
                 if time.time() > deadline or agent.poll() is not None:
                     raise RuntimeError("the benchmark agent did not start") from None
                 time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        agent.terminate()
+        agent.wait(30)
+
+
+def measure(n: int, push: bool, settle: float, over: float) -> dict:
+    """One side against its own agent; the tasks end ``settle`` s after all wait (spread over ``over`` s)."""
+    import httpx
+
+    with running_agent() as base:
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            side = subprocess.run([sys.executable, __file__, "--side", f"http://127.0.0.1:{port}/rpc", str(n),
+            side = subprocess.run([sys.executable, __file__, "--side", f"{base}/rpc", str(n),
                                    "push" if push else "stream", str(settle), str(over), out.name], timeout=settle + over + 900,
                                   stdout=subprocess.DEVNULL)
             if side.returncode != 0:
                 raise RuntimeError(f"the {'push' if push else 'stream'} side failed")
             result = json.loads(Path(out.name).read_text())
-        sent = httpx.get(f"http://127.0.0.1:{port}/sent", timeout=30).json()
-    finally:
-        agent.terminate()
-        agent.wait(30)
+        sent = httpx.get(f"{base}/sent", timeout=30).json()
     delays = sorted(result["resumed"][t] - sent[t] for t in result["resumed"] if t in sent)
     waiting = result["waiting"]
     return {
