@@ -64,27 +64,25 @@ def traced_trigger(step: str) -> Callable[[F], F]:
 
     def wrap(run: F) -> F:
         @functools.wraps(run)
-        async def traced_run(self: Any) -> AsyncIterator[Any]:
-            events = run(self)
-            if not tracing.spans_recorded():  # no span to keep through a wait of hours
-                try:
-                    async for event in events:
-                        yield event
-                finally:
-                    await events.aclose()
-                return
-            with tracing.agent_span(step=step, benign=(GeneratorExit,)) as span:
-                try:
-                    while True:
-                        with tracing.current(span):
-                            try:
-                                event = await anext(events)
-                            except StopAsyncIteration:
-                                return
-                        yield event
-                finally:
-                    await events.aclose()
+        def traced_run(self: Any) -> AsyncIterator[Any]:
+            if not tracing.spans_recorded():  # no span, nor a generator around the run, through a wait of hours
+                return run(self)
+            return _in_span(step, run(self))
 
         return traced_run  # type: ignore[return-value]
 
     return wrap
+
+
+async def _in_span(step: str, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    with tracing.agent_span(step=step, benign=(GeneratorExit,)) as span:
+        try:
+            while True:
+                with tracing.current(span):
+                    try:
+                        event = await anext(events)
+                    except StopAsyncIteration:
+                        return
+                yield event
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]

@@ -77,6 +77,13 @@ def ssl_context(verify: bool | str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=verify if isinstance(verify, str) else certifi.where())
 
 
+@functools.lru_cache(maxsize=16)
+def http_factory(verify: bool | str, keep_alive: bool) -> Callable[[], httpx.AsyncClient]:
+    """What makes an httpx client for these settings: one per setting, not a closure kept by every waiting stage."""
+    return functools.partial(httpx.AsyncClient, verify=ssl_context(verify),
+                             limits=KEEP_ALIVE if keep_alive else NO_KEEP_ALIVE)
+
+
 def _failure(exc: Exception) -> TransportFailure:
     reason = failure_reason(exc)
     if isinstance(exc, httpx.ConnectTimeout):
@@ -275,12 +282,7 @@ class AsyncAgentClient:
         # Without keep-alive no idle connection stays open between reads: a wait by push then holds no socket.
         # Not one pool shared by many waits: httpcore walks a pool's connections and queued requests on
         # every request, so a thousand waits waking at once would each pay for all the others.
-        limits = KEEP_ALIVE if keep_alive else NO_KEEP_ALIVE
-        context = ssl_context(verify)
-
-        def make_http() -> httpx.AsyncClient:
-            return httpx.AsyncClient(verify=context, limits=limits)
-
+        make_http = http_factory(verify, keep_alive)
         self.runner = AsyncRunner(http or make_http(), connect_timeout=connect_timeout, sleep=sleep,
                                   make_http=make_http if http is None and not keep_alive else None)
         self.push = PushSettings()  # the connection's push settings (the hook sets them)

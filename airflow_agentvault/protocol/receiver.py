@@ -18,6 +18,7 @@ import contextlib
 import hmac
 import logging
 import secrets
+import weakref
 from dataclasses import dataclass, field
 
 import h11
@@ -37,52 +38,67 @@ MAX_BODY = 1024 * 1024
 REQUEST_TIMEOUT = 30.0
 #: Waits one receiver serves at most; one more is refused (its wait streams instead).
 MAX_CHANNELS = 200_000
+#: Waits of one process that begin at once (see :func:`start_slot`).
+STARTS_AT_ONCE = 32
+#: Seconds one wait holds its start slot at most: a slow beginning then lets the next wait begin.
+START_HOLD = 10.0
 
 
 class Doorbell:
     """
-    One wait's wake-up flag: :meth:`ring` sets it, :meth:`wait` returns when set (or after ``seconds``) and resets it.
+    One wait's wake-up flag: :meth:`ring` sets it; :meth:`wait` gives a future that is True once rung (at
+    once if it rang since the last wait), False after ``seconds``.
 
-    A future and a timer, not ``asyncio.wait_for`` on an event: that starts a task per wait, a kilobyte
-    more for every stage parked on its doorbell.
+    A bare future and a timer: no routine of its own (nor ``asyncio.wait_for``, a task per wait) stays
+    suspended for each stage parked on its doorbell.
     """
 
-    __slots__ = ("_rung", "_waiter")
+    __slots__ = ("_rung", "_timer", "_waiter")
 
     def __init__(self) -> None:
         self._rung = False
         self._waiter: asyncio.Future[bool] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def waiting(self) -> bool:
         """A wait is parked on it (the task was registered and read)."""
-        return self._waiter is not None
+        return self._waiter is not None and not self._waiter.done()
 
     def ring(self) -> None:
-        self._rung = True
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(True)
+            self._answer(self._waiter, True)
+        else:  # between two waits (the waiter is reading the task): the next wait returns at once
+            self._rung = True
 
-    async def wait(self, seconds: float) -> bool:
-        try:
-            if self._rung:
-                return True
-            loop = asyncio.get_running_loop()
-            waiter: asyncio.Future[bool] = loop.create_future()
-            self._waiter = waiter
-            timer = loop.call_later(max(seconds, 0.0), _expire, waiter)
-            try:
-                return await waiter
-            finally:
-                timer.cancel()
-                self._waiter = None
-        finally:
+    def wait(self, seconds: float) -> asyncio.Future[bool]:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._stop_timer()
+        if self._rung:
             self._rung = False
+            waiter.set_result(True)
+            return waiter
+        self._waiter = waiter
+        self._timer = loop.call_later(max(seconds, 0.0), self._answer, waiter, False)
+        return waiter
 
+    def _answer(self, waiter: asyncio.Future[bool], rung: bool) -> None:
+        if waiter is self._waiter:
+            self._stop_timer()
+            self._waiter = None
+        if not waiter.done():  # a cancelled wait is left as it is
+            waiter.set_result(rung)
 
-def _expire(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(False)
+    def close(self) -> None:
+        """The wait is over (ended or cancelled): no timer of it stays scheduled."""
+        self._stop_timer()
+        self._waiter = None
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 @dataclass(slots=True)
@@ -136,6 +152,7 @@ class PushReceiver:
 
     def close(self, channel: Channel) -> None:
         self.channels.pop(channel.name, None)
+        channel.doorbell.close()
 
     def verdict(self, method: bytes, target: bytes, token: bytes | None) -> int:
         """The status for one request (and the ring, if it is a verified notification): 200, 401 or 404."""
@@ -195,6 +212,44 @@ class PushReceiver:
                 return None
 
 
+class StartSlot:
+    """A place among a process's beginning waits (:func:`start_slot`); :meth:`release` it once the wait settled."""
+
+    __slots__ = ("_gate", "_timer")
+
+    def __init__(self, gate: asyncio.Semaphore, loop: asyncio.AbstractEventLoop) -> None:
+        self._gate: asyncio.Semaphore | None = gate
+        self._timer = loop.call_later(START_HOLD, self.release)
+
+    def release(self) -> None:
+        """Let the next wait begin; more calls do nothing."""
+        if self._gate is not None:
+            self._timer.cancel()
+            self._gate.release()
+            self._gate = None
+
+
+_STARTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+async def start_slot() -> StartSlot:
+    """
+    Wait for one of this process's :data:`STARTS_AT_ONCE` start slots, held until the wait parks (by push)
+    or starts streaming, at most :data:`START_HOLD` seconds.
+
+    Why: a triggerer that starts thousands of waits at once (after a restart, or a wide mapped stage) would
+    otherwise open as many connections to the agent at once, and interleave their short-lived requests and
+    answers with the waits' long-lived state, so the process kept the memory of that peak for as long as
+    they wait (a third of a push wait's memory at ten thousand).
+    """
+    loop = asyncio.get_running_loop()
+    gate = _STARTS.get(loop)
+    if gate is None:
+        gate = _STARTS[loop] = asyncio.Semaphore(STARTS_AT_ONCE)
+    await gate.acquire()
+    return StartSlot(gate, loop)
+
+
 _SHARED: dict[tuple[int, str, int], PushReceiver] = {}
 _LOCKS: dict[int, asyncio.Lock] = {}
 
@@ -220,27 +275,37 @@ async def stop_shared() -> None:
 
 async def follow(client: AsyncAgentClient, follower: Follower, task_id: str, *, deadline: float,
                  seen: Task | None = None, known_state: str | None = None, push_mode: str | None = None,
-                 sleep: Sleeper | None = None) -> FollowOutcome:
+                 sleep: Sleeper | None = None, slot: StartSlot | None = None) -> FollowOutcome:
     """
     Follow a task on an async client: by push where the mode and the agent say so, else by stream.
 
     ``push_mode``: the stage's choice, else the connection's (``client.push``). The wait gets a channel on
     this process's receiver and a fresh token; a receiver that cannot start (a taken port) means streaming.
+    ``slot``: the caller's :func:`start_slot` (taken before it read the connection), else one taken here;
+    released once the wait is parked or streaming.
     """
-    settings = client.push
-    opened = await _channel(settings, follower, task_id) if wants_push(push_mode or settings.mode, client.agent) else None
-    if opened is None:
-        return await client.run(follower.follow(task_id, deadline=deadline, seen=seen, known_state=known_state),
-                                sleep=sleep)
-    receiver, channel = opened
+    slot = slot or await start_slot()
     try:
-        plan = PushPlan(channel.url, channel.doorbell, settings.safety_poll, channel.token)
-        began = await client.run(follower.follow_by_push(task_id, plan, deadline=deadline, seen=seen,
-                                                         known_state=known_state), sleep=sleep)
-        seen = None  # a wait parked for hours keeps no copy of the task
-        return await wait_by_push(client, follower, began, sleep=sleep)
+        settings = client.push
+        wanted = wants_push(push_mode or settings.mode, client.agent)
+        opened = await _channel(settings, follower, task_id) if wanted else None
+        if opened is None:
+            slot.release()
+            return await client.run(follower.follow(task_id, deadline=deadline, seen=seen, known_state=known_state),
+                                    sleep=sleep)
+        receiver, channel = opened
+        try:
+            plan = PushPlan(channel.url, channel.doorbell, settings.safety_poll, channel.token)
+            began = await client.run(follower.follow_by_push(task_id, plan, deadline=deadline, seen=seen,
+                                                             known_state=known_state), sleep=sleep)
+            seen = None  # a wait parked for hours keeps no copy of the task
+            await client.park()
+            slot.release()
+            return await wait_by_push(client, follower, began, sleep=sleep)
+        finally:
+            receiver.close(channel)
     finally:
-        receiver.close(channel)
+        slot.release()
 
 
 async def _channel(settings: PushSettings, follower: Follower, task_id: str) -> tuple[PushReceiver, Channel] | None:

@@ -245,14 +245,18 @@ class AgentVaultStreamTrigger(_AgentTaskTrigger):
 
     @traced_trigger("stream.trigger")
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        slot = await receiver.start_slot()  # from the connection read on: a thousand triggers begin a few at a time
         try:
             async with await self._client() as client:
                 follower = self._follower(client)
                 outcome = await receiver.follow(client, follower, self.agent_task_id, deadline=self.deadline,
-                                                known_state=self.known_state, push_mode=self.push, sleep=self._sleep)
+                                                known_state=self.known_state, push_mode=self.push, sleep=self._sleep,
+                                                slot=slot)
             event = done_event(self.agent_task_id, outcome)
         except TRANSPORTED as exc:
             event = self._error(exc)
+        finally:
+            slot.release()
         yield TriggerEvent(event)
 
     async def on_kill(self) -> None:

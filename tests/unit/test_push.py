@@ -251,6 +251,46 @@ async def test_a_doorbell_rung_before_or_during_a_wait_wakes_it_once():
     assert await asyncio.wait_for(bell.wait(0.01), 5) is False  # each ring wakes one wait
 
 
+async def test_waits_begin_a_few_at_a_time_and_a_slow_beginning_holds_its_slot_for_a_bounded_time(monkeypatch):
+    monkeypatch.setattr(receiver, "STARTS_AT_ONCE", 2)  # this test's loop makes its own gate, of two slots
+    first, second = await receiver.start_slot(), await receiver.start_slot()
+    third = asyncio.ensure_future(receiver.start_slot())
+    await asyncio.sleep(0)
+    assert not third.done()  # both slots are held (for ten seconds at most)
+    first.release()
+    first.release()  # once only: the gate is not widened
+    third_slot = await asyncio.wait_for(third, 5)
+    monkeypatch.setattr(receiver, "START_HOLD", 0.01)
+    fourth = asyncio.ensure_future(receiver.start_slot())
+    await asyncio.sleep(0)
+    assert not fourth.done()
+    second.release()
+    fourth_slot = await asyncio.wait_for(fourth, 5)
+    # Neither holder lets go, and a fifth wait still begins: a slot is held START_HOLD seconds at most.
+    assert third_slot and fourth_slot and await asyncio.wait_for(receiver.start_slot(), 5)
+
+
+async def test_a_wait_by_push_lets_the_next_wait_begin_once_it_is_parked(respx_mock, monkeypatch):
+    monkeypatch.setattr(receiver, "STARTS_AT_ONCE", 1)
+    respx_mock.post(RPC).mock(side_effect=lambda request: rpc_result(request, ["TASK_STATE_WORKING"], []))
+    try:
+        async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0"), keep_alive=False) as client:
+            client.push = PushSettings(mode="on")
+            follower = Follower(client.agent, Timing(overall_timeout=600))
+            slot = await receiver.start_slot()  # the only one, taken before the connection was read
+            waiting = asyncio.ensure_future(receiver.follow(client, follower, "t1", deadline=time.monotonic() + 600,
+                                                            slot=slot))
+            # Within 5 s (a slot is held for 10 s unless released): only the wait's release frees it.
+            assert await asyncio.wait_for(receiver.start_slot(), 5)
+            [channel] = (await receiver.shared_receiver()).channels.values()
+            assert channel.doorbell.waiting and not waiting.done()
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            assert not channel.doorbell.waiting
+    finally:
+        await receiver.stop_shared()
+
+
 async def test_a_parked_push_wait_holds_no_http_client_nor_task_and_makes_a_client_for_the_next_read(respx_mock):
     """While parked, nothing keeps the dropped client, a task read before (a frame's local would) or a
     routine of the follower (whose frames would keep what they read)."""

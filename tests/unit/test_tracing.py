@@ -319,6 +319,7 @@ async def test_with_nothing_recording_a_trigger_keeps_no_span_and_still_hands_ov
     monkeypatch.setattr(tracing, "spans_recorded", lambda: False)
     trigger = TwoEvents()
     events = trigger.run()
+    assert events.ag_code is TwoEvents.run.__wrapped__.__code__  # the trigger's own generator, nothing around it
     assert await anext(events) == "first" and not trigger.went_on
     await events.aclose()
     assert trigger.closed and not trigger.went_on
