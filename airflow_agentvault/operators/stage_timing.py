@@ -27,7 +27,7 @@ def parse_timing(timing: Timing | Mapping[str, Any] | None) -> Timing:
         raise AirflowFailException(str(exc)) from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StageTiming:
     """
     One run's timing, validated once, and its absolute epoch deadline, fixed once.

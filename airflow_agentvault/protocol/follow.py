@@ -181,7 +181,7 @@ class PushWait:
     next_read: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Follower:
     """
     Follows one task with the given timing, as core routines (run them with a client's runner).

@@ -73,7 +73,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Agent:
     """Who we talk to and how: the dialect's codec, the endpoint, credentials, timeouts and size limits."""
 

@@ -27,7 +27,7 @@ PUSH_MODES = (PUSH_AUTO, PUSH_ON, PUSH_OFF)
 DEFAULT_SAFETY_POLL = 60.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PushSettings:
     """A connection's push settings: the mode, where the receiver binds, the URL agents call, the safety poll."""
 
