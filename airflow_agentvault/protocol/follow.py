@@ -31,7 +31,7 @@ from typing import Any
 
 from airflow_agentvault.protocol import errors, operations, push, tracing
 from airflow_agentvault.protocol.describe import LogLines, clip
-from airflow_agentvault.protocol.exchange import Program, Sleep
+from airflow_agentvault.protocol.exchange import Notify, Program, Sleep
 from airflow_agentvault.protocol.models import Task, TaskEvent, TaskStatusEvent, ends_wait
 from airflow_agentvault.protocol.operations import Agent, StreamWatch
 from airflow_agentvault.protocol.timing import Timing
@@ -251,17 +251,21 @@ class Follower:
         return (yield from self._stream_or_poll(task_id, deadline, state))
 
     def follow_by_push(self, task_id: str, plan: push.PushPlan, *, deadline: float | None = None,
-                       seen: Task | None = None, known_state: str | None = None) -> Program[FollowOutcome | PushWait]:
+                       seen: Task | None = None, known_state: str | None = None,
+                       streaming: Callable[[Any], Any] | None = None) -> Program[FollowOutcome | PushWait]:
         """
         :meth:`follow`, waiting by push where the agent takes the push config: then, unless the first read
         ends the wait, a :class:`PushWait` to park on until its doorbell rings or ``next_read`` seconds pass
         (then :meth:`read_by_push`). Nothing of this routine stays suspended while the wait is parked.
+        ``streaming`` is told (with None) when the agent refuses the config and the wait streams instead.
         """
         finished, state, deadline = yield from self._begin(task_id, deadline, seen, known_state)
         if finished is not None:
             return finished
         seen = None  # nor does a stream this falls back to
         if not (yield from push.register(self.agent, task_id, plan, self.logger)):
+            if streaming is not None:
+                yield Notify(streaming, None)
             return (yield from self._stream_or_poll(task_id, deadline, state))
         wait = PushWait(task_id, deadline, plan, state)
         outcome = yield from self.read_by_push(wait)

@@ -74,7 +74,7 @@ class Doorbell:
     def wait(self, seconds: float) -> asyncio.Future[bool]:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
-        self._stop_timer()
+        self.close()  # one wait at a time: an earlier one still pending ends now, unrung
         if self._rung:
             self._rung = False
             waiter.set_result(True)
@@ -91,9 +91,9 @@ class Doorbell:
             waiter.set_result(rung)
 
     def close(self) -> None:
-        """The wait is over (ended or cancelled): no timer of it stays scheduled."""
-        self._stop_timer()
-        self._waiter = None
+        """The wait is over (ended or cancelled): no timer of it stays scheduled, no future of it pending."""
+        if self._waiter is not None:
+            self._answer(self._waiter, False)
 
     def _stop_timer(self) -> None:
         if self._timer is not None:
@@ -221,8 +221,12 @@ class StartSlot:
         self._gate: asyncio.Semaphore | None = gate
         self._timer = loop.call_later(START_HOLD, self.release)
 
-    def release(self) -> None:
-        """Let the next wait begin; more calls do nothing."""
+    @property
+    def held(self) -> bool:
+        return self._gate is not None
+
+    def release(self, _: object = None) -> None:
+        """Let the next wait begin; more calls do nothing. (The argument: a follower's ``Notify`` value.)"""
         if self._gate is not None:
             self._timer.cancel()
             self._gate.release()
@@ -297,7 +301,8 @@ async def follow(client: AsyncAgentClient, follower: Follower, task_id: str, *, 
         try:
             plan = PushPlan(channel.url, channel.doorbell, settings.safety_poll, channel.token)
             began = await client.run(follower.follow_by_push(task_id, plan, deadline=deadline, seen=seen,
-                                                             known_state=known_state), sleep=sleep)
+                                                             known_state=known_state, streaming=slot.release),
+                                     sleep=sleep)
             seen = None  # a wait parked for hours keeps no copy of the task
             await client.park()
             slot.release()

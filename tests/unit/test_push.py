@@ -145,6 +145,32 @@ async def test_a_refused_registration_means_streaming(respx_mock):
     assert "CreateTaskPushNotificationConfig" in calls and "SubscribeToTask" in calls
 
 
+async def test_a_wait_the_agent_refuses_to_call_back_lets_the_next_wait_begin_before_it_streams(respx_mock):
+    held_while_streaming: list[bool] = []
+    states = ["TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if body["method"] == "CreateTaskPushNotificationConfig":
+            return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "error": {
+                "code": -32003, "message": "Push notification is not supported"}})
+        if body["method"] == "SubscribeToTask":
+            held_while_streaming.append(slot.held)
+        return rpc_result(request, states, [])
+
+    respx_mock.post(RPC).mock(side_effect=answer)
+    try:
+        async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0"), keep_alive=False) as client:
+            client.push = PushSettings(mode="on")
+            follower = Follower(client.agent, Timing(overall_timeout=10, sse_attempts=1, poll_interval=0.01))
+            slot = await receiver.start_slot()
+            outcome = await receiver.follow(client, follower, "t1", deadline=time.monotonic() + 10, slot=slot)
+    finally:
+        await receiver.stop_shared()
+    assert outcome.path != PATH_PUSH and outcome.task.state.value == "COMPLETED"
+    assert held_while_streaming == [False]
+
+
 class Rung:
     """A doorbell whose every wait is a notification, at once."""
 
@@ -243,8 +269,7 @@ async def test_a_doorbell_rung_before_or_during_a_wait_wakes_it_once():
     bell = receiver.Doorbell()
     bell.ring()  # while the waiter was reading the task: the next wait returns at once
     assert await asyncio.wait_for(bell.wait(3600), 5) is True
-    parked = asyncio.ensure_future(bell.wait(3600))
-    await asyncio.sleep(0)  # the wait's first step ran (it was scheduled first): it is parked now
+    parked = bell.wait(3600)
     assert bell.waiting
     bell.ring()
     assert await asyncio.wait_for(parked, 5) is True and not bell.waiting
@@ -272,6 +297,7 @@ async def test_waits_begin_a_few_at_a_time_and_a_slow_beginning_holds_its_slot_f
 
 async def test_a_wait_by_push_lets_the_next_wait_begin_once_it_is_parked(respx_mock, monkeypatch):
     monkeypatch.setattr(receiver, "STARTS_AT_ONCE", 1)
+    monkeypatch.setattr(receiver, "START_HOLD", 3600.0)  # only the wait's own release frees the slot
     respx_mock.post(RPC).mock(side_effect=lambda request: rpc_result(request, ["TASK_STATE_WORKING"], []))
     try:
         async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0"), keep_alive=False) as client:
@@ -280,7 +306,6 @@ async def test_a_wait_by_push_lets_the_next_wait_begin_once_it_is_parked(respx_m
             slot = await receiver.start_slot()  # the only one, taken before the connection was read
             waiting = asyncio.ensure_future(receiver.follow(client, follower, "t1", deadline=time.monotonic() + 600,
                                                             slot=slot))
-            # Within 5 s (a slot is held for 10 s unless released): only the wait's release frees it.
             assert await asyncio.wait_for(receiver.start_slot(), 5)
             [channel] = (await receiver.shared_receiver()).channels.values()
             assert channel.doorbell.waiting and not waiting.done()
@@ -289,6 +314,17 @@ async def test_a_wait_by_push_lets_the_next_wait_begin_once_it_is_parked(respx_m
             assert not channel.doorbell.waiting
     finally:
         await receiver.stop_shared()
+
+
+async def test_a_doorbell_left_or_waited_on_again_leaves_no_wait_pending():
+    bell = receiver.Doorbell()
+    first = bell.wait(3600)
+    second = bell.wait(3600)  # one wait at a time: the earlier one ends, unrung
+    assert first.done() and first.result() is False and bell.waiting
+    bell.close()  # the channel closed while a wait was parked: it ends too, and its timer is cancelled
+    assert second.done() and second.result() is False and not bell.waiting
+    bell.ring()
+    assert await asyncio.wait_for(bell.wait(3600), 5) is True  # a ring after that is kept for the next wait
 
 
 async def test_a_parked_push_wait_holds_no_http_client_nor_task_and_makes_a_client_for_the_next_read(respx_mock):
