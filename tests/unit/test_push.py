@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import weakref
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -125,8 +126,8 @@ async def test_a_wait_that_ends_while_the_task_goes_on_removes_its_config(respx_
     assert calls[-1] == "DeleteTaskPushNotificationConfig"
 
 
-async def test_a_refused_registration_means_streaming(respx_mock):
-    calls: list[str] = []
+def refusing_push(calls: list[str], on_subscribe: Callable[[], None] = lambda: None) -> Callable[[httpx.Request], httpx.Response]:
+    """An agent that refuses every push config (as a2a-sdk does without a push store) and whose task then ends."""
     states = ["TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -135,9 +136,16 @@ async def test_a_refused_registration_means_streaming(respx_mock):
             calls.append(body["method"])
             return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "error": {
                 "code": -32003, "message": "Push notification is not supported"}})
+        if body["method"] == "SubscribeToTask":
+            on_subscribe()
         return rpc_result(request, states, calls)
 
-    respx_mock.post(RPC).mock(side_effect=answer)
+    return answer
+
+
+async def test_a_refused_registration_means_streaming(respx_mock):
+    calls: list[str] = []
+    respx_mock.post(RPC).mock(side_effect=refusing_push(calls))
     async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0")) as client:
         follower = Follower(client.agent, Timing(overall_timeout=10, sse_attempts=1, poll_interval=0.01))
         outcome = await by_push(client, follower, "t1", PushPlan("http://me/x", receiver.Doorbell()))
@@ -147,18 +155,7 @@ async def test_a_refused_registration_means_streaming(respx_mock):
 
 async def test_a_wait_the_agent_refuses_to_call_back_lets_the_next_wait_begin_before_it_streams(respx_mock):
     held_while_streaming: list[bool] = []
-    states = ["TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        if body["method"] == "CreateTaskPushNotificationConfig":
-            return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "error": {
-                "code": -32003, "message": "Push notification is not supported"}})
-        if body["method"] == "SubscribeToTask":
-            held_while_streaming.append(slot.held)
-        return rpc_result(request, states, [])
-
-    respx_mock.post(RPC).mock(side_effect=answer)
+    respx_mock.post(RPC).mock(side_effect=refusing_push([], lambda: held_while_streaming.append(slot.held)))
     try:
         async with AsyncAgentClient(RPC, codec=codec_for("a2a-1.0"), keep_alive=False) as client:
             client.push = PushSettings(mode="on")
