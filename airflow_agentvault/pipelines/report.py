@@ -121,8 +121,10 @@ def publish_task(report: Any, chart: Any = None, *, topic: Any = None, task_id: 
         ti = context["ti"]
         run_name = context["run_id"] + (f"_{ti.map_index}" if getattr(ti, "map_index", -1) >= 0 else "")
         stages = [t for t in context["dag"].task_ids if t != ti.task_id]
-        info = publish_report(topic_name, report_result, chart_result, run_id=run_name,
-                              usage=total_usage(ti.xcom_pull(task_ids=stages)))
+        # This topic's stages only: without map_indexes, Airflow pulls every map index, so a mapped pipeline's
+        # report would count the other topics' tasks that had ended by then.
+        results = ti.xcom_pull(task_ids=stages, map_indexes=getattr(ti, "map_index", -1))
+        info = publish_report(topic_name, report_result, chart_result, run_id=run_name, usage=total_usage(results))
         context["outlet_events"][REPORT_ASSET].extra = info
         print(f"Report: {info['report']}" + (f"\nChart: {info['chart']}" if "chart" in info else ""))
         return info

@@ -247,3 +247,30 @@ def test_readings_are_researched_in_the_shipped_corpus(topic: str, reading: str)
     sources = "\n".join(cited_texts(results).values())
     assert all(f in sources for f in NUMBER.findall(findings_text(report)))
     assert not BAD_GRAMMAR.search(report)
+
+
+def test_a_mapped_topics_report_counts_only_its_own_stages_tokens(monkeypatch):
+    """Without ``map_indexes`` Airflow pulls every map index: a topic's report counted other topics' tasks."""
+    from types import SimpleNamespace
+
+    from airflow.sdk import DAG
+
+    from airflow_agentvault.pipelines import report
+
+    asked: dict = {}
+
+    class TopicTwo:
+        task_id, map_index = "publish_report", 1
+
+        def xcom_pull(self, **kwargs):
+            asked.update(kwargs)
+            return [{"task_id": "t-2", "metadata": {"usage": {"input_tokens": 2, "output_tokens": 3}}}]
+
+    published: dict = {}
+    monkeypatch.setattr(report, "publish_report", lambda *args, usage, **kwargs: published.update(usage=usage) or {"report": "r"})
+    with DAG("mapped_reports", schedule=None) as dag:
+        publish = report.publish_task({"artifacts": []}, None, topic="battery recycling").operator
+    publish.python_callable({"artifacts": []}, None, "battery recycling", ti=TopicTwo(), run_id="r", dag=dag,
+                            params={}, outlet_events={report.REPORT_ASSET: SimpleNamespace(extra=None)})
+    assert asked == {"task_ids": [], "map_indexes": 1}
+    assert published["usage"] == {"input_tokens": 2, "output_tokens": 3}
